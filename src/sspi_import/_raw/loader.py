@@ -1,0 +1,173 @@
+"""Which SSPI library the calls go to: loaded lazily, privately, and replaceable.
+
+Nothing is loaded at import, so ``import sspi_import`` works on every OS. The first
+call loads, in order: the library installed with ``use_library``; the path in
+``SSPI_IMPORT_LIBRARY``; ``secur32.dll`` on Windows. The DLL is never taken from the
+shared ``ctypes.windll``, so other code's prototypes cannot clash with ours.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import threading
+from typing import Any, Protocol, runtime_checkable
+
+from ..errors import SspiUnavailableError
+from .functions import PROTOTYPES, Proto
+
+__all__ = ["ENV_VAR", "Api", "SspiLibrary", "api", "load", "swap"]
+
+ENV_VAR = "SSPI_IMPORT_LIBRARY"
+
+_HOW_TO = (
+    "sspi_import needs an SSPI library. On Windows it uses secur32.dll by itself. "
+    "Elsewhere, point it at an SSPI-compatible library: set the environment variable "
+    f"{ENV_VAR}=/path/to/library, or call sspi_import.use_library(path). On Linux and "
+    "macOS, the sspilib wheel bundles one (sspi-rs): pip install sspilib, then use "
+    "sspi_import.find_sspi_rs(). For tests without Windows, use the simulated provider "
+    "sspi_import.testing.FakeSspi."
+)
+
+
+@runtime_checkable
+class SspiLibrary(Protocol):
+    """A provider that hands out the address of each SSPI function it implements.
+
+    ``sspi_import.testing.FakeSspi`` is one; any object with this method can be given
+    to ``use_library``. Return ``None`` for a function the provider lacks.
+    """
+
+    def sspi_function_address(self, name: str) -> int | None:
+        """Return the address of a C function with the SSPI prototype of ``name``."""
+        ...
+
+
+class Api:
+    """One loaded library; each prototype is bound on first use and then cached.
+
+    Attribute access is the hot path: after the first call, ``api.ImportSecurityContextW``
+    is a plain instance attribute holding the ctypes function pointer.
+    """
+
+    def __init__(self, source: Any, description: str) -> None:
+        self.source = source
+        self.description = description
+        self._kernel32: Any = None
+
+    def __repr__(self) -> str:
+        return f"<sspi_import library {self.description}>"
+
+    def __getattr__(self, name: str) -> Any:
+        proto = PROTOTYPES.get(name)
+        if proto is None:
+            raise AttributeError(name)
+        fn = self._bind(proto)
+        setattr(self, name, fn)
+        return fn
+
+    def has(self, name: str) -> bool:
+        """Whether the library (or kernel32 for the kernel32 calls) provides ``name``."""
+        try:
+            getattr(self, name)
+        except SspiUnavailableError:
+            return False
+        return True
+
+    def _bind(self, proto: Proto) -> Any:
+        fn = self._resolve(proto, self.source)
+        if fn is None and proto.kernel32 and sys.platform == "win32":
+            if self._kernel32 is None:
+                self._kernel32 = _open_dll("kernel32")
+            fn = self._resolve(proto, self._kernel32)
+        if fn is None:
+            raise SspiUnavailableError(
+                f"{self.description} does not export {proto.name}; it cannot be used "
+                "for this call. Use Windows' secur32.dll or another SSPI library "
+                "(sspi_import.use_library)."
+            )
+        if proto.errcheck is not None:
+            fn.errcheck = proto.errcheck
+        fn.__name__ = proto.name
+        return fn
+
+    @staticmethod
+    def _resolve(proto: Proto, source: Any) -> Any:
+        if isinstance(source, SspiLibrary):
+            address = source.sspi_function_address(proto.name)
+            return None if not address else proto.functype(address)
+        try:
+            return proto.functype((proto.name, source))
+        except AttributeError:
+            return None
+
+
+_lock = threading.Lock()
+_api: Api | None = None
+
+
+def _open_dll(name: str) -> Any:
+    if sys.platform == "win32":
+        return ctypes.WinDLL(name, use_last_error=True)
+    else:  # an else, not a fall-through: mypy --platform win32 would call it unreachable
+        return ctypes.CDLL(name)
+
+
+def load(library: object, description: str | None = None) -> Api:
+    """Make an ``Api`` over a path, a loaded ctypes library or an ``SspiLibrary``."""
+    if isinstance(library, (str, os.PathLike)):
+        path = os.fspath(library)
+        if not isinstance(path, str) or not path:
+            raise TypeError("the library path must be a non-empty str or os.PathLike")
+        try:
+            source: Any = _open_dll(path)
+        except OSError as exc:
+            raise SspiUnavailableError(
+                f"cannot load the SSPI library {path!r}: {exc}. Check the path; " + _HOW_TO
+            ) from None
+        description = description or path
+    elif isinstance(library, (ctypes.CDLL, SspiLibrary)):
+        source = library
+        description = description or getattr(library, "_name", None) or repr(library)
+    else:
+        raise TypeError(
+            "use_library() takes a path (str or os.PathLike), a loaded ctypes library "
+            "or an object with sspi_function_address(name), "
+            f"not {type(library).__name__}"
+        )
+    result = Api(source, description)
+    if not result.has("FreeContextBuffer"):
+        raise SspiUnavailableError(
+            f"{description} does not look like an SSPI library: it exports no "
+            "FreeContextBuffer. " + _HOW_TO
+        )
+    return result
+
+
+def _load_default() -> Api:
+    global _api
+    with _lock:
+        if _api is None:
+            path = os.environ.get(ENV_VAR)
+            if path:
+                _api = load(path, f"{path} (from {ENV_VAR})")
+            elif sys.platform == "win32":
+                _api = load("secur32", "secur32.dll")
+            else:
+                raise SspiUnavailableError("no SSPI library is loaded. " + _HOW_TO)
+        return _api
+
+
+def api() -> Api:
+    """The current library, loaded on first use; raises ``SspiUnavailableError``."""
+    current = _api
+    return current if current is not None else _load_default()
+
+
+def swap(new: Api | None) -> Api | None:
+    """Install ``new`` (``None``: back to the default search) and return the previous one."""
+    global _api
+    with _lock:
+        previous, _api = _api, new
+    return previous
