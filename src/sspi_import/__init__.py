@@ -1,0 +1,97 @@
+"""Hand an authenticated Windows security context to another process.
+
+``sspi_import`` wraps the SSPI export/import family (``ExportSecurityContext``,
+``ImportSecurityContextW``, ``DeleteSecurityContext``, ``FreeContextBuffer``) with typed
+errors and owned handles::
+
+    exported = sspi_import.export_context(server_context, sspi_import.ExportFlags.DELETE_OLD)
+    # ... send exported.package and exported.blob to the worker process ...
+    with sspi_import.ImportedContext(package, blob) as ctx:
+        ...
+
+Importing this package never loads a DLL: the first call does (secur32 on Windows, or
+the library named by ``SSPI_IMPORT_LIBRARY`` / ``use_library``).
+"""
+
+from __future__ import annotations
+
+from .contexts import (
+    ExportedContext,
+    ExportFlags,
+    ImportedContext,
+    SecurityContextBase,
+    export_context,
+)
+from .errors import (
+    BufferTooSmallError,
+    CannotPackError,
+    ContextExpiredError,
+    DecryptFailureError,
+    IncompleteMessageError,
+    InsufficientMemoryError,
+    InternalError,
+    InvalidHandleError,
+    InvalidParameterError,
+    InvalidTokenError,
+    LogonDeniedError,
+    MessageAlteredError,
+    NoAuthenticatingAuthorityError,
+    NoCredentialsError,
+    NotOwnerError,
+    OutOfSequenceError,
+    PackageNotFoundError,
+    SspiError,
+    SspiUnavailableError,
+    StatusInfo,
+    TargetUnknownError,
+    TimeSkewError,
+    UnknownCredentialsError,
+    UnsupportedFunctionError,
+    WrongPrincipalError,
+    error_from_status,
+    explain,
+    status_info,
+)
+from .library import find_sspi_rs, library_description, use_library
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BufferTooSmallError",
+    "CannotPackError",
+    "ContextExpiredError",
+    "DecryptFailureError",
+    "ExportFlags",
+    "ExportedContext",
+    "ImportedContext",
+    "IncompleteMessageError",
+    "InsufficientMemoryError",
+    "InternalError",
+    "InvalidHandleError",
+    "InvalidParameterError",
+    "InvalidTokenError",
+    "LogonDeniedError",
+    "MessageAlteredError",
+    "NoAuthenticatingAuthorityError",
+    "NoCredentialsError",
+    "NotOwnerError",
+    "OutOfSequenceError",
+    "PackageNotFoundError",
+    "SecurityContextBase",
+    "SspiError",
+    "SspiUnavailableError",
+    "StatusInfo",
+    "TargetUnknownError",
+    "TimeSkewError",
+    "UnknownCredentialsError",
+    "UnsupportedFunctionError",
+    "WrongPrincipalError",
+    "__version__",
+    "error_from_status",
+    "explain",
+    "export_context",
+    "find_sspi_rs",
+    "library_description",
+    "status_info",
+    "use_library",
+]

@@ -1,0 +1,109 @@
+"""Caller memory handed to SSPI without copies, and UTF-16 names encoded once.
+
+SSPI only reads an import blob, so the DLL is given the address of the caller's own
+buffer: ``bytes`` and writable buffers (``bytearray``, writable ``memoryview``, ``mmap``)
+are never copied. Only buffers ctypes cannot address without copying (read-only views
+of part of an object, non-contiguous views) are copied once, to contiguous bytes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from typing import Any
+
+__all__ = ["MAX_BUFFER", "Blob", "encode_name", "readable"]
+
+MAX_BUFFER = 0xFFFF_FFFF  # SecBuffer.cbBuffer is a ULONG
+Blob = bytes | bytearray | memoryview
+
+
+def _bytes_data_offset() -> int | None:
+    # CPython keeps a bytes object's data at a fixed offset from id(); verify, then use
+    # it to avoid a ctypes.cast per call (the hot path of every import).
+    offset = sys.getsizeof(b"") - 1
+    probes = (b"sspi_import", bytes(range(40)))
+    ok = all(
+        id(p) + offset == ctypes.cast(ctypes.c_char_p(p), ctypes.c_void_p).value for p in probes
+    )
+    return offset if ok and sys.implementation.name == "cpython" else None
+
+
+_OFFSET = _bytes_data_offset()
+
+
+def _bytes_address(data: bytes) -> int:
+    if _OFFSET is not None:
+        return id(data) + _OFFSET
+    return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
+
+
+def _check_length(length: int, what: str) -> None:
+    if length == 0:
+        raise ValueError(f"the {what} is empty")
+    if length > MAX_BUFFER:
+        raise ValueError(
+            f"the {what} is {length} bytes; SSPI buffers hold at most {MAX_BUFFER} bytes"
+        )
+
+
+def readable(data: object, what: str = "blob") -> tuple[Any, int, int]:
+    """Return ``(keepalive, address, length)`` for a non-empty buffer SSPI will only read.
+
+    ``keepalive`` must stay referenced until the call returns. Raises ``TypeError`` for
+    anything that is not a bytes-like object (``str`` included) and ``ValueError`` for
+    an empty or oversized one.
+    """
+    if type(data) is bytes:
+        _check_length(len(data), what)
+        return data, _bytes_address(data), len(data)
+    if isinstance(data, str) or not _is_buffer(data):
+        raise TypeError(
+            f"the {what} must be bytes, bytearray or memoryview, not {type(data).__name__}"
+        )
+    view = memoryview(data)  # type: ignore[arg-type]  # checked by _is_buffer
+    _check_length(view.nbytes, what)
+    if not view.c_contiguous:
+        copy = view.tobytes()
+        return copy, _bytes_address(copy), len(copy)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    if view.readonly:
+        whole = view.obj
+        if type(whole) is bytes and len(whole) == view.nbytes:
+            return whole, _bytes_address(whole), view.nbytes
+        copy = view.tobytes()
+        return copy, _bytes_address(copy), len(copy)
+    array = (ctypes.c_char * view.nbytes).from_buffer(view)
+    return array, ctypes.addressof(array), view.nbytes
+
+
+def _is_buffer(data: object) -> bool:
+    try:
+        memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
+
+
+_NAMES: dict[str, bytes] = {}
+
+
+def encode_name(name: object, what: str = "package name") -> bytes:
+    """UTF-16LE with a NUL terminator, cached: names repeat on every call."""
+    encoded = _NAMES.get(name) if type(name) is str else None
+    if encoded is not None:
+        return encoded
+    if not isinstance(name, str):
+        raise TypeError(f"the {what} must be a str, not {type(name).__name__}")
+    if not name:
+        raise ValueError(f"the {what} is empty")
+    if "\0" in name:
+        raise ValueError(f"the {what} contains a NUL character")
+    try:
+        encoded = name.encode("utf-16-le") + b"\0\0"
+    except UnicodeEncodeError:
+        raise ValueError(f"the {what} contains a lone surrogate; it cannot be UTF-16") from None
+    if len(_NAMES) < 256:  # bounded: names come from code, rarely from users
+        _NAMES[name] = encoded
+    return encoded

@@ -1,0 +1,347 @@
+"""Typed SSPI errors: one ``SspiError`` tree keyed by status code, and ``explain``.
+
+Status codes are unsigned 32-bit everywhere in the public API (``0x80090306``, as the
+headers and search engines write them); ``.winerror`` carries the signed value that
+Windows' own ``OSError`` uses. Every failing call raises through ``error_from_status``,
+so the class, message and attributes never depend on which function failed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, NamedTuple
+
+from ._raw.status_codes import ALIASES, STATUS_CODES
+
+__all__ = [
+    "BufferTooSmallError",
+    "CannotPackError",
+    "ContextExpiredError",
+    "DecryptFailureError",
+    "IncompleteMessageError",
+    "InsufficientMemoryError",
+    "InternalError",
+    "InvalidHandleError",
+    "InvalidParameterError",
+    "InvalidTokenError",
+    "LogonDeniedError",
+    "MessageAlteredError",
+    "NoAuthenticatingAuthorityError",
+    "NoCredentialsError",
+    "NotOwnerError",
+    "OutOfSequenceError",
+    "PackageNotFoundError",
+    "SspiError",
+    "SspiUnavailableError",
+    "StatusInfo",
+    "TargetUnknownError",
+    "TimeSkewError",
+    "UnknownCredentialsError",
+    "UnsupportedFunctionError",
+    "WrongPrincipalError",
+    "error_from_status",
+    "explain",
+    "status_info",
+]
+
+
+class StatusInfo(NamedTuple):
+    """What the headers say about one status code."""
+
+    symbol: str
+    """The primary name in winerror.h, e.g. ``"SEC_E_NOT_OWNER"``."""
+    status: int
+    """The code as unsigned 32-bit, e.g. ``0x80090306``."""
+    meaning: str
+    """One sentence: what the code means."""
+    advice: str
+    """What to try, or ``""`` where there is nothing specific to say."""
+    aliases: tuple[str, ...]
+    """Other names winerror.h defines for the same code."""
+
+    @property
+    def winerror(self) -> int:
+        """The code as signed 32-bit, as Windows' ``OSError.winerror`` and pywin32 show it."""
+        return _signed(self.status)
+
+
+def _signed(status: int) -> int:
+    return status - 0x1_0000_0000 if status & 0x8000_0000 else status
+
+
+def _build_tables() -> tuple[dict[int, StatusInfo], dict[str, StatusInfo]]:
+    by_status: dict[int, StatusInfo] = {}
+    by_symbol: dict[str, StatusInfo] = {}
+    for symbol, value, meaning, advice in STATUS_CODES:
+        if symbol in ALIASES:
+            continue
+        names = tuple(a for a, target in ALIASES.items() if target == symbol)
+        info = StatusInfo(symbol, value, meaning, advice, names)
+        by_status.setdefault(value, info)
+        by_symbol[symbol] = info
+    for alias, target in ALIASES.items():
+        by_symbol[alias] = by_symbol[target]
+    return by_status, by_symbol
+
+
+_BY_STATUS, _BY_SYMBOL = _build_tables()
+
+
+def _unsigned(code: int) -> int:
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"a status code is an int, not {type(code).__name__}")
+    if not -0x8000_0000 <= code <= 0xFFFF_FFFF:
+        raise ValueError(f"{code} is not a 32-bit status code (signed or unsigned)")
+    return code & 0xFFFF_FFFF
+
+
+def _lookup(code: int | str) -> tuple[int, StatusInfo | None]:
+    if isinstance(code, str):
+        text = code.strip()
+        if re.fullmatch(r"SEC_[EI]_\w+", text, re.IGNORECASE):
+            info = _BY_SYMBOL.get(text.upper())
+            if info is None:
+                raise ValueError(f"{text!r} is not a SEC_E_/SEC_I_ name in winerror.h")
+            return info.status, info
+        if re.fullmatch(r"[+-]?\d+", text):
+            code = int(text, 10)  # int(x, 0) would refuse a leading zero
+        elif re.fullmatch(r"[+-]?0[xX][0-9a-fA-F]+", text):
+            code = int(text, 16)
+        else:
+            raise ValueError(
+                f"{code!r} is not a status code: give a number (0x80090306, -2146893050) "
+                "or a name (SEC_E_NOT_OWNER)"
+            )
+    unsigned = _unsigned(code)
+    return unsigned, _BY_STATUS.get(unsigned)
+
+
+def status_info(code: int | str) -> StatusInfo | None:
+    """Look a status code up: an int of either sign, or a string in any usual form.
+
+    Strings may be hex (``"0x80090306"``), decimal (``"-2146893050"``) or the symbol
+    (``"SEC_E_NOT_OWNER"``, any case). Returns ``None`` for a well-formed code that is
+    not in winerror.h; raises ``ValueError`` for a string that is no code at all or a
+    number outside 32 bits, and ``TypeError`` for anything but ``int`` and ``str``.
+    """
+    return _lookup(code)[1]
+
+
+def explain(code: int | str) -> str:
+    """Say what a status code means, and what to try.
+
+    >>> explain(-2146893050)  # doctest: +ELLIPSIS
+    'SEC_E_NOT_OWNER (0x80090306, -2146893050): ...'
+
+    Accepts the forms ``status_info`` accepts. An unknown but well-formed code gives a
+    sentence that says so; a string that is no code raises ``ValueError``.
+    """
+    value, info = _lookup(code)
+    if info is None:
+        return (
+            f"0x{value:08X} ({_signed(value)}): not an SSPI status code in winerror.h; "
+            "it may be a Win32 error or an NTSTATUS from the provider."
+        )
+    text = f"{info.symbol} (0x{info.status:08X}, {info.winerror}): {info.meaning}"
+    return f"{text} {info.advice}" if info.advice else text
+
+
+class SspiError(OSError):
+    """An SSPI call failed. Base of every error this library raises for a status code.
+
+    Attributes: ``status`` (unsigned 32-bit), ``winerror`` (the same code signed, as
+    Windows' ``OSError`` shows it), ``symbol`` (``"SEC_E_NOT_OWNER"``, or ``None`` for a
+    code winerror.h does not define) and ``function`` (the SSPI call that failed).
+    Catch a subclass for one condition, or ``SspiError`` for all of them.
+    """
+
+    symbols: ClassVar[tuple[str, ...]] = ()
+    status: int
+    symbol: str | None
+    function: str | None
+    winerror: int
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for symbol in cls.symbols:
+            _CLASSES[_BY_SYMBOL[symbol].status] = cls
+
+    def __init__(self, status: int, function: str | None = None, detail: str | None = None):
+        status = _unsigned(status)
+        info = _BY_STATUS.get(status)
+        self.status = status
+        self.symbol = info.symbol if info else None
+        self.function = function
+        self.detail = detail
+        where = f"{function} failed" if function else "SSPI call failed"
+        if info is None:
+            text = f"{where} with unknown status 0x{status:08X} ({_signed(status)})"
+        else:
+            text = f"{where} with {info.symbol} (0x{status:08X}): {info.meaning}"
+            if info.advice:
+                text = f"{text} {info.advice}"
+        if detail:
+            text = f"{text} ({detail})"
+        super().__init__(text)
+        # OSError on Windows declares winerror as a member; set it after __init__.
+        self.winerror = _signed(status)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses process boundaries (multiprocessing): rebuild from the inputs.
+        return (type(self), (self.status, self.function, self.detail))
+
+
+_CLASSES: dict[int, type[SspiError]] = {}
+
+
+def error_from_status(status: int, function: str | None = None) -> SspiError:
+    """Return (not raise) the typed error for ``status``, in either sign.
+
+    A code with its own class gets it (``NotOwnerError`` for ``0x80090306``); any other
+    code, known or not, gets ``SspiError`` itself, whose message carries the hex code.
+    """
+    unsigned = _unsigned(status)
+    return _CLASSES.get(unsigned, SspiError)(unsigned, function)
+
+
+class SspiUnavailableError(OSError):
+    """No SSPI library is loaded, or the loaded one lacks the function called.
+
+    The message says how to provide one: ``secur32.dll`` on Windows, or any
+    SSPI-compatible library through ``SSPI_IMPORT_LIBRARY`` or ``use_library``.
+    """
+
+
+class InsufficientMemoryError(SspiError):
+    """``SEC_E_INSUFFICIENT_MEMORY``: not enough memory for the request."""
+
+    symbols = ("SEC_E_INSUFFICIENT_MEMORY",)
+
+
+class InvalidHandleError(SspiError):
+    """``SEC_E_INVALID_HANDLE``: the handle was deleted, or never valid in this process."""
+
+    symbols = ("SEC_E_INVALID_HANDLE",)
+
+
+class UnsupportedFunctionError(SspiError):
+    """``SEC_E_UNSUPPORTED_FUNCTION``: the package or provider does not implement the call."""
+
+    symbols = ("SEC_E_UNSUPPORTED_FUNCTION",)
+
+
+class TargetUnknownError(SspiError):
+    """``SEC_E_TARGET_UNKNOWN``: the target name is unknown or unreachable."""
+
+    symbols = ("SEC_E_TARGET_UNKNOWN",)
+
+
+class InternalError(SspiError):
+    """``SEC_E_INTERNAL_ERROR``: an error that maps to no SSPI code (often: LSA unreachable)."""
+
+    symbols = ("SEC_E_INTERNAL_ERROR",)
+
+
+class PackageNotFoundError(SspiError):
+    """``SEC_E_SECPKG_NOT_FOUND``: no security package by that name."""
+
+    symbols = ("SEC_E_SECPKG_NOT_FOUND",)
+
+
+class NotOwnerError(SspiError):
+    """``SEC_E_NOT_OWNER``: the caller does not own the credentials it needs."""
+
+    symbols = ("SEC_E_NOT_OWNER",)
+
+
+class InvalidTokenError(SspiError):
+    """``SEC_E_INVALID_TOKEN``: the token or packed context is malformed or foreign."""
+
+    symbols = ("SEC_E_INVALID_TOKEN",)
+
+
+class CannotPackError(SspiError):
+    """``SEC_E_CANNOT_PACK``: the package cannot serialize this context."""
+
+    symbols = ("SEC_E_CANNOT_PACK",)
+
+
+class LogonDeniedError(SspiError):
+    """``SEC_E_LOGON_DENIED``: the logon failed (bad user name or password)."""
+
+    symbols = ("SEC_E_LOGON_DENIED",)
+
+
+class UnknownCredentialsError(SspiError):
+    """``SEC_E_UNKNOWN_CREDENTIALS``: the package did not recognize the credentials."""
+
+    symbols = ("SEC_E_UNKNOWN_CREDENTIALS",)
+
+
+class NoCredentialsError(SspiError):
+    """``SEC_E_NO_CREDENTIALS``: no credentials are available in the package."""
+
+    symbols = ("SEC_E_NO_CREDENTIALS",)
+
+
+class MessageAlteredError(SspiError):
+    """``SEC_E_MESSAGE_ALTERED``: the message or signature was tampered with."""
+
+    symbols = ("SEC_E_MESSAGE_ALTERED",)
+
+
+class OutOfSequenceError(SspiError):
+    """``SEC_E_OUT_OF_SEQUENCE``: a message arrived out of order (replayed or dropped)."""
+
+    symbols = ("SEC_E_OUT_OF_SEQUENCE",)
+
+
+class NoAuthenticatingAuthorityError(SspiError):
+    """``SEC_E_NO_AUTHENTICATING_AUTHORITY``: no domain controller or KDC could be reached."""
+
+    symbols = ("SEC_E_NO_AUTHENTICATING_AUTHORITY",)
+
+
+class ContextExpiredError(SspiError):
+    """``SEC_E_CONTEXT_EXPIRED``: the context has expired and can no longer be used."""
+
+    symbols = ("SEC_E_CONTEXT_EXPIRED",)
+
+
+class IncompleteMessageError(SspiError):
+    """``SEC_E_INCOMPLETE_MESSAGE``: only part of a message was supplied; read more."""
+
+    symbols = ("SEC_E_INCOMPLETE_MESSAGE",)
+
+
+class BufferTooSmallError(SspiError):
+    """``SEC_E_BUFFER_TOO_SMALL``: a supplied buffer was too small."""
+
+    symbols = ("SEC_E_BUFFER_TOO_SMALL",)
+
+
+class WrongPrincipalError(SspiError):
+    """``SEC_E_WRONG_PRINCIPAL``: the target principal name is not the expected one."""
+
+    symbols = ("SEC_E_WRONG_PRINCIPAL",)
+
+
+class TimeSkewError(SspiError):
+    """``SEC_E_TIME_SKEW``: client and server clocks are too far apart."""
+
+    symbols = ("SEC_E_TIME_SKEW",)
+
+
+class DecryptFailureError(SspiError):
+    """``SEC_E_DECRYPT_FAILURE``: the message could not be decrypted."""
+
+    symbols = ("SEC_E_DECRYPT_FAILURE",)
+
+
+class InvalidParameterError(SspiError):
+    """``SEC_E_INVALID_PARAMETER``: a parameter passed to the call was invalid."""
+
+    symbols = ("SEC_E_INVALID_PARAMETER",)
