@@ -1,0 +1,78 @@
+"""Shared fixtures: the C stub library, the real sspi-rs provider, and a clean loader.
+
+Every test starts and ends with no library installed, so nothing leaks from one test's
+``use_library`` into the next.
+"""
+
+from __future__ import annotations
+
+import gc
+import pathlib
+import sys
+from collections.abc import Iterator
+
+import pytest
+from stubs import Stub, StubUnavailable
+
+import sspi_import
+from sspi_import._raw import loader
+
+ON_WINDOWS = sys.platform == "win32"
+
+
+@pytest.fixture(autouse=True)
+def _clean_loader(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv(loader.ENV_VAR, raising=False)
+    previous = loader.swap(None)
+    yield
+    gc.collect()  # finalizers of this test's leftovers run now, while it can still fail
+    loader.swap(previous)
+
+
+@pytest.fixture(scope="session")
+def stub_build(tmp_path_factory: pytest.TempPathFactory) -> Stub:
+    try:
+        return Stub.build(tmp_path_factory.mktemp("stub"))
+    except StubUnavailable as exc:
+        pytest.skip(f"the C stub cannot be built here: {exc}")
+
+
+@pytest.fixture
+def stub(stub_build: Stub) -> Iterator[Stub]:
+    """The C stub, reset and installed as the SSPI library; no live handles at the end."""
+    stub_build.reset()
+    sspi_import.use_library(stub_build.path)
+    yield stub_build
+    gc.collect()
+    assert stub_build.live_contexts() == 0, "the test leaked security contexts"
+    assert stub_build.live_buffers() == 0, "the test leaked SSPI buffers"
+    assert stub_build.live_tokens() == 0, "the test leaked token handles"
+    assert stub_build.bad_frees() == 0, "FreeContextBuffer was called on a bad pointer"
+    assert stub_build.bad_closes() == 0, "CloseHandle was called on a bad handle"
+
+
+@pytest.fixture(scope="session")
+def sspi_rs_path() -> pathlib.Path:
+    """Path of the sspi-rs library bundled in the sspilib wheel (skips where absent)."""
+    if ON_WINDOWS:
+        pytest.skip("sspilib bundles no sspi-rs on Windows: secur32 is the provider there")
+    try:
+        return sspi_import.find_sspi_rs()
+    except sspi_import.SspiUnavailableError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def sspi_rs(sspi_rs_path: pathlib.Path) -> pathlib.Path:
+    """sspi-rs installed as the SSPI library for the test."""
+    sspi_import.use_library(sspi_rs_path)
+    return sspi_rs_path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if ON_WINDOWS:
+        return
+    skip = pytest.mark.skip(reason="needs the real Windows SSPI (secur32); runs on Windows CI")
+    for item in items:
+        if "windows" in item.keywords:
+            item.add_marker(skip)
