@@ -1,0 +1,242 @@
+"""Input validation and call shapes, with pytest-mock at the raw boundary (no DLL at all)."""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+from typing import Any
+from unittest.mock import MagicMock
+
+import pytest
+from pytest_mock import MockerFixture
+
+import sspi_import
+from sspi_import import ExportFlags, ImportedContext, export_context
+from sspi_import import contexts as contexts_module
+from sspi_import._raw.structs import SecBuffer, SecHandle
+
+POINTER_MAX = (1 << (ctypes.sizeof(ctypes.c_void_p) * 8)) - 1
+
+
+@pytest.fixture
+def fake_api(mocker: MockerFixture) -> MagicMock:
+    """A mocked library: the ctypes functions replaced, ``api()`` returning the mock."""
+    lib = MagicMock(name="sspi")
+    lib.ImportSecurityContextW.return_value = 0
+    lib.DeleteSecurityContext.return_value = 0
+    lib.FreeContextBuffer.return_value = 0
+    lib.CloseHandle.return_value = 1
+    mocker.patch.object(contexts_module, "api", return_value=lib)
+    return lib
+
+
+def _no_call(lib: MagicMock) -> None:
+    assert lib.method_calls == [], "a DLL function was called for bad input"
+
+
+@pytest.mark.parametrize(
+    ("package", "exc", "match"),
+    [
+        ("", ValueError, "empty"),
+        ("NT\0LM", ValueError, "NUL"),
+        ("\ud800", ValueError, "surrogate"),
+        (b"NTLM", TypeError, "str"),
+        (None, TypeError, "str"),
+        (42, TypeError, "str"),
+    ],
+)
+def test_bad_package_refused_before_any_call(
+    fake_api: MagicMock, package: Any, exc: type[Exception], match: str
+) -> None:
+    with pytest.raises(exc, match=match):
+        ImportedContext(package, b"blob")
+    _no_call(fake_api)
+
+
+@pytest.mark.parametrize(
+    ("blob", "exc", "match"),
+    [
+        (b"", ValueError, "empty"),
+        (bytearray(), ValueError, "empty"),
+        (memoryview(b""), ValueError, "empty"),
+        ("text blob", TypeError, "bytes"),
+        (None, TypeError, "bytes"),
+        (12, TypeError, "bytes"),
+        ([1, 2, 3], TypeError, "bytes"),
+    ],
+)
+def test_bad_blob_refused_before_any_call(
+    fake_api: MagicMock, blob: Any, exc: type[Exception], match: str
+) -> None:
+    with pytest.raises(exc, match=match):
+        ImportedContext("NTLM", blob)
+    _no_call(fake_api)
+
+
+def test_oversized_blob_refused_without_touching_it(fake_api: MagicMock) -> None:
+    # 4 GiB + 1 of anonymous memory: nothing is committed until a page is touched.
+    size = 0xFFFF_FFFF + 1
+    try:
+        region = mmap.mmap(-1, size)
+    except (OSError, OverflowError, ValueError) as exc:
+        pytest.skip(f"cannot map {size} bytes here: {exc}")
+    with region, pytest.raises(ValueError, match="at most 4294967295"):
+        ImportedContext("NTLM", memoryview(region))
+    _no_call(fake_api)
+
+
+@pytest.mark.parametrize(
+    ("token", "exc"),
+    [
+        (-1, ValueError),
+        (POINTER_MAX + 1, ValueError),
+        ("0x10", TypeError),
+        (1.0, TypeError),
+        (True, TypeError),
+    ],
+)
+def test_bad_token_refused_before_any_call(
+    fake_api: MagicMock, token: Any, exc: type[Exception]
+) -> None:
+    with pytest.raises(exc, match="token"):
+        ImportedContext("NTLM", b"blob", token)
+    _no_call(fake_api)
+
+
+def test_import_call_shape(fake_api: MagicMock) -> None:
+    ctx = ImportedContext("NTLM", b"blob", 0x44, buffer_type=2)
+    (name, packed, token, handle), _ = fake_api.ImportSecurityContextW.call_args
+    assert name == "NTLM".encode("utf-16-le") + b"\0\0"
+    buffer = ctypes.cast(packed, ctypes.POINTER(SecBuffer)).contents
+    assert (buffer.cbBuffer, buffer.BufferType) == (4, 2)
+    assert token == 0x44
+    assert isinstance(handle._obj, SecHandle)  # byref() of the handle that is now owned
+    ctx.close()
+    fake_api.DeleteSecurityContext.assert_called_once()
+
+
+def test_failed_import_owns_nothing(fake_api: MagicMock) -> None:
+    fake_api.ImportSecurityContextW.side_effect = sspi_import.error_from_status(
+        0x80090306, "ImportSecurityContextW"
+    )
+    with pytest.raises(sspi_import.NotOwnerError):
+        ImportedContext("NTLM", b"blob")
+    fake_api.DeleteSecurityContext.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    ("flags", "exc", "match"),
+    [
+        (4, ValueError, "kernel"),
+        (ExportFlags.DELETE_OLD | 4, ValueError, "kernel"),
+        (8, ValueError, "unknown export flags"),
+        (-1, ValueError, "kernel|unknown"),
+        (1 << 40, ValueError, "unknown"),
+        ("DELETE_OLD", TypeError, "ExportFlags"),
+        (None, TypeError, "ExportFlags"),
+        (True, TypeError, "ExportFlags"),
+    ],
+)
+def test_bad_flags_refused_before_any_call(
+    fake_api: MagicMock, flags: Any, exc: type[Exception], match: str
+) -> None:
+    with pytest.raises(exc, match=match):
+        export_context((1, 2), flags)
+    _no_call(fake_api)
+
+
+@pytest.mark.parametrize(
+    ("context", "exc"),
+    [
+        ((1,), TypeError),
+        ((1, 2, 3), TypeError),
+        (("1", 2), TypeError),
+        ((1.0, 2), TypeError),
+        ((True, 2), TypeError),
+        ((-1, 2), ValueError),
+        ((1, POINTER_MAX + 1), ValueError),
+        ([1, 2], TypeError),
+        (12, TypeError),
+        (None, TypeError),
+        (b"handle", TypeError),
+    ],
+)
+def test_bad_context_refused_before_any_call(
+    fake_api: MagicMock, context: Any, exc: type[Exception]
+) -> None:
+    with pytest.raises(exc):
+        export_context(context)
+    _no_call(fake_api)
+
+
+def test_export_frees_buffer_even_when_copy_fails(
+    fake_api: MagicMock, mocker: MockerFixture
+) -> None:
+    def export(handle: Any, flags: int, packed: Any, token: Any) -> int:
+        buffer = ctypes.cast(packed, ctypes.POINTER(SecBuffer)).contents
+        buffer.cbBuffer, buffer.BufferType, buffer.pvBuffer = 8, 2, 0xDEAD0000
+        return 0
+
+    fake_api.ExportSecurityContext.side_effect = export
+    mocker.patch("ctypes.string_at", side_effect=MemoryError)
+    with pytest.raises(MemoryError):
+        export_context((1, 2))
+    fake_api.FreeContextBuffer.assert_called_once_with(0xDEAD0000)
+
+
+def test_export_frees_buffer_when_the_call_fails_after_allocating(fake_api: MagicMock) -> None:
+    def export(handle: Any, flags: int, packed: Any, token: Any) -> int:
+        ctypes.cast(packed, ctypes.POINTER(SecBuffer)).contents.pvBuffer = 0xBEEF0000
+        raise sspi_import.error_from_status(0x80090300, "ExportSecurityContext")
+
+    fake_api.ExportSecurityContext.side_effect = export
+    with pytest.raises(sspi_import.InsufficientMemoryError):
+        export_context((1, 2))
+    fake_api.FreeContextBuffer.assert_called_once_with(0xBEEF0000)
+
+
+def test_export_passes_flags_and_handle(fake_api: MagicMock) -> None:
+    seen: dict[str, Any] = {}
+
+    def export(handle: Any, flags: int, packed: Any, token: Any) -> int:
+        h = ctypes.cast(handle, ctypes.POINTER(SecHandle)).contents
+        seen["handle"], seen["flags"] = (h.dwLower, h.dwUpper), flags
+        buffer = ctypes.cast(packed, ctypes.POINTER(SecBuffer)).contents
+        data = ctypes.create_string_buffer(b"abc", 3)
+        seen["keep"] = data
+        buffer.cbBuffer, buffer.pvBuffer = 3, ctypes.addressof(data)
+        return 0
+
+    fake_api.ExportSecurityContext.side_effect = export
+    exported = export_context((7, 9), ExportFlags.RESET_NEW)
+    assert seen["handle"] == (7, 9)
+    assert seen["flags"] == 1
+    assert exported.blob == b"abc"
+    fake_api.FreeContextBuffer.assert_called_once()
+
+
+def test_public_api_is_complete() -> None:
+    required = {
+        "ImportedContext",
+        "ExportedContext",
+        "export_context",
+        "ExportFlags",
+        "SspiError",
+        "SspiUnavailableError",
+        "error_from_status",
+        "explain",
+        "use_library",
+        "UnsupportedFunctionError",
+    }
+    assert required <= set(sspi_import.__all__)
+    for name in sspi_import.__all__:
+        obj = getattr(sspi_import, name)
+        if name != "__version__":
+            assert obj.__doc__, f"{name} has no docstring"
+
+
+def test_export_flags_values_match_the_header() -> None:
+    assert int(ExportFlags.NONE) == 0
+    assert int(ExportFlags.RESET_NEW) == 0x1
+    assert int(ExportFlags.DELETE_OLD) == 0x2
+    assert not hasattr(ExportFlags, "TO_KERNEL")
