@@ -15,6 +15,7 @@ the library named by ``SSPI_IMPORT_LIBRARY`` / ``use_library``).
 
 from __future__ import annotations
 
+from ._context_ops import ContextSizes
 from .contexts import (
     ExportedContext,
     ExportFlags,
@@ -22,6 +23,7 @@ from .contexts import (
     SecurityContextBase,
     export_context,
 )
+from .credentials import Credentials, Identity
 from .errors import (
     BufferTooSmallError,
     CannotPackError,
@@ -53,6 +55,7 @@ from .errors import (
     status_info,
 )
 from .library import find_sspi_rs, library_description, use_library
+from .security_context import RequestFlags, SecurityContext, loopback
 
 __version__ = "0.1.0"
 
@@ -60,9 +63,12 @@ __all__ = [
     "BufferTooSmallError",
     "CannotPackError",
     "ContextExpiredError",
+    "ContextSizes",
+    "Credentials",
     "DecryptFailureError",
     "ExportFlags",
     "ExportedContext",
+    "Identity",
     "ImportedContext",
     "IncompleteMessageError",
     "InsufficientMemoryError",
@@ -77,6 +83,8 @@ __all__ = [
     "NotOwnerError",
     "OutOfSequenceError",
     "PackageNotFoundError",
+    "RequestFlags",
+    "SecurityContext",
     "SecurityContextBase",
     "SspiError",
     "SspiUnavailableError",
@@ -92,6 +100,7 @@ __all__ = [
     "export_context",
     "find_sspi_rs",
     "library_description",
+    "loopback",
     "status_info",
     "use_library",
 ]

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import os
+import struct
 from ctypes import byref, c_void_p
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._buffers import encode_name, readable
+from ._context_ops import ContextOperations
 from ._handle import OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.loader import api
 from ._raw.structs import SecBuffer, SecHandle
+from .errors import SspiUnavailableError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -50,21 +54,29 @@ class ExportFlags(enum.IntFlag):
 
 
 _ALLOWED_FLAGS = ExportFlags.RESET_NEW | ExportFlags.DELETE_OLD
+_UNKNOWN_FLAGS = ~int(_ALLOWED_FLAGS)  # plain ints: enum operators cost a call each
+_FLAG_TYPES = frozenset({int, ExportFlags})  # not bool: True == 1 would pass the dict below
+_VALID_FLAGS = {v: v for v in range(int(_ALLOWED_FLAGS) + 1) if not v & _UNKNOWN_FLAGS}
 
 
 def _check_flags(flags: object) -> int:
+    if type(flags) in _FLAG_TYPES:  # the usual call: one look-up instead of five checks
+        value: int | None = _VALID_FLAGS.get(flags)  # type: ignore[call-overload]
+        if value is not None:
+            return value
     if isinstance(flags, bool) or not isinstance(flags, int):
         raise TypeError(f"flags must be ExportFlags (an int), not {type(flags).__name__}")
-    if flags & C.SECPKG_CONTEXT_EXPORT_TO_KERNEL:
+    value = int(flags)
+    if value & C.SECPKG_CONTEXT_EXPORT_TO_KERNEL:
         raise ValueError(
             "SECPKG_CONTEXT_EXPORT_TO_KERNEL is for kernel-mode callers only; "
             "a user-mode process cannot export to the kernel"
         )
-    if flags < 0 or flags & ~_ALLOWED_FLAGS:
+    if value < 0 or value & _UNKNOWN_FLAGS:
         raise ValueError(
-            f"unknown export flags {int(flags):#x}: use ExportFlags.NONE, RESET_NEW, DELETE_OLD"
+            f"unknown export flags {value:#x}: use ExportFlags.NONE, RESET_NEW, DELETE_OLD"
         )
-    return int(flags)
+    return value
 
 
 def _check_token(token: object) -> int | None:
@@ -77,8 +89,12 @@ def _check_token(token: object) -> int | None:
     return token or None
 
 
-class SecurityContextBase(OwnedHandle[SecHandle]):
+class SecurityContextBase(ContextOperations):
     """What every context of this library shares: an owned ``CtxtHandle``.
+
+    Also everything an existing context can do (``ContextOperations``): ``user_name``,
+    ``package_name``, ``sizes()``, ``lifespan``, ``session_key()``, ``flags``, ``sign``,
+    ``verify``, ``encrypt``, ``decrypt`` and ``impersonate()``.
 
     ``close()`` deletes the context (``DeleteSecurityContext``) exactly once;
     ``detach()`` returns the raw ``(dwLower, dwUpper)`` pair and gives up ownership.
@@ -131,11 +147,12 @@ class ImportedContext(SecurityContextBase):
         self._handle = None  # the finalizer must see a consistent object if we raise
         name = encode_name(package)
         keepalive, address, length = readable(blob)
-        token_value = _check_token(token)
-        if isinstance(buffer_type, bool) or not isinstance(buffer_type, int):
-            raise TypeError("buffer_type must be an int (a SECBUFFER_* value)")
-        if not 0 <= buffer_type <= 0xFFFF_FFFF:
-            raise ValueError(f"buffer_type {buffer_type} is not a 32-bit value")
+        token_value = None if token is None else _check_token(token)
+        if type(buffer_type) is not int or not 0 <= buffer_type <= 0xFFFF_FFFF:
+            if isinstance(buffer_type, bool) or not isinstance(buffer_type, int):
+                raise TypeError("buffer_type must be an int (a SECBUFFER_* value)")
+            if not 0 <= buffer_type <= 0xFFFF_FFFF:
+                raise ValueError(f"buffer_type {buffer_type} is not a 32-bit value")
         lib = api()
         handle = SecHandle()
         packed = SecBuffer(length, buffer_type, address)
@@ -179,6 +196,10 @@ class ExportedContext(OwnedHandle[int]):
     ``buffer_type`` (the ``SecBuffer`` type SSPI reported) and ``token`` (the token
     handle the package handed out, or ``None``). The token is owned: ``close()`` (or
     ``with`` exit) closes it once; ``detach()`` hands it to the caller.
+
+    To send it to another process: ``for_process(process)`` makes a copy whose token is
+    duplicated into that process (and never closed here); pickle that copy or write it
+    with ``to_bytes()``. The receiver's copy (unpickled, or ``from_bytes``) owns the token.
     """
 
     __slots__ = ("_blob", "_buffer_type", "_package")
@@ -233,7 +254,7 @@ class ExportedContext(OwnedHandle[int]):
         return self._handle is None
 
     def _release(self, handle: int) -> None:
-        self._lib.CloseHandle(handle)
+        self._token_lib().CloseHandle(handle)
 
     def _public(self, handle: int) -> int:
         return handle
@@ -249,6 +270,236 @@ class ExportedContext(OwnedHandle[int]):
         if not name.startswith("_"):
             raise AttributeError(f"ExportedContext is immutable; cannot set {name!r}")
         super().__setattr__(name, value)
+
+    # Crossing processes -----------------------------------------------------------
+
+    def _token_lib(self) -> Any:
+        # A copy restored from pickle or to_bytes() binds its library on first use:
+        # the receiving process may install one (use_library) after unpickling.
+        if self._lib is None:
+            self._lib = api()
+        return self._lib
+
+    def _transfer_token(self) -> tuple[int, int]:
+        """``(token, target pid)`` to serialize; refuses a token valid only here."""
+        if self._handle is not None:
+            raise TypeError(
+                "this ExportedContext owns a token that is valid only in this process; "
+                "call for_process(target) and send that copy (its token is duplicated "
+                "into the target process), or close()/detach() the token first"
+            )
+        return 0, 0
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle: package, blob, buffer type, and a token duplicated for the receiver.
+
+        The restored copy owns its token (closes it once); it is meant for the process
+        the token was duplicated into (``for_process``) and refuses to unpickle anywhere
+        else. A context whose token is valid only here cannot be pickled.
+        """
+        token, pid = self._transfer_token()
+        return (_restore_exported, (self._package, self._blob, self._buffer_type, token, pid))
+
+    def to_bytes(self) -> bytes:
+        """Serialize to a versioned byte layout that ``from_bytes`` reads back.
+
+        Layout (little-endian)::
+
+            magic  b"SSPX"                4 bytes
+            version                       1 byte   (1)
+            flags                         1 byte   (bit 0: has token, bit 1: has package)
+            package length                2 bytes  (UTF-8 bytes)
+            buffer type                   4 bytes  (SecBuffer.BufferType)
+            token                         8 bytes  (0 when none)
+            target pid                    4 bytes  (0 when no token)
+            blob length                   4 bytes
+            package (UTF-8), then blob
+
+        The same ownership rules as pickling apply: the token must have been duplicated
+        for the receiving process (``for_process``), which owns it once read back.
+        """
+        token, pid = self._transfer_token()
+        package = b"" if self._package is None else self._package.encode("utf-8")
+        flags = (_HAS_TOKEN if token else 0) | (_HAS_PACKAGE if self._package is not None else 0)
+        head = _LAYOUT.pack(
+            _MAGIC,
+            _LAYOUT_VERSION,
+            flags,
+            len(package),
+            self._buffer_type,
+            token,
+            pid,
+            len(self._blob),
+        )
+        return head + package + self._blob
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview) -> ExportedContext:
+        """Read what ``to_bytes`` wrote; ``ValueError`` for anything else.
+
+        A token in it is owned by the result (closed once), and only in the process it
+        was duplicated for: elsewhere this raises ``ValueError``.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"from_bytes() takes bytes, not {type(data).__name__}")
+        raw = bytes(data)
+        if len(raw) < _LAYOUT.size:
+            raise ValueError("not an exported context: too short for its header")
+        magic, version, flags, package_length, buffer_type, token, pid, blob_length = (
+            _LAYOUT.unpack_from(raw)
+        )
+        if magic != _MAGIC:
+            raise ValueError("not an exported context: bad magic")
+        if version != _LAYOUT_VERSION:
+            raise ValueError(f"exported context layout version {version} is not supported")
+        if flags & ~(_HAS_TOKEN | _HAS_PACKAGE):
+            raise ValueError(f"exported context has unknown flags {flags:#x}")
+        if len(raw) != _LAYOUT.size + package_length + blob_length:
+            raise ValueError("exported context is truncated or has trailing bytes")
+        if bool(flags & _HAS_TOKEN) != bool(token) or bool(token) != bool(pid):
+            raise ValueError("exported context has an inconsistent token field")
+        if not flags & _HAS_PACKAGE and package_length:
+            raise ValueError("exported context has an inconsistent package field")
+        start = _LAYOUT.size + package_length
+        package: str | None = None
+        if flags & _HAS_PACKAGE:
+            try:
+                package = raw[_LAYOUT.size : start].decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError("exported context has a package name that is not UTF-8") from None
+        return _restore_exported(package, raw[start:], buffer_type, token, pid)
+
+    def for_process(self, process: int | _HasPid) -> ExportedContext:
+        """A copy for another process, with the token duplicated into that process.
+
+        ``process`` is a pid, or a started ``multiprocessing.Process`` /
+        ``subprocess.Popen`` (anything with an int ``.pid``). The token is duplicated
+        with ``OpenProcess`` + ``DuplicateHandle(DUPLICATE_SAME_ACCESS)``; the copy's
+        token is valid in the target process only, so the copy never closes it here
+        (``closed`` is ``True``); send it (pickle or ``to_bytes``) and the receiver owns
+        it. For this very process the copy owns a fresh duplicate. With no token, the
+        copy is a plain copy. Off Windows duplicating needs a library that simulates it
+        (``sspi_import.testing.FakeSspi`` does); otherwise ``SspiUnavailableError``.
+        The original keeps its own token: close it when done.
+        """
+        pid = _target_pid(process)
+        if self._handle is None:
+            if isinstance(self, _TargetCopy):
+                raise ValueError(
+                    f"this copy's token belongs to process {self._target_pid}; "
+                    "duplicate from the original ExportedContext"
+                )
+            return _restore_exported(self._package, self._blob, self._buffer_type, 0, 0)
+        lib = self._token_lib()
+        if not (lib.has("OpenProcess") and lib.has("DuplicateHandle")):
+            raise SspiUnavailableError(
+                f"{lib.description} cannot duplicate a token into another process: that "
+                "needs Windows (kernel32 DuplicateHandle) or a provider that simulates it "
+                "(sspi_import.testing.FakeSspi). Close or detach the token and send the "
+                "context without it"
+            )
+        current = lib.GetCurrentProcess()
+        target = c_void_p()
+        if pid == os.getpid():
+            lib.DuplicateHandle(
+                current, self._handle, current, byref(target), 0, False, C.DUPLICATE_SAME_ACCESS
+            )
+            copy = ExportedContext.__new__(ExportedContext)
+            copy._package, copy._blob, copy._buffer_type = (
+                self._package,
+                self._blob,
+                self._buffer_type,
+            )
+            copy._lib = lib
+            copy._handle = target.value or None
+            return copy
+        process_handle = lib.OpenProcess(_PROCESS_DUP_HANDLE, False, pid)
+        try:
+            lib.DuplicateHandle(
+                current,
+                self._handle,
+                process_handle,
+                byref(target),
+                0,
+                False,
+                C.DUPLICATE_SAME_ACCESS,
+            )
+        finally:
+            lib.CloseHandle(process_handle)
+        remote = _TargetCopy.__new__(_TargetCopy)
+        remote._package, remote._blob, remote._buffer_type = (
+            self._package,
+            self._blob,
+            self._buffer_type,
+        )
+        remote._lib = lib
+        remote._handle = None  # valid in the target process only: never closed here
+        remote._target_token = target.value or 0
+        remote._target_pid = pid
+        return remote
+
+
+class _HasPid(Protocol):
+    @property
+    def pid(self) -> int | None: ...
+
+
+_PROCESS_DUP_HANDLE = 0x0040  # winnt.h: OpenProcess access right for DuplicateHandle
+_MAGIC = b"SSPX"
+_LAYOUT_VERSION = 1
+_HAS_TOKEN, _HAS_PACKAGE = 0x1, 0x2
+_LAYOUT = struct.Struct("<4sBBHIQII")
+
+
+def _target_pid(process: object) -> int:
+    pid = process if isinstance(process, int) else getattr(process, "pid", None)
+    if pid is None and hasattr(process, "pid"):
+        raise ValueError("the process has not started: it has no pid yet")
+    if isinstance(pid, bool) or not isinstance(pid, int):
+        raise TypeError(
+            "for_process() takes a pid or a process object with a .pid, "
+            f"not {type(process).__name__}"
+        )
+    if not 0 < pid <= 0xFFFF_FFFF:
+        raise ValueError(f"{pid} is not a process id")
+    return pid
+
+
+def _restore_exported(
+    package: str | None, blob: bytes, buffer_type: int, token: int, pid: int
+) -> ExportedContext:
+    """Rebuild a pickled or ``to_bytes`` copy; it owns its token, in its target process."""
+    if token and pid != os.getpid():
+        raise ValueError(
+            f"this exported context's token was duplicated for process {pid}, not for this "
+            f"one ({os.getpid()}); only that process can use it"
+        )
+    exported = ExportedContext(package, blob, buffer_type)
+    exported._lib = None  # bound on first use: see ExportedContext._token_lib
+    exported._handle = _check_token(token)
+    return exported
+
+
+class _TargetCopy(ExportedContext):
+    """What ``for_process`` returns for another process: the token is not ours to close."""
+
+    __slots__ = ("_target_pid", "_target_token")
+    _target_pid: int
+    _target_token: int
+
+    @property
+    def token(self) -> int | None:
+        """The token's value in the target process (not valid here)."""
+        return self._target_token or None
+
+    def _transfer_token(self) -> tuple[int, int]:
+        return self._target_token, self._target_pid
+
+    def _describe(self, *, closed: bool) -> str:
+        return (
+            f"<ExportedContext package={self._package!r} blob=<{len(self._blob)} bytes> "
+            f"buffer_type={self._buffer_type} token for process {self._target_pid}>"
+        )
 
 
 def _source_handle(context: object) -> tuple[SecHandle, SecurityContextBase | None]:
@@ -304,16 +555,29 @@ def export_context(
         if packed.pvBuffer:
             lib.FreeContextBuffer(packed.pvBuffer)
         raise
-    exported = ExportedContext.__new__(ExportedContext)
+    pointer = packed.pvBuffer  # each ctypes field read builds a new int: read once
+    exported: ExportedContext = _Filling.__new__(_Filling)
     exported._package = owner.package if owner is not None else None
     exported._blob = b""
     exported._buffer_type = packed.BufferType
     exported._lib = lib
     exported._handle = token.value or None  # owned from here, even if the copy fails
-    try:
-        if packed.pvBuffer:
-            exported._blob = ctypes.string_at(packed.pvBuffer, packed.cbBuffer)
-    finally:
-        if packed.pvBuffer:
-            lib.FreeContextBuffer(packed.pvBuffer)
+    if pointer:
+        try:
+            exported._blob = ctypes.string_at(pointer, packed.cbBuffer)
+        finally:
+            lib.FreeContextBuffer(pointer)
+    exported.__class__ = ExportedContext
     return exported
+
+
+class _Filling(ExportedContext):
+    """An ``ExportedContext`` while ``export_context`` fills it in, then retyped.
+
+    Same slots, same finalizer (it owns the token from the first moment), but plain
+    attribute stores: ``ExportedContext.__setattr__`` is a Python call per field, the
+    largest per-call cost of an export once measured (see docs/performance.md).
+    """
+
+    __slots__ = ()
+    __setattr__ = object.__setattr__  # type: ignore[assignment]

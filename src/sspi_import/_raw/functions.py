@@ -168,6 +168,13 @@ PROTOTYPES: dict[str, Proto] = {
         _proto("CloseHandle", BOOL, (HANDLE,), check_bool, kernel32=True),
         _proto("GetCurrentProcess", HANDLE, (), None, kernel32=True),
         _proto(
+            "OpenProcess",
+            HANDLE,
+            (ctypes.c_uint32, BOOL, ctypes.c_uint32),
+            check_bool,
+            kernel32=True,
+        ),
+        _proto(
             "DuplicateHandle",
             BOOL,
             (HANDLE, HANDLE, HANDLE, POINTER(HANDLE), ctypes.c_uint32, BOOL, ctypes.c_uint32),

@@ -1,0 +1,214 @@
+"""Credentials for a handshake: ``Identity`` (explicit user and password) and ``Credentials``.
+
+``Credentials`` owns a ``CredHandle`` through the library's one ownership mechanism
+(``OwnedHandle``): ``close()`` frees it with ``FreeCredentialsHandle`` exactly once, the
+finalizer frees a forgotten one with a ``ResourceWarning``, ``detach()`` hands it over.
+
+The password is a secret: ``Identity`` never shows it, and the UTF-16 copy handed to
+SSPI lives in a private ctypes buffer that is zeroed as soon as the call returns. (The
+Python ``str`` itself cannot be wiped; keep its lifetime short.)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime
+from ctypes import byref, c_uint16
+from typing import Any, Literal, NoReturn
+
+from ._buffers import encode_name
+from ._context_ops import filetime_to_datetime
+from ._handle import OwnedHandle
+from ._raw import constants as C  # noqa: N812 - C names, read like the header
+from ._raw.loader import api
+from ._raw.structs import SEC_WINNT_AUTH_IDENTITY_W, SecHandle, TimeStamp
+
+__all__ = ["Credentials", "Identity", "Usage"]
+
+Usage = Literal["outbound", "inbound", "both"]
+_USAGES: dict[str, int] = {
+    "outbound": C.SECPKG_CRED_OUTBOUND,
+    "inbound": C.SECPKG_CRED_INBOUND,
+    "both": C.SECPKG_CRED_BOTH,
+}
+
+
+def _check_text(value: object, what: str, *, empty: bool) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"the {what} must be a str, not {type(value).__name__}")
+    if not empty and not value:
+        raise ValueError(f"the {what} is empty")
+    if "\0" in value:
+        raise ValueError(f"the {what} contains a NUL character")
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        # Checked by scanning, not by encoding: an encoded copy would be one more
+        # unwipeable copy of the password.
+        raise ValueError(f"the {what} contains a lone surrogate; it cannot be UTF-16")
+    return value
+
+
+def _wide_buffer(text: str) -> Any:
+    """A NUL-terminated UTF-16 copy of ``text`` in ctypes memory that can be wiped.
+
+    Filled unit by unit so no intermediate ``bytes`` copy of a password is made.
+    """
+    units: list[int] = []
+    for ch in text:
+        code = ord(ch)
+        if code > 0xFFFF:
+            code -= 0x10000
+            units.append(0xD800 | (code >> 10))
+            units.append(0xDC00 | (code & 0x3FF))
+        else:
+            units.append(code)
+    buffer = (c_uint16 * (len(units) + 1))(*units)
+    units.clear()
+    return buffer
+
+
+class Identity:
+    """An explicit user, domain and password for ``Credentials.acquire``.
+
+    Immutable. ``repr``/``str`` show the user and domain, never the password. ``domain``
+    may be empty (NTLM then uses the user's own). Bad input raises ``TypeError`` or
+    ``ValueError`` at construction, with messages that never contain the password.
+    """
+
+    __slots__ = ("_domain", "_password", "_user")
+    _user: str
+    _domain: str
+    _password: str
+
+    def __init__(self, user: str, domain: str, password: str) -> None:
+        object.__setattr__(self, "_user", _check_text(user, "user name", empty=False))
+        object.__setattr__(self, "_domain", _check_text(domain, "domain", empty=True))
+        object.__setattr__(self, "_password", _check_text(password, "password", empty=True))
+
+    @property
+    def user(self) -> str:
+        """The user name."""
+        return self._user
+
+    @property
+    def domain(self) -> str:
+        """The domain (or ``""``)."""
+        return self._domain
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError("Identity is immutable")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError("Identity is immutable")
+
+    def __reduce__(self) -> NoReturn:
+        # Pickling would write the password out in clear; refuse it.
+        raise TypeError("an Identity holds a password and cannot be pickled")
+
+    def __repr__(self) -> str:
+        return f"Identity(user={self._user!r}, domain={self._domain!r}, password=<hidden>)"
+
+    __str__ = __repr__
+
+    def _acquire(self, lib: Any, name: bytes, use: int, handle: SecHandle, expiry: Any) -> None:
+        """Call ``AcquireCredentialsHandleW`` with this identity; wipe the copies after."""
+        user = _wide_buffer(self._user)
+        domain = _wide_buffer(self._domain)
+        password = _wide_buffer(self._password)
+        try:
+            auth = SEC_WINNT_AUTH_IDENTITY_W(
+                ctypes.addressof(user),
+                len(user) - 1,  # characters, without the NUL
+                ctypes.addressof(domain),
+                len(domain) - 1,
+                ctypes.addressof(password),
+                len(password) - 1,
+                C.SEC_WINNT_AUTH_IDENTITY_UNICODE,
+            )
+            lib.AcquireCredentialsHandleW(
+                None, name, use, None, byref(auth), None, None, byref(handle), byref(expiry)
+            )
+        finally:
+            for buffer in (user, domain, password):
+                ctypes.memset(buffer, 0, ctypes.sizeof(buffer))
+
+
+class Credentials(OwnedHandle[SecHandle]):
+    """An owned SSPI credentials handle (``AcquireCredentialsHandleW``).
+
+    Made by ``Credentials.acquire``. ``close()`` (or ``with`` exit) frees it with
+    ``FreeCredentialsHandle`` once; a context made from it keeps a reference, so the
+    credentials stay alive for as long as the context does.
+    """
+
+    __slots__ = ("_expiry", "_package", "_usage")
+    _kind = "credentials handle"
+    _expiry: int
+    _package: str
+    _usage: str
+
+    def __init__(self) -> None:
+        raise TypeError("use Credentials.acquire(package, usage, identity)")
+
+    @classmethod
+    def acquire(
+        cls,
+        package: str,
+        usage: Usage = "outbound",
+        identity: Identity | None = None,
+    ) -> Credentials:
+        """Acquire credentials for ``package`` (``"NTLM"``, ``"Negotiate"``, ``"Kerberos"``).
+
+        ``usage``: ``"outbound"`` for an initiator (client), ``"inbound"`` for an
+        acceptor (server), ``"both"``. ``identity``: explicit credentials, or ``None``
+        for the logged-on user's. Bad input raises ``TypeError``/``ValueError`` before
+        any call; a refused acquisition raises the ``SspiError`` for its status.
+        """
+        name = encode_name(package)
+        if not isinstance(usage, str):
+            raise TypeError(f"usage must be a str, not {type(usage).__name__}")
+        use = _USAGES.get(usage)
+        if use is None:
+            raise ValueError(f"usage must be 'outbound', 'inbound' or 'both', not {usage!r}")
+        if identity is not None and not isinstance(identity, Identity):
+            raise TypeError(f"identity must be an Identity or None, not {type(identity).__name__}")
+        lib = api()
+        handle = SecHandle()
+        expiry = TimeStamp()
+        if identity is None:
+            lib.AcquireCredentialsHandleW(
+                None, name, use, None, None, None, None, byref(handle), byref(expiry)
+            )
+        else:
+            identity._acquire(lib, name, use, handle, expiry)
+        credentials = object.__new__(cls)
+        credentials._package = package
+        credentials._usage = usage
+        credentials._expiry = expiry.value
+        credentials._lib = lib
+        credentials._handle = handle  # owned from here
+        return credentials
+
+    @property
+    def package(self) -> str:
+        """The package the credentials were acquired for."""
+        return self._package
+
+    @property
+    def usage(self) -> str:
+        """``"outbound"``, ``"inbound"`` or ``"both"``."""
+        return self._usage
+
+    @property
+    def expiry(self) -> datetime.datetime | None:
+        """When the credentials expire (aware UTC); ``None`` if the provider did not say."""
+        return filetime_to_datetime(self._expiry)
+
+    def _release(self, handle: SecHandle) -> None:
+        self._lib.FreeCredentialsHandle(byref(handle))
+
+    def _public(self, handle: SecHandle) -> tuple[int, int]:
+        return (handle.dwLower, handle.dwUpper)
+
+    def _describe(self, *, closed: bool) -> str:
+        state = "closed" if closed else "open"
+        return f"<Credentials package={self._package!r} usage={self._usage!r} {state}>"

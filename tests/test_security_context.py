@@ -1,0 +1,501 @@
+"""``SecurityContext`` and ``loopback`` at the mocked raw boundary, and on real Windows SSPI."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+from collections.abc import Iterator
+from typing import Any
+from unittest.mock import Mock
+
+import pytest
+from pytest_mock import MockerFixture
+
+import sspi_import
+from sspi_import import credentials as credentials_module
+from sspi_import._raw import constants as C  # noqa: N812
+from sspi_import.credentials import Credentials
+from sspi_import.security_context import (
+    DEFAULT_FLAGS,
+    SEC_E_OK,
+    SEC_I_COMPLETE_AND_CONTINUE,
+    SEC_I_COMPLETE_NEEDED,
+    SEC_I_CONTINUE_NEEDED,
+    RequestFlags,
+    SecurityContext,
+    loopback,
+)
+
+CONTEXT = (0xC0, 0x7E)
+CREDS = (0x1234, 0xC4ED)
+Step = tuple[int | BaseException, bytes | None, int]
+
+
+class Provider:
+    """A scripted SSPI at the raw boundary: Mock functions that act like the C calls.
+
+    Output tokens live in ctypes buffers this object keeps (as the package's allocation),
+    so ``freed`` can be checked against ``allocated``.
+    """
+
+    def __init__(self, mocker: MockerFixture) -> None:
+        self.lib: Mock = mocker.Mock(name="lib")
+        self.isc: list[Step] = []
+        self.asc: list[Step] = []
+        self.allocated: list[int] = []
+        self.freed: list[int] = []
+        self.deleted: list[tuple[int, int]] = []
+        self.creds_freed: list[tuple[int, int]] = []
+        self.inputs: list[bytes | None] = []
+        self.existing: list[tuple[int, int] | None] = []
+        self._keep: list[Any] = []
+        self.lib.AcquireCredentialsHandleW.side_effect = self._acquire
+        self.lib.FreeCredentialsHandle.side_effect = self._free_creds
+        self.lib.InitializeSecurityContextW.side_effect = self._isc
+        self.lib.AcceptSecurityContext.side_effect = self._asc
+        self.lib.CompleteAuthToken.return_value = 0
+        self.lib.FreeContextBuffer.side_effect = self._free
+        self.lib.DeleteSecurityContext.side_effect = self._delete
+        mocker.patch.object(credentials_module, "api", return_value=self.lib)
+
+    def _acquire(self, *args: Any) -> int:
+        args[7]._obj.dwLower, args[7]._obj.dwUpper = CREDS
+        return 0
+
+    def _free_creds(self, handle: Any) -> int:
+        self.creds_freed.append((handle._obj.dwLower, handle._obj.dwUpper))
+        return 0
+
+    def _free(self, address: int) -> int:
+        assert address in self.allocated, "FreeContextBuffer on a pointer SSPI never gave"
+        self.freed.append(address)
+        return 0
+
+    def _delete(self, handle: Any) -> int:
+        self.deleted.append((handle._obj.dwLower, handle._obj.dwUpper))
+        return 0
+
+    def _run(self, script: list[Step], existing: Any, inputs: Any, new: Any, out: Any,
+             attrs: Any, expiry: Any) -> int:  # fmt: skip
+        status, token, granted = script.pop(0)
+        if existing is None:
+            self.existing.append(None)
+            new._obj.dwLower, new._obj.dwUpper = CONTEXT
+        else:
+            self.existing.append((existing._obj.dwLower, existing._obj.dwUpper))
+        if inputs is None:
+            self.inputs.append(None)
+        else:
+            buffer = inputs._obj.pBuffers[0]
+            self.inputs.append(ctypes.string_at(buffer.pvBuffer, buffer.cbBuffer))
+        if token is not None:
+            memory = ctypes.create_string_buffer(token, len(token))
+            self._keep.append(memory)
+            self.allocated.append(ctypes.addressof(memory))
+            out._obj.pBuffers[0].pvBuffer = ctypes.addressof(memory)
+            out._obj.pBuffers[0].cbBuffer = len(token)
+        attrs._obj.value = granted
+        expiry._obj.value = 0x7FFF_FFFF_FFFF_FFFF
+        if isinstance(status, BaseException):
+            raise status
+        return status
+
+    def _isc(self, *a: Any) -> int:
+        assert a[3] & C.ISC_REQ_ALLOCATE_MEMORY
+        return self._run(self.isc, a[1], a[6], a[8], a[9], a[10], a[11])
+
+    def _asc(self, *a: Any) -> int:
+        assert a[3] & C.ASC_REQ_ALLOCATE_MEMORY
+        return self._run(self.asc, a[1], a[2], a[5], a[6], a[7], a[8])
+
+
+@pytest.fixture
+def provider(mocker: MockerFixture) -> Iterator[Provider]:
+    fake = Provider(mocker)
+    yield fake
+    gc.collect()
+    assert sorted(fake.freed) == sorted(fake.allocated), "an output token was not freed"
+
+
+def error(symbol: str, function: str) -> sspi_import.SspiError:
+    info = sspi_import.status_info(symbol)
+    assert info is not None
+    return sspi_import.error_from_status(info.status, function)
+
+
+# The step() state machine ----------------------------------------------------------------
+
+
+def test_initiator_state_machine_with_complete_and_continue(provider: Provider) -> None:
+    provider.isc = [
+        (SEC_I_CONTINUE_NEEDED, b"negotiate", 0),
+        (SEC_I_COMPLETE_AND_CONTINUE, b"authenticate", 0),
+        (SEC_E_OK, None, int(DEFAULT_FLAGS) | C.ISC_RET_ALLOCATED_MEMORY),
+    ]
+    with Credentials.acquire("NTLM") as creds:
+        ctx = SecurityContext.initiator(creds, "host/server")
+        assert ctx.closed
+        assert not ctx.complete
+        assert ctx.step(None) == b"negotiate"
+        assert not ctx.closed  # owned from the first successful call
+        provider.lib.CompleteAuthToken.assert_not_called()
+        assert ctx.step(b"challenge") == b"authenticate"
+        provider.lib.CompleteAuthToken.assert_called_once()
+        assert not ctx.complete
+        assert ctx.step(bytearray(b"mutual")) is None
+        assert ctx.complete
+        assert ctx.flags == DEFAULT_FLAGS  # ALLOCATED_MEMORY is not a request flag
+        assert ctx.expiry == sspi_import._context_ops.NEVER
+        assert provider.existing == [None, CONTEXT, CONTEXT]
+        assert provider.inputs == [None, b"challenge", b"mutual"]
+        target = provider.lib.InitializeSecurityContextW.call_args_list[0].args[2]
+        assert target == "host/server".encode("utf-16-le") + b"\0\0"
+        with pytest.raises(ValueError, match="already complete"):
+            ctx.step(b"more")
+        ctx.close()
+        ctx.close()
+    assert provider.deleted == [CONTEXT]
+    assert provider.creds_freed == [CREDS]  # closed by its own 'with', not by the context
+
+
+def test_acceptor_complete_needed_and_flag_translation(provider: Provider) -> None:
+    granted = C.ASC_RET_INTEGRITY | C.ASC_RET_CONFIDENTIALITY | C.ASC_RET_IDENTIFY
+    provider.asc = [
+        (SEC_I_CONTINUE_NEEDED, b"challenge", 0),
+        (SEC_I_COMPLETE_NEEDED, None, granted),
+    ]
+    with Credentials.acquire("NTLM", "inbound") as creds:
+        with SecurityContext.acceptor(creds, RequestFlags.INTEGRITY | RequestFlags.IDENTIFY) as ctx:
+            with pytest.raises(ValueError, match="input token"):
+                ctx.step(None)
+            assert ctx.step(b"negotiate") == b"challenge"
+            assert ctx.step(b"authenticate") is None
+            assert ctx.complete
+            provider.lib.CompleteAuthToken.assert_called_once()
+            assert ctx.flags == (
+                RequestFlags.INTEGRITY | RequestFlags.CONFIDENTIALITY | RequestFlags.IDENTIFY
+            )
+        requested = provider.lib.AcceptSecurityContext.call_args.args[3]
+        assert requested == C.ASC_REQ_INTEGRITY | C.ASC_REQ_IDENTIFY | C.ASC_REQ_ALLOCATE_MEMORY
+    assert provider.deleted == [CONTEXT]
+
+
+def test_failed_first_call_leaves_nothing_to_delete(provider: Provider) -> None:
+    provider.isc = [(error("SEC_E_TARGET_UNKNOWN", "InitializeSecurityContextW"), None, 0)]
+    with Credentials.acquire("Kerberos") as creds:
+        ctx = SecurityContext.initiator(creds, "host/nowhere")
+        with pytest.raises(sspi_import.TargetUnknownError):
+            ctx.step(None)
+        assert ctx.closed
+        with pytest.raises(ValueError, match="failed"):
+            ctx.step(None)
+        ctx.close()
+    assert provider.deleted == []
+
+
+def test_failed_later_call_keeps_the_context_owned(provider: Provider) -> None:
+    provider.asc = [
+        (SEC_I_CONTINUE_NEEDED, b"challenge", 0),
+        (error("SEC_E_LOGON_DENIED", "AcceptSecurityContext"), None, 0),
+    ]
+    with Credentials.acquire("NTLM", "inbound") as creds:
+        ctx = SecurityContext.acceptor(creds)
+        ctx.step(b"negotiate")
+        with pytest.raises(sspi_import.LogonDeniedError):
+            ctx.step(b"authenticate")
+        assert not ctx.closed
+        ctx.close()
+    assert provider.deleted == [CONTEXT]
+
+
+def test_output_buffer_freed_when_the_call_raises(provider: Provider) -> None:
+    # A package that allocated the output and then failed: the buffer is still freed.
+    provider.isc = [(error("SEC_E_INTERNAL_ERROR", "InitializeSecurityContextW"), b"x", 0)]
+    with Credentials.acquire("NTLM") as creds:
+        ctx = SecurityContext.initiator(creds)
+        with pytest.raises(sspi_import.InternalError):
+            ctx.step(None)
+    assert len(provider.freed) == 1
+
+
+def test_output_buffer_freed_when_complete_auth_token_raises(provider: Provider) -> None:
+    provider.isc = [(SEC_I_COMPLETE_NEEDED, b"token", 0)]
+    provider.lib.CompleteAuthToken.side_effect = error("SEC_E_INVALID_TOKEN", "CompleteAuthToken")
+    with Credentials.acquire("NTLM") as creds, SecurityContext.initiator(creds) as ctx:
+        with pytest.raises(sspi_import.InvalidTokenError):
+            ctx.step(None)
+        assert not ctx.closed  # the context exists: closing deletes it
+    assert len(provider.freed) == 1
+    assert provider.deleted == [CONTEXT]
+
+
+def test_unexpected_success_status_is_an_error(provider: Provider) -> None:
+    incomplete_credentials = 0x00090320
+    provider.isc = [(incomplete_credentials, None, 0)]
+    with (
+        Credentials.acquire("NTLM") as creds,
+        SecurityContext.initiator(creds) as ctx,
+        pytest.raises(sspi_import.SspiError) as info,
+    ):
+        ctx.step(None)
+    assert info.value.status == incomplete_credentials
+    assert info.value.function == "InitializeSecurityContextW"
+    assert provider.deleted == [CONTEXT]
+
+
+def test_constructor_validation(provider: Provider) -> None:
+    with pytest.raises(TypeError, match="initiator"):
+        SecurityContext()
+    with pytest.raises(TypeError, match="Credentials"):
+        SecurityContext.initiator("creds")  # type: ignore[arg-type]
+    with Credentials.acquire("NTLM") as creds:
+        with pytest.raises(ValueError, match="unknown request flags"):
+            SecurityContext.initiator(creds, flags=C.ISC_REQ_ALLOCATE_MEMORY)
+        with pytest.raises(TypeError):
+            SecurityContext.acceptor(creds, flags=True)
+        with pytest.raises(TypeError):
+            SecurityContext.initiator(creds, target_name=b"host/x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="closed"):
+        SecurityContext.initiator(creds)
+    provider.lib.InitializeSecurityContextW.assert_not_called()
+
+
+def test_closed_before_start_cannot_step(provider: Provider) -> None:
+    with Credentials.acquire("NTLM") as creds:
+        ctx = SecurityContext.initiator(creds)
+        ctx.close()
+        with pytest.raises(ValueError, match="closed"):
+            ctx.step(None)
+    provider.lib.InitializeSecurityContextW.assert_not_called()
+
+
+def established(provider: Provider) -> SecurityContext:
+    provider.isc = [(SEC_E_OK, b"token", int(DEFAULT_FLAGS))]
+    ctx = SecurityContext.initiator(Credentials.acquire("NTLM"))
+    ctx._owns_credentials = True
+    ctx.step(None)
+    return ctx
+
+
+def test_impersonate_reverts_on_exception(provider: Provider) -> None:
+    provider.lib.ImpersonateSecurityContext.return_value = 0
+    provider.lib.RevertSecurityContext.return_value = 0
+
+    def fail_inside(ctx: SecurityContext) -> None:
+        with ctx.impersonate():
+            provider.lib.RevertSecurityContext.assert_not_called()
+            raise KeyError("boom")
+
+    with established(provider) as ctx:
+        with pytest.raises(KeyError):
+            fail_inside(ctx)
+        provider.lib.ImpersonateSecurityContext.assert_called_once()
+        provider.lib.RevertSecurityContext.assert_called_once()
+        with ctx.impersonate():
+            pass
+        assert provider.lib.RevertSecurityContext.call_count == 2
+    assert provider.creds_freed == [CREDS]  # owned credentials close with the context
+
+
+def test_impersonate_failure_does_not_revert(provider: Provider) -> None:
+    provider.lib.ImpersonateSecurityContext.side_effect = error(
+        "SEC_E_NO_IMPERSONATION", "ImpersonateSecurityContext"
+    )
+    with established(provider) as ctx, pytest.raises(sspi_import.SspiError), ctx.impersonate():
+        pytest.fail("the body must not run")
+    provider.lib.RevertSecurityContext.assert_not_called()
+
+
+def test_user_name_buffer_is_freed(provider: Provider) -> None:
+    name = ctypes.create_string_buffer("EXAMPLE\\bob".encode("utf-16-le") + b"\0\0")
+
+    def query(handle: Any, attribute: int, out: Any) -> int:
+        assert attribute == C.SECPKG_ATTR_NAMES
+        out._obj.sUserName = ctypes.addressof(name)
+        provider.allocated.append(ctypes.addressof(name))
+        return 0
+
+    provider.lib.QueryContextAttributesW.side_effect = query
+    with established(provider) as ctx:
+        assert ctx.user_name == "EXAMPLE\\bob"
+    assert ctypes.addressof(name) in provider.freed
+
+
+def test_decrypt_rejects_malformed_messages(provider: Provider) -> None:
+    with established(provider) as ctx:
+        with pytest.raises(ValueError, match="shorter"):
+            ctx.decrypt(b"\x01")
+        with pytest.raises(ValueError, match="trailer is 16 bytes"):
+            ctx.decrypt(b"\x10\0\0\0abc")
+        with pytest.raises(TypeError):
+            ctx.decrypt("text")  # type: ignore[arg-type]
+    provider.lib.DecryptMessage.assert_not_called()
+
+
+# loopback ----------------------------------------------------------------------------------
+
+
+def test_loopback_cleans_everything_up_on_failure(provider: Provider) -> None:
+    provider.isc = [(SEC_I_CONTINUE_NEEDED, b"negotiate", 0)]
+    provider.asc = [(error("SEC_E_INTERNAL_ERROR", "AcceptSecurityContext"), None, 0)]
+    with pytest.raises(sspi_import.InternalError):
+        loopback("Negotiate")
+    assert provider.deleted == [CONTEXT]  # the client's; the server's never existed
+    assert provider.creds_freed == [CREDS, CREDS]
+
+
+def test_loopback_contexts_own_their_credentials(provider: Provider) -> None:
+    provider.isc = [(SEC_I_CONTINUE_NEEDED, b"1", 0), (SEC_E_OK, b"3", int(DEFAULT_FLAGS))]
+    provider.asc = [(SEC_I_CONTINUE_NEEDED, b"2", 0), (SEC_I_COMPLETE_NEEDED, None, 0)]
+    client, server = loopback()
+    assert client.complete
+    assert server.complete
+    assert provider.inputs == [None, b"1", b"2", b"3"]
+    assert client.package == "NTLM"
+    client.close()
+    assert len(provider.creds_freed) == 1
+    server.close()
+    assert provider.deleted == [CONTEXT, CONTEXT]
+    assert len(provider.creds_freed) == 2
+
+
+def test_loopback_stalled_handshake(provider: Provider) -> None:
+    provider.isc = [(SEC_I_CONTINUE_NEEDED, b"1", 0)]
+    provider.asc = [(SEC_I_CONTINUE_NEEDED, None, 0)]
+    with pytest.raises(RuntimeError, match="stopped before both sides completed"):
+        loopback()
+    assert len(provider.deleted) == 2
+    assert len(provider.creds_freed) == 2
+
+
+def test_public_names() -> None:
+    for name in ("SecurityContext", "RequestFlags", "ContextSizes", "loopback"):
+        assert name in sspi_import.__all__
+        assert getattr(sspi_import, name) is not None
+
+
+# Windows: real secur32 with the logged-on user ---------------------------------------------
+
+
+def get_user_name() -> str:
+    """The thread's user (the impersonated one while impersonating), via GetUserNameW."""
+    advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    size = ctypes.c_uint32(257)
+    buffer = ctypes.create_unicode_buffer(size.value)
+    if not advapi32.GetUserNameW(buffer, ctypes.byref(size)):
+        raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined,unused-ignore]
+    return buffer.value
+
+
+@pytest.fixture
+def windows_pair(request: pytest.FixtureRequest) -> Iterator[tuple[SecurityContext, ...]]:
+    client, server = loopback(request.param)
+    with client, server:
+        yield client, server
+
+
+WINDOWS_PACKAGES = pytest.mark.parametrize(
+    "windows_pair", ["NTLM", "Negotiate"], indirect=True, ids=["NTLM", "Negotiate"]
+)
+
+
+@pytest.mark.windows
+@WINDOWS_PACKAGES
+def test_windows_loopback_established(windows_pair: tuple[SecurityContext, ...]) -> None:
+    client, server = windows_pair
+    assert client.complete
+    assert server.complete
+    assert client.flags & RequestFlags.INTEGRITY
+    assert server.flags & RequestFlags.CONFIDENTIALITY
+    assert client.session_key() == server.session_key()
+    assert server.package_name in ("NTLM", "Kerberos")
+    sizes = server.sizes()
+    assert sizes is server.sizes()  # cached
+    assert sizes.max_signature > 0
+    assert sizes.security_trailer > 0
+    _start, expiry = server.lifespan
+    assert expiry is not None
+    assert expiry.tzinfo is not None
+
+
+@pytest.mark.windows
+@WINDOWS_PACKAGES
+def test_windows_user_name_is_the_logged_on_user(windows_pair: tuple[SecurityContext, ...]) -> None:
+    _client, server = windows_pair
+    assert server.user_name.split("\\")[-1].lower() == get_user_name().lower()
+
+
+@pytest.mark.windows
+@WINDOWS_PACKAGES
+def test_windows_sign_and_verify(windows_pair: tuple[SecurityContext, ...]) -> None:
+    client, server = windows_pair
+    signature = client.sign(b"message")
+    server.verify(b"message", signature)
+    reply = server.sign(b"reply")
+    client.verify(b"reply", reply)
+    forged = client.sign(b"second")
+    with pytest.raises(sspi_import.MessageAlteredError) as info:
+        server.verify(b"seconD", forged)
+    assert info.value.function == "VerifySignature"
+
+
+@pytest.mark.windows
+@WINDOWS_PACKAGES
+def test_windows_encrypt_and_decrypt(windows_pair: tuple[SecurityContext, ...]) -> None:
+    client, server = windows_pair
+    assert server.decrypt(client.encrypt(b"to server")) == b"to server"
+    assert client.decrypt(server.encrypt(memoryview(b"to client"))) == b"to client"
+    message = bytearray(client.encrypt(b"tamper with me"))
+    message[-1] ^= 1
+    with pytest.raises(sspi_import.MessageAlteredError) as info:
+        server.decrypt(message)
+    assert info.value.function == "DecryptMessage"
+
+
+@pytest.mark.windows
+@WINDOWS_PACKAGES
+def test_windows_impersonate(windows_pair: tuple[SecurityContext, ...]) -> None:
+    _client, server = windows_pair
+    before = get_user_name()
+    with server.impersonate():
+        assert get_user_name().lower() == server.user_name.split("\\")[-1].lower()
+    assert get_user_name() == before
+    with pytest.raises(KeyError), server.impersonate():
+        raise KeyError("reverted anyway")
+    assert get_user_name() == before
+
+
+@pytest.mark.windows
+@WINDOWS_PACKAGES
+def test_windows_export_import_in_process(windows_pair: tuple[SecurityContext, ...]) -> None:
+    client, server = windows_pair
+    package = server.package_name
+    with (
+        server.export() as exported,
+        sspi_import.ImportedContext(package, exported.blob, exported.token) as imported,
+    ):
+        assert imported.user_name == server.user_name
+        assert imported.package_name == package
+        assert imported.decrypt(client.encrypt(b"to the import")) == b"to the import"
+        signature = client.sign(b"signed")
+        imported.verify(b"signed", signature)
+        with imported.impersonate():
+            assert get_user_name().lower() == imported.user_name.split("\\")[-1].lower()
+
+
+@pytest.mark.windows
+def test_windows_loopback_leaks_nothing(mocker: MockerFixture) -> None:
+    client, server = loopback("NTLM")
+    delete = mocker.spy(client._lib, "DeleteSecurityContext")
+    free = mocker.spy(client._lib, "FreeCredentialsHandle")
+    client.close()
+    server.close()
+    assert delete.call_count == 2
+    assert free.call_count == 2
+    assert client.credentials.closed
+    assert server.credentials.closed
+
+
+@pytest.mark.windows
+def test_windows_lane_has_secur32() -> None:
+    assert "secur32" in sspi_import.library_description().lower()
