@@ -12,10 +12,10 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from stubs import Stub, StubUnavailable
 
 import sspi_import
 from sspi_import._raw import loader
+from stubs import Stub, StubUnavailable
 
 ON_WINDOWS = sys.platform == "win32"
 
@@ -76,3 +76,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "windows" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="run the soak tests at full size (1,000,000 import/close cycles and 100,000 "
+        "contexts left to the finalizer); the default run is small enough for seconds",
+    )

@@ -55,8 +55,11 @@ def readable(data: object, what: str = "blob") -> tuple[Any, int, int]:
     an empty or oversized one.
     """
     if type(data) is bytes:
-        _check_length(len(data), what)
-        return data, _bytes_address(data), len(data)
+        length = len(data)
+        if _OFFSET is not None and 0 < length <= MAX_BUFFER:  # the hot path, inlined
+            return data, id(data) + _OFFSET, length
+        _check_length(length, what)
+        return data, _bytes_address(data), length
     if isinstance(data, str) or not _is_buffer(data):
         raise TypeError(
             f"the {what} must be bytes, bytearray or memoryview, not {type(data).__name__}"
