@@ -16,6 +16,7 @@ the library named by ``SSPI_IMPORT_LIBRARY`` / ``use_library``).
 from __future__ import annotations
 
 from ._context_ops import ContextSizes
+from .adopt import AdoptedContext, adopt_context
 from .contexts import (
     ExportedContext,
     ExportFlags,
@@ -60,6 +61,7 @@ from .security_context import RequestFlags, SecurityContext, loopback
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdoptedContext",
     "BufferTooSmallError",
     "CannotPackError",
     "ContextExpiredError",
@@ -95,6 +97,7 @@ __all__ = [
     "UnsupportedFunctionError",
     "WrongPrincipalError",
     "__version__",
+    "adopt_context",
     "error_from_status",
     "explain",
     "export_context",

@@ -1,0 +1,116 @@
+"""Taking over contexts that other code established: ``adopt_context``.
+
+Servers that authenticate with pywin32 (``win32security``, its ``sspi`` module, and the
+packages built on them) hold their context in a ``PyCtxtHandle``; other code holds a raw
+``CtxtHandle``. ``adopt_context`` wraps such a handle in a context of this library that owns
+it from then on: ``close()`` deletes it once, a forgotten one is deleted by its finalizer,
+``detach()`` gives it back, and every query, message operation and ``export()`` works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from typing import Any
+
+from ._buffers import encode_name
+from ._foreign import handle_from_int, is_pywin32_handle, raw_pair
+from ._raw.loader import api
+from ._raw.structs import SecHandle
+from .contexts import SecurityContextBase
+from .errors import SspiError, SspiUnavailableError
+from .security_context import RequestFlags, SecurityContext
+
+__all__ = ["AdoptedContext", "adopt_context"]
+
+
+class AdoptedContext(SecurityContext):
+    """A context established elsewhere and taken over by ``adopt_context``.
+
+    It is complete (there is no handshake left to step) and has no credentials of this
+    library; ``package`` is the package it belongs to, or ``None`` if neither the caller
+    nor the provider could tell.
+    """
+
+    __slots__ = ("_adopted_package",)
+    _adopted_package: str | None
+
+    @property
+    def package(self) -> str | None:  # type: ignore[override]
+        """The package given to ``adopt_context``, or looked up from the context."""
+        return self._adopted_package
+
+    @property
+    def credentials(self) -> Any:
+        """Not available: the credentials belong to the code that established the context."""
+        raise AttributeError("an adopted context has no credentials of this library")
+
+    @property
+    def flags(self) -> RequestFlags:
+        """The attribute flags the package reports now (``SECPKG_ATTR_FLAGS``), as an int flag."""
+        return RequestFlags(SecurityContextBase.flags.fget(self))  # type: ignore[attr-defined]
+
+    @property
+    def expiry(self) -> datetime.datetime | None:
+        """When the context expires, from ``SECPKG_ATTR_LIFESPAN``."""
+        return self.lifespan[1]
+
+    def _describe(self, *, closed: bool) -> str:
+        state = "closed" if closed else "open"
+        return f"<AdoptedContext package={self._adopted_package!r} {state}>"
+
+
+def _take_handle(handle: object) -> tuple[int, int]:
+    if isinstance(handle, SecurityContextBase):
+        raise TypeError("this context already belongs to sspi_import: use it directly")
+    if isinstance(handle, SecHandle):
+        return raw_pair((handle.dwLower, handle.dwUpper))
+    if isinstance(handle, tuple):
+        return raw_pair(handle)
+    if isinstance(handle, int) and not isinstance(handle, bool):
+        return handle_from_int(handle)
+    if is_pywin32_handle(handle):
+        # Detach first: from here on pywin32 will never delete it, so one owner remains.
+        return handle_from_int(handle.Detach())  # type: ignore[attr-defined]
+    raise TypeError(
+        "adopt_context() takes a (dwLower, dwUpper) tuple, a ctypes SecHandle, the int that "
+        "pywin32's PyCtxtHandle.Detach() returns, or a PyCtxtHandle, "
+        f"not {type(handle).__name__}"
+    )
+
+
+def adopt_context(handle: object, package: str | None = None) -> AdoptedContext:
+    """Own an existing security context handle from now on.
+
+    ``handle`` is a ``(dwLower, dwUpper)`` tuple, a ctypes ``SecHandle``, the integer
+    pywin32's ``PyCtxtHandle.Detach()`` returns (``-1``, its invalid handle, is refused),
+    or a pywin32 ``PyCtxtHandle`` itself, which is detached so that pywin32 never deletes
+    the context. ``package`` is looked up from the context (``SECPKG_ATTR_PACKAGE_INFO``,
+    or the negotiated package for Negotiate) when not given.
+
+    The handle must be valid in this process and for the current library
+    (``use_library``); nothing checks that before the first call that uses it.
+    """
+    if package is not None:
+        encode_name(package)  # the import rules, checked before anything is taken over
+    lib = api()  # SspiUnavailableError here, before a pywin32 object is detached
+    lower, upper = _take_handle(handle)
+    context = object.__new__(AdoptedContext)
+    context._lib = lib
+    context._handle = SecHandle(lower, upper)
+    context._credentials = None  # type: ignore[assignment]
+    context._owns_credentials = False
+    context._initiator = False
+    context._target = None
+    context._requested = 0
+    context._granted = 0
+    context._expiry = 0
+    context._state = 0  # SEC_E_OK: established, nothing to step
+    context._failed = False
+    context._started = True
+    context._adopted_package = package
+    if package is None:
+        # The provider may not tell (no attribute, or no query at all): export works without.
+        with contextlib.suppress(SspiError, SspiUnavailableError):
+            context._adopted_package = context.package_name
+    return context
