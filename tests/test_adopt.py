@@ -194,3 +194,75 @@ def test_pywin32_server_context_adopted_exported_and_imported_in_a_child() -> No
         out, _ = child.communicate(handed.to_bytes(), timeout=60)
     assert child.returncode == 0
     assert out.decode().strip() == name
+
+
+class SlotPyCtxtHandle:
+    """Two pointer-sized words right after the object header: pywin32's PyCtxtHandle layout."""
+
+    __slots__ = ("w0", "w1")
+    w0: object
+    w1: object
+
+    def Detach(self) -> int:  # noqa: N802 - pywin32's name
+        return -1
+
+
+SlotPyCtxtHandle.__name__ = "PyCtxtHandle"
+
+
+def test_export_reads_a_pywin32_handle_in_place(stub: Stub) -> None:
+    low, high = object(), object()
+    source = SlotPyCtxtHandle()
+    source.w0, source.w1 = low, high  # the slots hold these objects' addresses
+    with pytest.raises(sspi_import.InvalidHandleError):
+        export_context(source)  # not a live handle of the stub: SSPI says so
+    assert stub.last_handle() == (id(low), id(high))
+
+
+def test_export_of_the_pywin32_integer_does_not_take_it_over(stub: Stub) -> None:
+    pair = stub.new_context()
+    exported = export_context(handle_to_int(*pair))
+    assert exported.package is None
+    assert stub.last_handle() == pair
+    assert stub.live_contexts() == 1  # still the caller's
+    with adopt_context(pair):
+        pass
+
+
+def test_delete_old_export_detaches_the_pywin32_object(
+    stub: Stub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sspi_import import contexts
+
+    pair = stub.new_context()
+    source = PyCtxtHandle(pair)
+    monkeypatch.setattr(contexts, "peek_pywin32", lambda obj: obj.pair)
+    export_context(source)
+    assert source.detached == 0  # a plain export leaves pywin32 the owner
+    export_context(source, ExportFlags.DELETE_OLD)
+    assert source.detached == 1  # SSPI deleted it: pywin32 must not delete it again
+    assert stub.live_contexts() == 0
+
+
+def test_failed_delete_old_export_leaves_the_pywin32_object_alone(
+    stub: Stub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sspi_import import contexts
+
+    source = PyCtxtHandle(stub.new_context())
+    monkeypatch.setattr(contexts, "peek_pywin32", lambda obj: obj.pair)
+    stub.fail("ExportSecurityContext", 0x80090309)
+    with pytest.raises(sspi_import.CannotPackError):
+        export_context(source, ExportFlags.DELETE_OLD)
+    assert source.detached == 0
+    with adopt_context(source):
+        pass
+
+
+def test_delete_old_export_closes_loopback_credentials(sspi_fake: object) -> None:
+    client, server = sspi_import.loopback("NTLM")
+    with client:
+        exported = server.export(ExportFlags.DELETE_OLD)
+        assert server.closed
+        assert server.credentials.closed  # nothing of the consumed server is left open
+        exported.close()

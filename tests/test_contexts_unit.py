@@ -156,7 +156,8 @@ def test_bad_flags_refused_before_any_call(
         ((-1, 2), ValueError),
         ((1, POINTER_MAX + 1), ValueError),
         ([1, 2], TypeError),
-        (12, TypeError),
+        (12.5, TypeError),
+        (-1, ValueError),  # pywin32 int form: its invalid handle
         (None, TypeError),
         (b"handle", TypeError),
     ],

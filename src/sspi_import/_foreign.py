@@ -10,7 +10,7 @@ methods), so its handle can be read in place when a caller must not take it over
 from __future__ import annotations
 
 import ctypes
-from typing import Any
+from typing import Any, TypeGuard
 
 from ._raw.structs import SecHandle
 
@@ -63,7 +63,7 @@ def handle_to_int(lower: int, upper: int, pointer_bytes: int = POINTER_BYTES) ->
     return lower | upper << (8 * pointer_bytes)
 
 
-def is_pywin32_handle(obj: object) -> bool:
+def is_pywin32_handle(obj: object) -> TypeGuard[Any]:
     """Whether ``obj`` looks like pywin32's ``PyCtxtHandle`` (duck-typed: pywin32 is optional)."""
     kind = type(obj)
     return kind.__name__ == "PyCtxtHandle" and callable(getattr(obj, "Detach", None))

@@ -71,7 +71,7 @@ def _take_handle(handle: object) -> tuple[int, int]:
         return handle_from_int(handle)
     if is_pywin32_handle(handle):
         # Detach first: from here on pywin32 will never delete it, so one owner remains.
-        return handle_from_int(handle.Detach())  # type: ignore[attr-defined]
+        return handle_from_int(handle.Detach())
     raise TypeError(
         "adopt_context() takes a (dwLower, dwUpper) tuple, a ctypes SecHandle, the int that "
         "pywin32's PyCtxtHandle.Detach() returns, or a PyCtxtHandle, "

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._buffers import encode_name, readable
 from ._context_ops import ContextOperations
+from ._foreign import handle_from_int, is_pywin32_handle, peek_pywin32, raw_pair
 from ._handle import OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.loader import api
@@ -117,6 +118,9 @@ class SecurityContextBase(ContextOperations):
     def export(self, flags: ExportFlags | int = ExportFlags.NONE) -> ExportedContext:
         """Serialize this context for another process: ``export_context(self, flags)``."""
         return export_context(self, flags)
+
+    def _consumed(self) -> None:
+        """An export with ``DELETE_OLD`` deleted the context: release what it held besides."""
 
 
 class ImportedContext(SecurityContextBase):
@@ -509,41 +513,43 @@ def _source_handle(context: object) -> tuple[SecHandle, SecurityContextBase | No
     if isinstance(context, SecHandle):
         return context, None
     if isinstance(context, tuple):
-        if len(context) != 2 or not all(
-            isinstance(w, int) and not isinstance(w, bool) for w in context
-        ):
-            raise TypeError("a raw context handle is a (dwLower, dwUpper) tuple of two ints")
-        if not all(0 <= w <= _MAX_HANDLE_WORD for w in context):
-            raise ValueError(f"handle words must be {_POINTER_BITS}-bit unsigned ints")
-        return SecHandle(*context), None
+        return SecHandle(*raw_pair(context)), None
+    if isinstance(context, int) and not isinstance(context, bool):
+        return SecHandle(*handle_from_int(context)), None
+    if is_pywin32_handle(context):
+        return SecHandle(*peek_pywin32(context)), None
     raise TypeError(
-        "export_context() takes a context of this library, a ctypes SecHandle or a "
-        f"(dwLower, dwUpper) tuple, not {type(context).__name__}"
+        "export_context() takes a context of this library, a ctypes SecHandle, a "
+        "(dwLower, dwUpper) tuple, pywin32's PyCtxtHandle or the int its Detach() returns, "
+        f"not {type(context).__name__}"
     )
 
 
 def export_context(
-    context: SecurityContextBase | SecHandle | tuple[int, int],
+    context: SecurityContextBase | SecHandle | tuple[int, int] | int | Any,
     flags: ExportFlags | int = ExportFlags.NONE,
 ) -> ExportedContext:
     """Serialize ``context`` with ``ExportSecurityContext`` so another process can import it.
 
-    ``context`` is a context of this library, a ctypes ``SecHandle``, or a raw
-    ``(dwLower, dwUpper)`` pair from elsewhere (not taken over). With
-    ``ExportFlags.DELETE_OLD`` SSPI deletes the source: a context of this library is then
-    marked closed and never deleted again. The packed buffer SSPI allocates is copied
-    once and freed with ``FreeContextBuffer`` whatever happens.
+    ``context`` is a context of this library, or a handle from elsewhere, which is not
+    taken over: a ctypes ``SecHandle``, a raw ``(dwLower, dwUpper)`` pair, the integer
+    pywin32's ``PyCtxtHandle.Detach()`` returns, or a pywin32 ``PyCtxtHandle`` (read in
+    place). With ``ExportFlags.DELETE_OLD`` SSPI deletes the source: a context of this
+    library is then marked closed and never deleted again, and a pywin32 object is
+    detached so that pywin32 never deletes it either. The packed buffer SSPI allocates
+    is copied once and freed with ``FreeContextBuffer`` whatever happens.
     """
     fflags = _check_flags(flags)
     handle, owner = _source_handle(context)
-    consuming = owner is not None and bool(fflags & C.SECPKG_CONTEXT_EXPORT_DELETE_OLD)
+    delete_old = bool(fflags & C.SECPKG_CONTEXT_EXPORT_DELETE_OLD)
+    consuming = owner is not None and delete_old
     if consuming:
         assert owner is not None
         taken = owner._take()  # no other thread may delete what SSPI is about to
         if taken is None:
             raise ValueError("the security context is closed; it cannot be exported")
         handle = taken
-    lib = api()
+    lib = owner._lib if owner is not None else api()  # the library the context came from
     packed = SecBuffer()
     token = c_void_p()
     try:
@@ -555,6 +561,11 @@ def export_context(
         if packed.pvBuffer:
             lib.FreeContextBuffer(packed.pvBuffer)
         raise
+    if consuming:
+        assert owner is not None
+        owner._consumed()
+    elif delete_old and is_pywin32_handle(context):
+        context.Detach()  # SSPI deleted it: pywin32 must not delete it again
     pointer = packed.pvBuffer  # each ctypes field read builds a new int: read once
     exported: ExportedContext = _Filling.__new__(_Filling)
     exported._package = owner.package if owner is not None else None

@@ -342,6 +342,10 @@ class SecurityContext(SecurityContextBase):
             if self._owns_credentials:
                 self._credentials.close()
 
+    def _consumed(self) -> None:
+        if self._owns_credentials:
+            self._credentials.close()
+
     def close(self) -> None:
         """Delete the context (if it was made) and close credentials it owns."""
         self._started = True  # a closed context never starts a new handshake
