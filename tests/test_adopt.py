@@ -266,3 +266,14 @@ def test_delete_old_export_closes_loopback_credentials(sspi_fake: object) -> Non
         assert server.closed
         assert server.credentials.closed  # nothing of the consumed server is left open
         exported.close()
+
+
+def test_pywin32_example_runs() -> None:
+    example = pathlib.Path(__file__).parent.parent / "examples" / "pywin32_adopt.py"
+    result = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "the child process imported the context of EXAMPLE\\alice" in result.stdout
+    if sys.platform != "win32":
+        assert "simulating it" in result.stdout
