@@ -23,8 +23,21 @@ def _word_max(pointer_bytes: int) -> int:
     return (1 << (8 * pointer_bytes)) - 1
 
 
+_NATIVE_MAX = _word_max(POINTER_BYTES)
+
+
 def raw_pair(value: object, pointer_bytes: int = POINTER_BYTES) -> tuple[int, int]:
     """Check a ``(dwLower, dwUpper)`` tuple: two ints that fit a pointer each."""
+    if type(value) is tuple and len(value) == 2 and pointer_bytes == POINTER_BYTES:
+        lower, upper = value
+        # The usual call, in one expression: exact ints, in range, not the invalid handle.
+        if (
+            type(lower) is int
+            and type(upper) is int
+            and 0 <= lower <= _NATIVE_MAX
+            and 0 <= upper < _NATIVE_MAX
+        ):
+            return lower, upper
     if not isinstance(value, tuple) or len(value) != 2:
         raise TypeError("a raw context handle is a (dwLower, dwUpper) tuple of two ints")
     lower, upper = value

@@ -206,6 +206,8 @@ class ExportedContext(OwnedHandle[int]):
     with ``to_bytes()``. The receiver's copy (unpickled, or ``from_bytes``) owns the token.
     """
 
+    # Immutable without a __setattr__ hook: the public fields are read-only properties,
+    # and __slots__ leaves no room for new attributes.
     __slots__ = ("_blob", "_buffer_type", "_package")
     _kind = "exported context's token"
 
@@ -269,11 +271,6 @@ class ExportedContext(OwnedHandle[int]):
             f"<ExportedContext package={self._package!r} blob=<{len(self._blob)} bytes> "
             f"buffer_type={self._buffer_type} {token}>"
         )
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if not name.startswith("_"):
-            raise AttributeError(f"ExportedContext is immutable; cannot set {name!r}")
-        super().__setattr__(name, value)
 
     # Crossing processes -----------------------------------------------------------
 
@@ -567,7 +564,7 @@ def export_context(
     elif delete_old and is_pywin32_handle(context):
         context.Detach()  # SSPI deleted it: pywin32 must not delete it again
     pointer = packed.pvBuffer  # each ctypes field read builds a new int: read once
-    exported: ExportedContext = _Filling.__new__(_Filling)
+    exported = ExportedContext.__new__(ExportedContext)
     exported._package = owner.package if owner is not None else None
     exported._blob = b""
     exported._buffer_type = packed.BufferType
@@ -578,17 +575,4 @@ def export_context(
             exported._blob = ctypes.string_at(pointer, packed.cbBuffer)
         finally:
             lib.FreeContextBuffer(pointer)
-    exported.__class__ = ExportedContext
     return exported
-
-
-class _Filling(ExportedContext):
-    """An ``ExportedContext`` while ``export_context`` fills it in, then retyped.
-
-    Same slots, same finalizer (it owns the token from the first moment), but plain
-    attribute stores: ``ExportedContext.__setattr__`` is a Python call per field, the
-    largest per-call cost of an export once measured (see docs/performance.md).
-    """
-
-    __slots__ = ()
-    __setattr__ = object.__setattr__  # type: ignore[assignment]
