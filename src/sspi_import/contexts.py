@@ -13,7 +13,7 @@ import enum
 import os
 import struct
 from ctypes import byref, c_void_p
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._buffers import encode_name, readable
 from ._context_ops import ContextOperations
@@ -26,6 +26,8 @@ from .errors import SspiUnavailableError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+_E = TypeVar("_E", bound="ExportedContext")
 
 __all__ = [
     "ExportFlags",
@@ -370,6 +372,18 @@ class ExportedContext(OwnedHandle[int]):
                 raise ValueError("exported context has a package name that is not UTF-8") from None
         return _restore_exported(package, raw[start:], buffer_type, token, pid)
 
+    def _copy_as(self, kind: type[_E], lib: Any) -> _E:
+        """A new value of ``kind`` with this one's package, blob and buffer type, no token."""
+        copy = kind.__new__(kind)
+        copy._package, copy._blob, copy._buffer_type = (
+            self._package,
+            self._blob,
+            self._buffer_type,
+        )
+        copy._lib = lib
+        copy._handle = None
+        return copy
+
     def for_process(self, process: int | _HasPid) -> ExportedContext:
         """A copy for another process, with the token duplicated into that process.
 
@@ -405,13 +419,7 @@ class ExportedContext(OwnedHandle[int]):
             lib.DuplicateHandle(
                 current, self._handle, current, byref(target), 0, False, C.DUPLICATE_SAME_ACCESS
             )
-            copy = ExportedContext.__new__(ExportedContext)
-            copy._package, copy._blob, copy._buffer_type = (
-                self._package,
-                self._blob,
-                self._buffer_type,
-            )
-            copy._lib = lib
+            copy = self._copy_as(ExportedContext, lib)
             copy._handle = target.value or None
             return copy
         process_handle = lib.OpenProcess(_PROCESS_DUP_HANDLE, False, pid)
@@ -427,13 +435,7 @@ class ExportedContext(OwnedHandle[int]):
             )
         finally:
             lib.CloseHandle(process_handle)
-        remote = _TargetCopy.__new__(_TargetCopy)
-        remote._package, remote._blob, remote._buffer_type = (
-            self._package,
-            self._blob,
-            self._buffer_type,
-        )
-        remote._lib = lib
+        remote = self._copy_as(_TargetCopy, lib)
         remote._handle = None  # valid in the target process only: never closed here
         remote._target_token = target.value or 0
         remote._target_pid = pid
