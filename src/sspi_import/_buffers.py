@@ -9,13 +9,24 @@ of part of an object, non-contiguous views) are copied once, to contiguous bytes
 from __future__ import annotations
 
 import ctypes
+import mmap
 import sys
 from typing import Any
 
-__all__ = ["MAX_BUFFER", "Blob", "encode_name", "readable"]
+__all__ = [
+    "BYTES_OFFSET",
+    "MAX_BUFFER",
+    "Blob",
+    "WritableBlob",
+    "bytes_address",
+    "encode_name",
+    "readable",
+    "writable",
+]
 
 MAX_BUFFER = 0xFFFF_FFFF  # SecBuffer.cbBuffer is a ULONG
 Blob = bytes | bytearray | memoryview
+WritableBlob = bytearray | memoryview | mmap.mmap
 
 
 def _bytes_data_offset() -> int | None:
@@ -29,12 +40,21 @@ def _bytes_data_offset() -> int | None:
     return offset if ok and sys.implementation.name == "cpython" else None
 
 
-_OFFSET = _bytes_data_offset()
+BYTES_OFFSET = _bytes_data_offset()
+"""Where a ``bytes`` object's data starts, from ``id()``; ``None`` if not CPython.
+
+Besides reading, ``encrypt`` and ``decrypt`` use it to fill, in place, a ``bytes`` object
+they have just created and return (what C code does after
+``PyBytes_FromStringAndSize(NULL, n)``): the object is new, nobody else holds it, and it
+is filled before it is handed out. Objects of 0 or 1 bytes are never written: CPython
+shares those. Without the offset they work in a ``bytearray`` and copy out once.
+"""
 
 
-def _bytes_address(data: bytes) -> int:
-    if _OFFSET is not None:
-        return id(data) + _OFFSET
+def bytes_address(data: bytes) -> int:
+    """Address of the first byte of ``data`` (SSPI must only read it, unless it is ours)."""
+    if BYTES_OFFSET is not None:
+        return id(data) + BYTES_OFFSET
     return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
 
 
@@ -56,10 +76,10 @@ def readable(data: object, what: str = "blob") -> tuple[Any, int, int]:
     """
     if type(data) is bytes:
         length = len(data)
-        if _OFFSET is not None and 0 < length <= MAX_BUFFER:  # the hot path, inlined
-            return data, id(data) + _OFFSET, length
+        if BYTES_OFFSET is not None and 0 < length <= MAX_BUFFER:  # the hot path, inlined
+            return data, id(data) + BYTES_OFFSET, length
         _check_length(length, what)
-        return data, _bytes_address(data), length
+        return data, bytes_address(data), length
     if isinstance(data, str) or not _is_buffer(data):
         raise TypeError(
             f"the {what} must be bytes, bytearray or memoryview, not {type(data).__name__}"
@@ -68,17 +88,50 @@ def readable(data: object, what: str = "blob") -> tuple[Any, int, int]:
     _check_length(view.nbytes, what)
     if not view.c_contiguous:
         copy = view.tobytes()
-        return copy, _bytes_address(copy), len(copy)
+        return copy, bytes_address(copy), len(copy)
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     if view.readonly:
         whole = view.obj
         if type(whole) is bytes and len(whole) == view.nbytes:
-            return whole, _bytes_address(whole), view.nbytes
+            return whole, bytes_address(whole), view.nbytes
         copy = view.tobytes()
-        return copy, _bytes_address(copy), len(copy)
-    array = (ctypes.c_char * view.nbytes).from_buffer(view)
-    return array, ctypes.addressof(array), view.nbytes
+        return copy, bytes_address(copy), len(copy)
+    # The view keeps the caller's buffer exported (a bytearray cannot be resized under
+    # SSPI); c_char, not c_char * n, so no ctypes array type is made (and kept) per length.
+    return view, ctypes.addressof(ctypes.c_char.from_buffer(view)), view.nbytes
+
+
+def writable(data: object, what: str) -> tuple[memoryview, int, int]:
+    """Return ``(view, address, length)`` for a non-empty buffer SSPI will write in place.
+
+    ``view`` is a one-dimensional byte view of the caller's own memory (``bytearray``,
+    writable ``memoryview``, ``mmap``, ctypes arrays...): nothing is copied. Raises
+    ``TypeError`` for read-only buffers (``bytes``) and non-buffers, ``ValueError`` for
+    empty, oversized or non-contiguous ones.
+    """
+    if type(data) is bytearray:
+        view = memoryview(data)
+    else:
+        if isinstance(data, str) or not _is_buffer(data):
+            raise TypeError(
+                f"the {what} must be a writable buffer such as bytearray, not {type(data).__name__}"
+            )
+        view = memoryview(data)  # type: ignore[arg-type]  # checked by _is_buffer
+        if view.readonly:
+            raise TypeError(
+                f"the {what} must be writable (bytearray, writable memoryview), "
+                f"not a read-only {type(data).__name__}"
+            )
+        if not view.c_contiguous:
+            raise ValueError(f"the {what} must be contiguous; SSPI works on one block of memory")
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+    length = view.nbytes
+    _check_length(length, what)
+    # c_char, not c_char * n: one type for every length (ctypes keeps every array type
+    # it ever made), and the address is all that is needed.
+    return view, ctypes.addressof(ctypes.c_char.from_buffer(view)), length
 
 
 def _is_buffer(data: object) -> bool:

@@ -6,9 +6,14 @@
 ``contexts`` derives from it, so ``SecurityContext`` and ``ImportedContext`` share it.
 
 Memory rules: SSPI only reads the caller's data for ``sign``/``verify``, so it gets the
-caller's own buffer (``_buffers.readable``, no copy); ``EncryptMessage`` and
-``DecryptMessage`` work in place, so they get private writable ctypes copies, wiped
-after use. Every buffer SSPI allocates for an attribute is freed with
+caller's own buffer (``_buffers.readable``, no copy). ``EncryptMessage`` and
+``DecryptMessage`` work in place: ``encrypt`` copies the plaintext once, into the new
+``bytes`` object it returns (trailer length and trailer room first, exactly the wire
+layout), and SSPI encrypts it there; ``decrypt`` copies the trailer and the ciphertext
+into new objects and returns the decrypted one as it is. The caller's objects are never
+written. A copy that still holds plaintext when the call fails, or that is not the
+result, is zeroed. ``encrypt_into`` and ``decrypt_in_place`` work in the caller's own
+writable buffer instead. Every buffer SSPI allocates for an attribute is freed with
 ``FreeContextBuffer`` in ``finally``.
 """
 
@@ -23,7 +28,7 @@ from ctypes import byref, c_uint16, c_uint32, c_void_p
 from dataclasses import dataclass
 from typing import Any
 
-from ._buffers import readable
+from ._buffers import BYTES_OFFSET, MAX_BUFFER, Blob, WritableBlob, readable, writable
 from ._handle import OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.structs import (
@@ -48,6 +53,7 @@ NEVER = datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
 past year 9999, such as Kerberos' ``0x7FFFFF36D5969FFF``)."""
 _MAX_TICKS = (NEVER - _EPOCH_1601) // datetime.timedelta(microseconds=1) * 10
 _TRAILER_LENGTH = struct.Struct("<I")
+_PREFIX = _TRAILER_LENGTH.size  # a sealed message starts with its trailer length
 _INTERNAL_ERROR = status_info("SEC_E_INTERNAL_ERROR").status  # type: ignore[union-attr]
 
 
@@ -90,18 +96,73 @@ class ContextSizes:
     """Largest trailer ``encrypt`` adds (0: the context cannot encrypt)."""
 
 
-def _message_buffers(*buffers: SecBuffer) -> tuple[SecBufferDesc, Any]:
-    array = (SecBuffer * len(buffers))(*buffers)
-    return SecBufferDesc(C.SECBUFFER_VERSION, len(buffers), array), array
+# One ctypes object per message call: the SecBufferDesc with its SecBuffers right behind
+# it (and, for EncryptMessage, room for the padding), filled by one struct.pack_into and
+# read back by one unpack_from. No array type or SecBuffer object is made per call, and
+# the object is passed as the PSecBufferDesc argument itself (ctypes passes its address).
+_PADDING_ROOM = 64  # block sizes are 0, 1, 8 or 16; a larger one gets its own buffer
 
 
-def _writable_copy(data: object, what: str) -> Any:
-    """A private, writable ctypes copy of ``data`` for calls that work in place."""
-    keepalive, address, length = readable(data, what)
-    copy = (ctypes.c_char * length)()
-    ctypes.memmove(copy, address, length)
-    del keepalive
-    return copy
+class _Desc2(SecBufferDesc):
+    """A ``SecBufferDesc`` followed by its two ``SecBuffer``."""
+
+    _fields_ = [("buffers", SecBuffer * 2)]  # noqa: RUF012 - read once, by ctypes
+
+
+class _Desc3(SecBufferDesc):
+    """A ``SecBufferDesc``, its three ``SecBuffer`` (token, data, padding), padding room."""
+
+    _fields_ = [  # noqa: RUF012 - read once, by ctypes
+        ("buffers", SecBuffer * 3),
+        ("padding", ctypes.c_char * _PADDING_ROOM),
+    ]
+
+
+# SecBufferDesc and SecBuffer are both {ULONG, ULONG, pointer}: "IIP" in native layout.
+_PACK2 = struct.Struct("@" + "IIP" * 3)
+_PACK3 = struct.Struct("@" + "IIP" * 4)
+_BUFFERS_AT = ctypes.sizeof(SecBufferDesc)
+_PADDING_AT: int = _Desc3.padding.offset
+_VERSION = C.SECBUFFER_VERSION
+_DATA = C.SECBUFFER_DATA
+_TOKEN = C.SECBUFFER_TOKEN
+_PADDING = C.SECBUFFER_PADDING
+_addressof = ctypes.addressof
+_HEADS: dict[int, bytes] = {}
+
+
+def _head(trailer: int) -> bytes:
+    """What every sealed message starts with: its trailer length, then room for the trailer."""
+    head = _HEADS.get(trailer)
+    if head is None:
+        head = _HEADS[trailer] = _TRAILER_LENGTH.pack(trailer) + bytes(trailer)
+    return head
+
+
+def _trailer_length(message: Any, length: int) -> int:
+    """The trailer length a sealed message starts with, checked against its size."""
+    if length < _PREFIX:
+        raise ValueError("the message is shorter than its 4-byte trailer length")
+    (trailer,) = _TRAILER_LENGTH.unpack_from(message)
+    if _PREFIX + trailer > length:
+        raise ValueError(
+            f"the message says its trailer is {trailer} bytes but holds only {length - _PREFIX}"
+        )
+    return int(trailer)
+
+
+def _assemble(token: tuple[int, int], data: tuple[int, int], padding: tuple[int, int]) -> bytes:
+    """The wire message from wherever the provider left its three ``(length, address)``."""
+    parts = [ctypes.string_at(at, size) if size else b"" for size, at in (token, data, padding)]
+    return _TRAILER_LENGTH.pack(token[0]) + b"".join(parts)
+
+
+def _data_buffer(fields: tuple[int, ...]) -> tuple[int, int]:
+    """``(length, address)`` of the data buffer in an unpacked two-buffer descriptor."""
+    for index in (6, 3):  # DecryptMessage leaves the data second; look at both
+        if fields[index + 1] == _DATA:
+            return fields[index], fields[index + 2]
+    raise InternalError(_INTERNAL_ERROR, "DecryptMessage", "no data buffer came back")
 
 
 class ContextOperations(OwnedHandle[SecHandle]):
@@ -207,25 +268,33 @@ class ContextOperations(OwnedHandle[SecHandle]):
 
     # Messages ---------------------------------------------------------------------
 
-    def sign(self, data: bytes | bytearray | memoryview) -> bytes:
+    def _cached_sizes(self) -> ContextSizes:
+        try:
+            return self._sizes
+        except AttributeError:
+            return self.sizes()
+
+    def sign(self, data: Blob) -> bytes:
         """Sign ``data`` (``MakeSignature``) and return the signature alone.
 
         The peer checks it with ``verify(data, signature)``. The package numbers the
         messages itself (``MessageSeqNo`` 0), so verify them in the order signed.
         """
         keepalive, address, length = readable(data, "message")
-        signature = (ctypes.c_char * self.sizes().max_signature)()
-        desc, array = _message_buffers(
-            SecBuffer(length, C.SECBUFFER_DATA, address),
-            SecBuffer(len(signature), C.SECBUFFER_TOKEN, ctypes.addressof(signature)),
-        )
-        self._lib.MakeSignature(byref(self._live()), 0, byref(desc), 0)
+        signature = (ctypes.c_char * self._cached_sizes().max_signature)()
+        desc = _Desc2()
+        at = _addressof(desc)
+        _PACK2.pack_into(
+            desc, 0, _VERSION, 2, at + _BUFFERS_AT,
+            length, _DATA, address,
+            len(signature), _TOKEN, _addressof(signature),
+        )  # fmt: skip
+        self._lib.MakeSignature(self._handle or self._live(), 0, desc, 0)
         del keepalive
-        return ctypes.string_at(array[1].pvBuffer, array[1].cbBuffer)
+        fields = _PACK2.unpack_from(desc)
+        return ctypes.string_at(fields[8], fields[6])
 
-    def verify(
-        self, data: bytes | bytearray | memoryview, signature: bytes | bytearray | memoryview
-    ) -> None:
+    def verify(self, data: Blob, signature: Blob) -> None:
         """Check ``signature`` over ``data`` (``VerifySignature``).
 
         Returns nothing; raises ``MessageAlteredError`` when either was tampered with
@@ -233,15 +302,29 @@ class ContextOperations(OwnedHandle[SecHandle]):
         """
         keep_data, data_address, data_length = readable(data, "message")
         keep_sig, sig_address, sig_length = readable(signature, "signature")
-        desc, array = _message_buffers(
-            SecBuffer(data_length, C.SECBUFFER_DATA, data_address),
-            SecBuffer(sig_length, C.SECBUFFER_TOKEN, sig_address),
-        )
-        quality = c_uint32()
-        self._lib.VerifySignature(byref(self._live()), byref(desc), 0, byref(quality))
-        del keep_data, keep_sig, array
+        desc = _Desc2()
+        at = _addressof(desc)
+        _PACK2.pack_into(
+            desc, 0, _VERSION, 2, at + _BUFFERS_AT,
+            data_length, _DATA, data_address,
+            sig_length, _TOKEN, sig_address,
+        )  # fmt: skip
+        self._lib.VerifySignature(self._handle or self._live(), desc, 0, c_uint32())
+        del keep_data, keep_sig
 
-    def encrypt(self, data: bytes | bytearray | memoryview) -> bytes:
+    def encrypted_size(self, length: int) -> int:
+        """The most bytes ``encrypt`` returns, and ``encrypt_into`` needs, for ``length`` bytes.
+
+        ``4 + sizes().security_trailer + length + sizes().block_size``: the trailer
+        length, the largest trailer, the message and the largest padding. The message
+        ``encrypt_into`` writes is usually shorter by the block size (no padding).
+        """
+        if length < 0:
+            raise ValueError(f"a message length cannot be negative, not {length}")
+        sizes = self._cached_sizes()
+        return _PREFIX + sizes.security_trailer + length + sizes.block_size
+
+    def encrypt(self, data: Blob) -> bytes:
         """Encrypt ``data`` (``EncryptMessage``) into one self-describing message.
 
         Wire layout (what ``decrypt`` reads)::
@@ -250,55 +333,212 @@ class ContextOperations(OwnedHandle[SecHandle]):
 
         The trailer is the ``SECBUFFER_TOKEN`` SSPI filled (its real length, which can
         be shorter than ``sizes().security_trailer``); the padding is empty for stream
-        ciphers such as NTLM's RC4.
+        ciphers such as NTLM's RC4. ``data`` is not changed; to write the message into
+        a buffer of your own instead, use ``encrypt_into``.
         """
-        sizes = self.sizes()
-        message = _writable_copy(data, "message")
-        trailer = (ctypes.c_char * sizes.security_trailer)()
-        padding = (ctypes.c_char * max(sizes.block_size, 1))()
-        desc, array = _message_buffers(
-            SecBuffer(len(trailer), C.SECBUFFER_TOKEN, ctypes.addressof(trailer)),
-            SecBuffer(len(message), C.SECBUFFER_DATA, ctypes.addressof(message)),
-            SecBuffer(sizes.block_size, C.SECBUFFER_PADDING, ctypes.addressof(padding)),
-        )
         try:
-            self._lib.EncryptMessage(byref(self._live()), 0, byref(desc), 0)
-            parts = [ctypes.string_at(b.pvBuffer, b.cbBuffer) if b.cbBuffer else b"" for b in array]
-        finally:
-            ctypes.memset(message, 0, len(message))  # plaintext if the call failed
-        return _TRAILER_LENGTH.pack(len(parts[0])) + b"".join(parts)
+            sizes = self._sizes
+        except AttributeError:
+            sizes = self.sizes()
+        trailer, block = sizes.security_trailer, sizes.block_size
+        if type(data) is bytes and 0 < len(data) <= MAX_BUFFER:
+            source: Any = data
+            length = len(data)
+        else:
+            source, _address, length = readable(data, "message")
+        offset = BYTES_OFFSET
+        if offset is None:  # not CPython: seal in a bytearray, copy out once
+            out = bytearray(_PREFIX + trailer + length + block)
+            with memoryview(out) as view:
+                return bytes(view[: self.encrypt_into(source, out)])
+        # The message is sealed in place in the bytes object returned: a new object
+        # (a concatenation of two non-empty parts) that nobody else has seen yet.
+        sealed: bytes = (_HEADS.get(trailer) or _head(trailer)) + source
+        token_at = id(sealed) + offset + _PREFIX
+        data_at = token_at + trailer
+        desc = _Desc3()
+        at = _addressof(desc)
+        if block <= _PADDING_ROOM:
+            padding_at = at + _PADDING_AT
+        else:
+            room = bytearray(block)
+            padding_at = _addressof(ctypes.c_char.from_buffer(room))
+        _PACK3.pack_into(
+            desc, 0, _VERSION, 3, at + _BUFFERS_AT,
+            trailer, _TOKEN, token_at,
+            length, _DATA, data_at,
+            block, _PADDING, padding_at,
+        )  # fmt: skip
+        try:
+            self._lib.EncryptMessage(self._handle or self._live(), 0, desc, 0)
+        except BaseException:
+            ctypes.memset(data_at, 0, length)  # still the plaintext
+            raise
+        _, _, _, t_len, _, t_at, d_len, _, d_at, p_len, _, p_at = _PACK3.unpack_from(desc)
+        if t_len == trailer and p_len == 0 and d_len == length and d_at == data_at == t_at + t_len:
+            return sealed
+        message = _assemble((t_len, t_at), (d_len, d_at), (p_len, p_at))
+        ctypes.memset(data_at, 0, length)  # plaintext, if the provider wrote elsewhere
+        return message
 
-    def decrypt(self, data: bytes | bytearray | memoryview) -> bytes:
+    def encrypt_into(self, data: Blob, out: WritableBlob) -> int:
+        """Encrypt ``data`` into the start of ``out``; return the message's length.
+
+        Writes exactly what ``encrypt`` returns (same wire layout) into ``out``, a
+        writable buffer such as a ``bytearray`` (reusable from one message to the next)
+        of at least ``encrypted_size(len(data))`` bytes, and copies nothing else: the
+        plaintext is copied once into ``out`` and encrypted there. ``data`` may itself
+        be a view of ``out`` (any overlap is handled). The bytes of ``out`` after the
+        returned length are unspecified. If SSPI fails, the plaintext copied into
+        ``out`` is zeroed before the error is raised.
+
+        Raises ``TypeError`` for a read-only ``out`` (``bytes``) and ``ValueError`` when
+        ``out`` is too small.
+        """
+        sizes = self._cached_sizes()
+        trailer, block = sizes.security_trailer, sizes.block_size
+        target, base, room = writable(out, "output buffer")
+        source, address, length = readable(data, "message")
+        needed = _PREFIX + trailer + length + block
+        if room < needed:
+            raise ValueError(
+                f"the output buffer holds {room} bytes; encrypting {length} bytes needs "
+                f"{needed} (encrypted_size({length}))"
+            )
+        handle = self._handle or self._live()
+        token_at = base + _PREFIX
+        data_at = token_at + trailer
+        ctypes.memmove(data_at, address, length)  # first: data may overlap out
+        del source
+        _TRAILER_LENGTH.pack_into(target, 0, trailer)
+        desc = _Desc3()
+        at = _addressof(desc)
+        _PACK3.pack_into(
+            desc, 0, _VERSION, 3, at + _BUFFERS_AT,
+            trailer, _TOKEN, token_at,
+            length, _DATA, data_at,
+            block, _PADDING, data_at + length,
+        )  # fmt: skip
+        try:
+            self._lib.EncryptMessage(handle, 0, desc, 0)
+        except BaseException:
+            ctypes.memset(data_at, 0, length)  # the plaintext we copied there
+            raise
+        _, _, _, t_len, _, t_at, d_len, _, d_at, p_len, _, p_at = _PACK3.unpack_from(desc)
+        exact = t_len == trailer and t_at == token_at and d_len == length and d_at == data_at
+        if exact and (not p_len or (p_at == data_at + length and p_len <= block)):
+            written: int = needed - block + p_len
+            return written
+        message = _assemble((t_len, t_at), (d_len, d_at), (p_len, p_at))
+        ctypes.memset(data_at, 0, length)  # plaintext, if the provider wrote elsewhere
+        if len(message) > room:
+            raise InternalError(
+                _INTERNAL_ERROR, "EncryptMessage", "the message outgrew encrypted_size"
+            )
+        ctypes.memmove(base, message, len(message))
+        return len(message)
+
+    def decrypt(self, data: Blob) -> bytes:
         """Decrypt a message ``encrypt`` produced on the peer (``DecryptMessage``).
 
         Raises ``ValueError`` for a message too short for its own layout, and the
         provider's error (``MessageAlteredError`` on tampering) when SSPI rejects it.
+        ``data`` is not changed; to decrypt a writable buffer where it is, without a
+        copy, use ``decrypt_in_place``.
         """
-        whole = _writable_copy(data, "message")
+        if type(data) is bytes and _PREFIX <= len(data) <= MAX_BUFFER:
+            source: Any = data
+            address = 0
+            length = len(data)
+            (trailer,) = _TRAILER_LENGTH.unpack_from(data)
+            if _PREFIX + trailer > length:
+                _trailer_length(data, length)  # raises
+        else:
+            source, address, length = readable(data, "message")
+            trailer = _trailer_length(source, length)
+        start = _PREFIX + trailer
+        size = length - start
+        offset = BYTES_OFFSET
+        if offset is None or trailer < 2 or size < 2:
+            return self._decrypt_copy(source)  # CPython shares 0- and 1-byte objects
+        # Private copies of the trailer and of the ciphertext, new objects nobody else
+        # has seen; the ciphertext is decrypted in place and returned as it is.
+        if address:
+            token = ctypes.string_at(address + _PREFIX, trailer)
+            body = ctypes.string_at(address + start, size)
+        else:
+            token, body = source[_PREFIX:start], source[start:]
+        body_at = id(body) + offset
+        desc = _Desc2()
+        at = _addressof(desc)
+        _PACK2.pack_into(
+            desc, 0, _VERSION, 2, at + _BUFFERS_AT,
+            trailer, _TOKEN, id(token) + offset,
+            size, _DATA, body_at,
+        )  # fmt: skip
         try:
-            raw = bytes(whole)
-            if len(raw) < _TRAILER_LENGTH.size:
-                raise ValueError("the message is shorter than its 4-byte trailer length")
-            (trailer_length,) = _TRAILER_LENGTH.unpack_from(raw)
-            start = _TRAILER_LENGTH.size + trailer_length
-            if start > len(raw):
-                raise ValueError(
-                    f"the message says its trailer is {trailer_length} bytes but holds "
-                    f"only {len(raw) - _TRAILER_LENGTH.size}"
-                )
-            base = ctypes.addressof(whole)
-            desc, array = _message_buffers(
-                SecBuffer(trailer_length, C.SECBUFFER_TOKEN, base + _TRAILER_LENGTH.size),
-                SecBuffer(len(raw) - start, C.SECBUFFER_DATA, base + start),
-            )
-            quality = c_uint32()
-            self._lib.DecryptMessage(byref(self._live()), byref(desc), 0, byref(quality))
-            for buffer in array:
-                if buffer.BufferType == C.SECBUFFER_DATA:
-                    return ctypes.string_at(buffer.pvBuffer, buffer.cbBuffer)
-            raise InternalError(_INTERNAL_ERROR, "DecryptMessage", "no data buffer came back")
+            self._lib.DecryptMessage(self._handle or self._live(), desc, 0, c_uint32())
+            fields = _PACK2.unpack_from(desc)
+            if fields[8] == body_at and fields[6] == size and fields[7] == _DATA:
+                return body
+            d_len, d_at = _data_buffer(fields)
+            plain = ctypes.string_at(d_at, d_len)
+        except BaseException:
+            ctypes.memset(body_at, 0, size)  # may be partly decrypted
+            raise
+        ctypes.memset(body_at, 0, size)  # decrypted in place: plaintext
+        return plain
+
+    def _decrypt_copy(self, message: Any) -> bytes:
+        work = bytearray(message)
+        try:
+            with self.decrypt_in_place(work) as plain:
+                return bytes(plain)
         finally:
-            ctypes.memset(whole, 0, len(whole))  # decrypted in place: plaintext
+            work[:] = bytes(len(work))  # decrypted in place: plaintext
+
+    def decrypt_in_place(self, buffer: WritableBlob) -> memoryview:
+        """Decrypt the message in ``buffer`` where it is; return a view of the plaintext.
+
+        ``buffer`` is a writable buffer (``bytearray``, writable ``memoryview``, ``mmap``)
+        holding exactly one message ``encrypt`` or ``encrypt_into`` produced on the peer.
+        SSPI decrypts it in place: nothing is copied, and the result is a ``memoryview``
+        of ``buffer`` covering the plaintext. While that view (or a slice of it) exists,
+        a ``bytearray`` cannot change size; release it (``with`` or ``release()``) to
+        resize. The other bytes of ``buffer`` (trailer length, trailer) are left as
+        they are. If SSPI rejects the message, the ciphertext part of ``buffer`` is
+        zeroed (it may hold partly decrypted bytes) and the error is raised.
+
+        Raises ``TypeError`` for a read-only buffer (``bytes``: use ``decrypt``),
+        ``ValueError`` for a message too short for its own layout.
+        """
+        view, base, length = writable(buffer, "message")
+        trailer = _trailer_length(view, length)
+        start = _PREFIX + trailer
+        body_length = length - start
+        desc = _Desc2()
+        at = _addressof(desc)
+        _PACK2.pack_into(
+            desc, 0, _VERSION, 2, at + _BUFFERS_AT,
+            trailer, _TOKEN, base + _PREFIX,
+            body_length, _DATA, base + start,
+        )  # fmt: skip
+        try:
+            self._lib.DecryptMessage(self._handle or self._live(), desc, 0, c_uint32())
+            d_len, d_at = _data_buffer(_PACK2.unpack_from(desc))
+            if d_len and not base <= d_at <= base + length - d_len:
+                # The provider put the plaintext elsewhere: bring it into the buffer.
+                if d_len > body_length:
+                    raise InternalError(
+                        _INTERNAL_ERROR, "DecryptMessage", "the plaintext outgrew the message"
+                    )
+                ctypes.memmove(base + start, d_at, d_len)
+                d_at = base + start
+        except BaseException:
+            ctypes.memset(base + start, 0, body_length)
+            raise
+        first = d_at - base if d_len else start
+        return view[first : first + d_len]
 
     # Impersonation ----------------------------------------------------------------
 

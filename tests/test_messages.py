@@ -1,0 +1,409 @@
+"""Message protection: ``encrypt``/``decrypt`` and the in-place forms, on real and simulated SSPI.
+
+Every test runs on sspi-rs (the real library in the sspilib wheel; skipped where absent)
+and on ``FakeSspi`` (the simulated provider), whose trailer and block sizes differ
+(sspi-rs NTLM: 16-byte trailer, no block; FakeSspi: 28-byte trailer, block size 1).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+from collections.abc import Iterator
+
+import pytest
+
+import sspi_import
+from sspi_import import _context_ops
+from sspi_import.security_context import SecurityContext
+
+ALICE = sspi_import.Identity("alice", "EXAMPLE", "p4ssw0rd")
+Pair = tuple[SecurityContext, SecurityContext]
+
+
+@pytest.fixture(params=["sspi_rs", "sspi_fake"])
+def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
+    request.getfixturevalue(request.param)
+    if request.param == "sspi_rs":
+        client, server = sspi_import.loopback("NTLM", ALICE)
+    else:
+        client, server = sspi_import.loopback("NTLM")
+    with client, server:
+        yield client, server
+
+
+def header(context: SecurityContext) -> int:
+    """Where the ciphertext starts in a message from ``context``: trailer length + trailer."""
+    return 4 + context.sizes().security_trailer
+
+
+def singletons_intact() -> bool:
+    """CPython shares 0- and 1-byte bytes objects; none of them may have been written."""
+    return bytes(0) == b"" and all(bytes([i])[0] == i for i in range(256))
+
+
+# encrypt / decrypt -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 64, 4096, 65536])
+def test_round_trip_sizes(pair: Pair, size: int) -> None:
+    client, server = pair
+    message = bytes(i % 251 for i in range(size))
+    sealed = client.encrypt(message)
+    assert len(sealed) == header(client) + size  # no padding from either provider
+    assert server.decrypt(sealed) == message
+    assert client.decrypt(server.encrypt(message)) == message
+    assert singletons_intact()
+
+
+def test_inputs_are_not_changed(pair: Pair) -> None:
+    client, server = pair
+    message = bytes(range(100))
+    sealed = client.encrypt(message)
+    assert message == bytes(range(100))
+    kept = bytes(bytearray(sealed))  # an independent copy
+    plain = server.decrypt(sealed)
+    assert sealed == kept
+    assert plain == message
+    assert plain is not message
+
+
+def test_results_are_new_objects_each_time(pair: Pair) -> None:
+    client, server = pair
+    first, second = client.encrypt(b"same text"), client.encrypt(b"same text")
+    assert first is not second
+    assert first != second  # sequence numbers differ
+    assert server.decrypt(first) == b"same text"
+    assert server.decrypt(second) == b"same text"
+    assert hash(first) == hash(bytes(bytearray(first)))  # no stale cached hash
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        bytearray,
+        memoryview,
+        lambda b: memoryview(bytearray(b)),
+        lambda b: memoryview(bytes(x for c in b for x in (c, 0)))[::2],
+    ],
+    ids=["bytearray", "memoryview", "writable-view", "strided"],
+)
+def test_buffer_kinds(pair: Pair, wrap: object) -> None:
+    client, server = pair
+    message = b"any buffer will do"
+    sealed = client.encrypt(wrap(message))  # type: ignore[operator]
+    assert server.decrypt(wrap(sealed)) == message  # type: ignore[operator]
+
+
+def test_without_cpython_bytes_layout(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Elsewhere than CPython, encrypt/decrypt work in bytearrays and copy out once."""
+    client, server = pair
+    monkeypatch.setattr(_context_ops, "BYTES_OFFSET", None)
+    sealed = client.encrypt(b"portable")
+    assert type(sealed) is bytes
+    assert server.decrypt(sealed) == b"portable"
+    assert server.decrypt(bytearray(client.encrypt(b"again"))) == b"again"
+
+
+def test_decrypt_failure_raises_and_context_goes_on(pair: Pair) -> None:
+    client, server = pair
+    sealed = bytearray(client.encrypt(b"tamper with me"))
+    sealed[-1] ^= 1
+    with pytest.raises(sspi_import.MessageAlteredError):
+        server.decrypt(bytes(sealed))
+    assert singletons_intact()
+
+
+def test_closed_context_refuses(pair: Pair) -> None:
+    client, server = pair
+    sealed = client.encrypt(b"late")
+    out = bytearray(client.encrypted_size(4))
+    client.close()
+    server.close()
+    for call in (
+        lambda: client.encrypt(b"late"),
+        lambda: client.encrypt_into(b"late", out),
+        lambda: server.decrypt(sealed),
+        lambda: server.decrypt_in_place(bytearray(sealed)),
+    ):
+        with pytest.raises(ValueError, match="closed"):
+            call()
+
+
+# encrypted_size / encrypt_into --------------------------------------------------------------
+
+
+def test_encrypted_size(pair: Pair) -> None:
+    client, _server = pair
+    sizes = client.sizes()
+    assert client.encrypted_size(10) == 4 + sizes.security_trailer + 10 + sizes.block_size
+    assert client.encrypted_size(0) == 4 + sizes.security_trailer + sizes.block_size
+    with pytest.raises(ValueError, match="negative"):
+        client.encrypted_size(-1)
+
+
+def test_encrypt_into_writes_the_wire_message(pair: Pair) -> None:
+    client, server = pair
+    out = bytearray(client.encrypted_size(5) + 7)
+    out[-7:] = b"ZZZZZZZ"
+    length = client.encrypt_into(b"hello", out)
+    assert length == header(client) + 5
+    assert out[:4] == client.sizes().security_trailer.to_bytes(4, "little")
+    assert b"hello" not in out
+    assert out[-7:] == b"ZZZZZZZ"  # past encrypted_size: untouched
+    assert server.decrypt(bytes(out[:length])) == b"hello"  # the layout decrypt reads
+
+
+def test_encrypt_into_buffer_reused(pair: Pair) -> None:
+    client, server = pair
+    out = bytearray(client.encrypted_size(100))
+    for text in (b"first message", b"second", b"a third, longer message"):
+        length = client.encrypt_into(text, out)
+        assert server.decrypt(memoryview(out)[:length]) == text
+
+
+def test_encrypt_into_writable_kinds(pair: Pair) -> None:
+    client, server = pair
+    room = client.encrypted_size(6)
+    backing = bytearray(room + 10)
+    length = client.encrypt_into(bytearray(b"offset"), memoryview(backing)[10:])
+    assert server.decrypt(bytes(backing[10 : 10 + length])) == b"offset"
+    words = (ctypes.c_uint32 * ((room + 3) // 4))()
+    length = client.encrypt_into(memoryview(b"ctypes"), memoryview(words))
+    assert server.decrypt(bytes(words)[:length]) == b"ctypes"
+    with mmap.mmap(-1, room) as mapped:
+        length = client.encrypt_into(b"mapped", mapped)
+        assert server.decrypt(mapped[:length]) == b"mapped"
+
+
+def test_encrypt_into_in_place(pair: Pair) -> None:
+    """The plaintext already where the ciphertext goes: no copy at all."""
+    client, server = pair
+    start = header(client)
+    out = bytearray(client.encrypted_size(9))
+    out[start : start + 9] = b"in situ!!"
+    with memoryview(out) as view:
+        length = client.encrypt_into(view[start : start + 9], out)
+    assert b"in situ!!" not in out
+    assert server.decrypt(bytes(out[:length])) == b"in situ!!"
+
+
+def test_encrypt_into_refuses(pair: Pair) -> None:
+    client, _server = pair
+    room = client.encrypted_size(4)
+    with pytest.raises(TypeError, match="writable"):
+        client.encrypt_into(b"data", bytes(room))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="writable"):
+        client.encrypt_into(b"data", memoryview(bytes(room)))
+    with pytest.raises(TypeError, match="str"):
+        client.encrypt_into(b"data", "x" * room)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="message"):
+        client.encrypt_into("data", bytearray(room))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"needs \d+ \(encrypted_size\(4\)\)"):
+        client.encrypt_into(b"data", bytearray(room - 1))
+    with pytest.raises(ValueError, match="contiguous"):
+        client.encrypt_into(b"data", memoryview(bytearray(2 * room))[::2])
+    with pytest.raises(ValueError, match="empty"):
+        client.encrypt_into(b"", bytearray(room))
+    with pytest.raises(ValueError, match="empty"):
+        client.encrypt_into(b"data", bytearray())
+
+
+# decrypt_in_place -----------------------------------------------------------------------------
+
+
+def test_decrypt_in_place_uses_the_buffer(pair: Pair) -> None:
+    client, server = pair
+    buffer = bytearray(client.encrypt(b"decrypt me where I am"))
+    start = header(client)
+    plain = server.decrypt_in_place(buffer)
+    assert bytes(plain) == b"decrypt me where I am"
+    assert plain.obj is buffer  # a view of the caller's buffer, not a copy
+    assert plain.format == "B"
+    assert plain.readonly is False
+    assert buffer[start:] == b"decrypt me where I am"  # decrypted where it was
+    buffer[start] = ord("D")
+    assert plain[0] == ord("D")
+    with pytest.raises(BufferError):
+        buffer.append(0)  # the view pins the bytearray
+    plain.release()
+    buffer.append(0)
+
+
+def test_decrypt_in_place_reads_encrypt_into_and_views(pair: Pair) -> None:
+    client, server = pair
+    out = bytearray(client.encrypted_size(64) + 100)
+    for text in (b"x", b"two messages", bytes(range(64))):
+        length = client.encrypt_into(text, out)
+        with memoryview(out) as whole, whole[:length] as sealed:
+            plain = server.decrypt_in_place(sealed)
+            assert bytes(plain) == text
+            plain.release()
+    assert singletons_intact()
+
+
+def test_decrypt_in_place_other_writables(pair: Pair) -> None:
+    client, server = pair
+    sealed = client.encrypt(b"mapped message")
+    with mmap.mmap(-1, len(sealed)) as mapped:
+        mapped[:] = sealed
+        plain = server.decrypt_in_place(mapped)
+        assert bytes(plain) == b"mapped message"
+        plain.release()
+    sealed = client.encrypt(b"abcd")
+    words = (ctypes.c_uint16 * (len(sealed) // 2))()
+    ctypes.memmove(words, sealed, len(sealed))
+    assert bytes(server.decrypt_in_place(memoryview(words))) == b"abcd"
+
+
+def test_decrypt_in_place_refuses(pair: Pair) -> None:
+    client, server = pair
+    sealed = client.encrypt(b"message")
+    with pytest.raises(TypeError, match="read-only bytes"):
+        server.decrypt_in_place(sealed)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="writable"):
+        server.decrypt_in_place(memoryview(sealed))
+    with pytest.raises(TypeError, match="str"):
+        server.decrypt_in_place("text")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="int"):
+        server.decrypt_in_place(5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="contiguous"):
+        server.decrypt_in_place(memoryview(bytearray(sealed) * 2)[::2])
+    with pytest.raises(ValueError, match="empty"):
+        server.decrypt_in_place(bytearray())
+    with pytest.raises(ValueError, match="shorter"):
+        server.decrypt_in_place(bytearray(b"\x01"))
+    with pytest.raises(ValueError, match="trailer is 16 bytes"):
+        server.decrypt_in_place(bytearray(b"\x10\0\0\0abc"))
+    assert server.decrypt(sealed) == b"message"  # nothing was consumed
+
+
+def test_decrypt_in_place_detects_tampering_and_wipes(pair: Pair) -> None:
+    client, server = pair
+    buffer = bytearray(client.encrypt(b"tamper with me"))
+    buffer[-1] ^= 1
+    start = header(client)
+    head = bytes(buffer[:start])
+    with pytest.raises(sspi_import.MessageAlteredError) as info:
+        server.decrypt_in_place(buffer)
+    assert info.value.function == "DecryptMessage"
+    assert buffer[start:] == bytes(len(buffer) - start)  # maybe partly decrypted: zeroed
+    assert buffer[:start] == head
+
+
+# plaintext wiping -------------------------------------------------------------------------------
+
+
+def test_encrypt_into_wipes_the_plaintext_when_sspi_fails() -> None:
+    from sspi_import.testing import FakeSspi
+
+    with FakeSspi(lifetime=0):
+        client, server = sspi_import.loopback("NTLM")
+        with client, server:
+            out = bytearray(b"\xff" * client.encrypted_size(6))
+            with pytest.raises(sspi_import.ContextExpiredError):
+                client.encrypt_into(b"secret", out)
+            start = header(client)
+            assert out[start : start + 6] == bytes(6)
+            assert b"secret" not in out
+
+
+def test_decrypt_wipes_its_private_copy(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ciphertext copy SSPI decrypted in place is zeroed unless it is the result."""
+    client, server = pair
+    given: list[tuple[int, int]] = []
+    wiped: list[tuple[int, int, int]] = []
+    real_decrypt, real_memset = server._lib.DecryptMessage, ctypes.memset
+
+    def spy(handle: object, desc: object, seq: int, qop: object) -> int:
+        fields = _context_ops._PACK2.unpack_from(desc)  # type: ignore[arg-type]
+        given.append((fields[8], fields[6]))
+        return real_decrypt(handle, desc, seq, qop)  # type: ignore[no-any-return]
+
+    def memset(address: int, value: int, count: int) -> int:
+        wiped.append((address, value, count))
+        return real_memset(address, value, count)
+
+    monkeypatch.setattr(server._lib, "DecryptMessage", spy)
+    monkeypatch.setattr(ctypes, "memset", memset)
+    assert (
+        server.decrypt(client.encrypt(b"the result is the buffer")) == b"the result is the buffer"
+    )
+    assert wiped == []  # decrypted in place and returned: nothing left behind
+    sealed = bytearray(client.encrypt(b"partly decrypted?"))
+    sealed[-1] ^= 1
+    with pytest.raises(sspi_import.MessageAlteredError):
+        server.decrypt(bytes(sealed))
+    address, length = given[-1]
+    assert wiped == [(address, 0, length)]
+
+
+def test_layouts_match_ctypes() -> None:
+    from sspi_import._raw.structs import SecBuffer, SecBufferDesc
+
+    assert ctypes.sizeof(SecBufferDesc) == _context_ops._BUFFERS_AT
+    assert _context_ops._PACK2.size == ctypes.sizeof(_context_ops._Desc2)
+    assert _context_ops._PACK2.size == ctypes.sizeof(SecBufferDesc) + 2 * ctypes.sizeof(SecBuffer)
+    assert _context_ops._PACK3.size == _context_ops._PADDING_AT
+    desc = _context_ops._Desc3()
+    at = ctypes.addressof(desc)
+    values = (0, 3, at + 16, 16, 2, 0x1000, 64, 1, 0x2000, 8, 9, 0x3000)
+    _context_ops._PACK3.pack_into(desc, 0, *values)
+    assert (desc.ulVersion, desc.cBuffers) == (0, 3)
+    assert ctypes.addressof(desc.pBuffers.contents) == ctypes.addressof(desc.buffers)
+    buffers = [(b.cbBuffer, b.BufferType, b.pvBuffer) for b in desc.buffers]
+    assert buffers == [(16, 2, 0x1000), (64, 1, 0x2000), (8, 9, 0x3000)]
+
+
+# providers that answer elsewhere -----------------------------------------------------------------
+
+
+def _moving(real: object, index: int, keep: list[object]) -> object:
+    """Wrap a message call: after it, copy buffer ``index`` elsewhere and point there."""
+
+    def call(*args: object) -> int:
+        status: int = real(*args)  # type: ignore[operator]
+        desc = args[2] if len(args) == 4 and isinstance(args[1], int) else args[1]
+        buffer = desc.buffers[index]  # type: ignore[attr-defined]
+        moved = ctypes.create_string_buffer(ctypes.string_at(buffer.pvBuffer, buffer.cbBuffer))
+        keep.append(moved)
+        ctypes.memset(buffer.pvBuffer, 0xEE, buffer.cbBuffer)
+        buffer.pvBuffer = ctypes.addressof(moved)
+        return status
+
+    return call
+
+
+def test_encrypt_when_the_provider_moves_the_trailer(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, server = pair
+    keep: list[object] = []
+    monkeypatch.setattr(client._lib, "EncryptMessage", _moving(client._lib.EncryptMessage, 0, keep))
+    sealed = client.encrypt(b"trailer elsewhere")
+    assert server.decrypt(sealed) == b"trailer elsewhere"
+    out = bytearray(client.encrypted_size(5))
+    length = client.encrypt_into(b"again", out)
+    assert server.decrypt(bytes(out[:length])) == b"again"
+
+
+def test_decrypt_when_the_provider_moves_the_data(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, server = pair
+    keep: list[object] = []
+    monkeypatch.setattr(server._lib, "DecryptMessage", _moving(server._lib.DecryptMessage, 1, keep))
+    assert server.decrypt(client.encrypt(b"data elsewhere")) == b"data elsewhere"
+    buffer = bytearray(client.encrypt(b"brought back"))
+    plain = server.decrypt_in_place(buffer)
+    assert bytes(plain) == b"brought back"
+    assert plain.obj is buffer
+    plain.release()
+
+
+def test_encrypt_with_a_block_size_past_the_padding_room(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, server = pair
+    monkeypatch.setattr(_context_ops, "_PADDING_ROOM", 0)  # any block size is larger
+    assert server.decrypt(client.encrypt(b"own padding buffer")) == b"own padding buffer"
