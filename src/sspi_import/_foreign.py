@@ -10,11 +10,19 @@ methods), so its handle can be read in place when a caller must not take it over
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from typing import Any, TypeGuard
 
 from ._raw.structs import SecHandle
 
-__all__ = ["handle_from_int", "handle_to_int", "is_pywin32_handle", "peek_pywin32", "raw_pair"]
+__all__ = [
+    "foreign_pair",
+    "handle_from_int",
+    "handle_to_int",
+    "is_pywin32_handle",
+    "peek_pywin32",
+    "raw_pair",
+]
 
 POINTER_BYTES = ctypes.sizeof(ctypes.c_void_p)
 
@@ -98,3 +106,21 @@ def peek_pywin32(obj: Any) -> tuple[int, int]:
             "the PyCtxtHandle has no handle: never initialized, already detached or deleted"
         )
     return handle.dwLower, handle.dwUpper
+
+
+def foreign_pair(
+    handle: object, from_pywin32: Callable[[Any], tuple[int, int]]
+) -> tuple[int, int] | None:
+    """``(dwLower, dwUpper)`` of a raw pair, a pywin32 integer or a ``PyCtxtHandle``.
+
+    ``from_pywin32`` decides what happens to a ``PyCtxtHandle``: read in place
+    (``peek_pywin32``) or taken over (detached). ``None`` for any other kind of object,
+    so each caller says in its own words what it accepts.
+    """
+    if isinstance(handle, tuple):
+        return raw_pair(handle)
+    if isinstance(handle, int) and not isinstance(handle, bool):
+        return handle_from_int(handle)
+    if is_pywin32_handle(handle):
+        return from_pywin32(handle)
+    return None

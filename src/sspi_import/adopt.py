@@ -14,7 +14,7 @@ import datetime
 from typing import Any
 
 from ._buffers import encode_name
-from ._foreign import handle_from_int, is_pywin32_handle, raw_pair
+from ._foreign import foreign_pair, handle_from_int, raw_pair
 from ._raw.loader import api
 from ._raw.structs import SecHandle
 from .contexts import SecurityContextBase
@@ -65,13 +65,10 @@ def _take_handle(handle: object) -> tuple[int, int]:
         raise TypeError("this context already belongs to sspi_import: use it directly")
     if isinstance(handle, SecHandle):
         return raw_pair((handle.dwLower, handle.dwUpper))
-    if isinstance(handle, tuple):
-        return raw_pair(handle)
-    if isinstance(handle, int) and not isinstance(handle, bool):
-        return handle_from_int(handle)
-    if is_pywin32_handle(handle):
-        # Detach first: from here on pywin32 will never delete it, so one owner remains.
-        return handle_from_int(handle.Detach())
+    # A PyCtxtHandle is detached first: pywin32 will never delete it, one owner remains.
+    pair = foreign_pair(handle, lambda pywin32: handle_from_int(pywin32.Detach()))
+    if pair is not None:
+        return pair
     raise TypeError(
         "adopt_context() takes a (dwLower, dwUpper) tuple, a ctypes SecHandle, the int that "
         "pywin32's PyCtxtHandle.Detach() returns, or a PyCtxtHandle, "

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._buffers import encode_name, readable
 from ._context_ops import ContextOperations
-from ._foreign import handle_from_int, is_pywin32_handle, peek_pywin32, raw_pair
+from ._foreign import POINTER_BYTES, foreign_pair, is_pywin32_handle, peek_pywin32
 from ._handle import OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.loader import api
@@ -37,7 +37,7 @@ __all__ = [
     "export_context",
 ]
 
-_POINTER_BITS = ctypes.sizeof(c_void_p) * 8
+_POINTER_BITS = POINTER_BYTES * 8
 _MAX_HANDLE_WORD = (1 << _POINTER_BITS) - 1
 
 
@@ -511,12 +511,9 @@ def _source_handle(context: object) -> tuple[SecHandle, SecurityContextBase | No
         return context._live(), context
     if isinstance(context, SecHandle):
         return context, None
-    if isinstance(context, tuple):
-        return SecHandle(*raw_pair(context)), None
-    if isinstance(context, int) and not isinstance(context, bool):
-        return SecHandle(*handle_from_int(context)), None
-    if is_pywin32_handle(context):
-        return SecHandle(*peek_pywin32(context)), None
+    pair = foreign_pair(context, peek_pywin32)  # pywin32 keeps its object: read in place
+    if pair is not None:
+        return SecHandle(*pair), None
     raise TypeError(
         "export_context() takes a context of this library, a ctypes SecHandle, a "
         "(dwLower, dwUpper) tuple, pywin32's PyCtxtHandle or the int its Detach() returns, "
