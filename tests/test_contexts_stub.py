@@ -164,9 +164,54 @@ def test_forgotten_exported_token_warns_and_is_closed(stub: Stub) -> None:
     stub.set_export_token(0x99)
     with ImportedContext("NTLM", BLOB) as ctx:
         exported = ctx.export()
-    with pytest.warns(ResourceWarning, match="unclosed"):
+    with pytest.warns(
+        ResourceWarning, match="unclosed <ExportedContext token package='NTLM' open>"
+    ):
         del exported  # the last reference: CPython finalizes it here
     assert stub.live_tokens() == 0
+    assert stub.calls("CloseHandle") == 1
+
+
+def test_only_a_token_carries_a_finalizer(stub: Stub) -> None:
+    # An export without a token owns nothing: it is a plain value, not an object with
+    # __del__ (which cost 6% of an export). The token's owner is the finalized part.
+    assert not hasattr(ExportedContext, "__del__")
+    stub.set_export_token(0x44)
+    with ImportedContext("NTLM", BLOB) as ctx, ctx.export() as exported:
+        assert hasattr(type(exported._token), "__del__")
+
+
+def test_eight_threads_closing_one_exported_token_close_it_once(stub: Stub) -> None:
+    stub.set_export_token(0x55)
+    with ImportedContext("NTLM", BLOB) as ctx:
+        for _ in range(50):
+            exported = ctx.export()
+            barrier = threading.Barrier(8)
+
+            def close(e: ExportedContext = exported, b: threading.Barrier = barrier) -> None:
+                b.wait()
+                e.close()
+
+            threads = [threading.Thread(target=close) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert exported.closed
+            assert exported.token is None
+    assert stub.calls("CloseHandle") == 50
+    assert stub.live_tokens() == 0
+
+
+def test_closed_token_cannot_be_detached(stub: Stub) -> None:
+    stub.set_export_token(0x66)
+    with ImportedContext("NTLM", BLOB) as ctx, ctx.export() as exported:
+        assert not exported.closed
+    assert exported.closed
+    with pytest.raises(ValueError, match="closed; there is no handle to detach"):
+        exported.detach()
+    with pytest.raises(ValueError, match="closed; there is no handle to detach"):
+        ExportedContext("NTLM", b"blob").detach()  # never had a token
 
 
 def test_export_of_raw_tuple_and_sechandle(stub: Stub) -> None:
@@ -253,6 +298,8 @@ def test_closed_context_cannot_be_exported(stub: Stub) -> None:
         export_context(ctx)
     with pytest.raises(ValueError, match="closed"):
         ctx.export(ExportFlags.DELETE_OLD)
+    with pytest.raises(ValueError, match="closed"):
+        ctx.export(ExportFlags.RESET_NEW)
     assert stub.calls("ExportSecurityContext") == 0
 
 
@@ -315,6 +362,10 @@ def test_exported_context_is_an_immutable_value() -> None:
         exported.package = "Kerberos"  # type: ignore[misc]
     assert exported.closed  # no token: nothing to close
     exported.close()
+    with pytest.raises(ValueError, match="32-bit"):
+        ExportedContext("NTLM", b"blob", 1 << 32)
+    with pytest.raises(ValueError, match="32-bit"):
+        ExportedContext("NTLM", b"blob", -1)
 
 
 def test_from_exported_needs_a_package() -> None:

@@ -107,12 +107,14 @@ def test_import_call_shape(fake_api: MagicMock) -> None:
     ctx = ImportedContext("NTLM", b"blob", 0x44, buffer_type=2)
     (name, packed, token, handle), _ = fake_api.ImportSecurityContextW.call_args
     assert name == "NTLM".encode("utf-16-le") + b"\0\0"
-    buffer = ctypes.cast(packed, ctypes.POINTER(SecBuffer)).contents
-    assert (buffer.cbBuffer, buffer.BufferType) == (4, 2)
+    # Structures are passed as instances: the POINTER argtypes make ctypes pass them
+    # by reference in C, cheaper than a byref() per argument.
+    assert type(packed) is SecBuffer
+    assert (packed.cbBuffer, packed.BufferType) == (4, 2)
     assert token == 0x44
-    assert isinstance(handle._obj, SecHandle)  # byref() of the handle that is now owned
+    assert type(handle) is SecHandle  # the handle that is now owned
     ctx.close()
-    fake_api.DeleteSecurityContext.assert_called_once()
+    fake_api.DeleteSecurityContext.assert_called_once_with(handle)
 
 
 def test_failed_import_owns_nothing(fake_api: MagicMock) -> None:
@@ -174,12 +176,11 @@ def test_export_frees_buffer_even_when_copy_fails(
     fake_api: MagicMock, mocker: MockerFixture
 ) -> None:
     def export(handle: Any, flags: int, packed: Any, token: Any) -> int:
-        buffer = ctypes.cast(packed, ctypes.POINTER(SecBuffer)).contents
-        buffer.cbBuffer, buffer.BufferType, buffer.pvBuffer = 8, 2, 0xDEAD0000
+        packed.cbBuffer, packed.BufferType, packed.pvBuffer = 8, 2, 0xDEAD0000
         return 0
 
     fake_api.ExportSecurityContext.side_effect = export
-    mocker.patch("ctypes.string_at", side_effect=MemoryError)
+    mocker.patch.object(contexts_module, "string_at", side_effect=MemoryError)
     with pytest.raises(MemoryError):
         export_context((1, 2))
     fake_api.FreeContextBuffer.assert_called_once_with(0xDEAD0000)
@@ -187,7 +188,7 @@ def test_export_frees_buffer_even_when_copy_fails(
 
 def test_export_frees_buffer_when_the_call_fails_after_allocating(fake_api: MagicMock) -> None:
     def export(handle: Any, flags: int, packed: Any, token: Any) -> int:
-        ctypes.cast(packed, ctypes.POINTER(SecBuffer)).contents.pvBuffer = 0xBEEF0000
+        packed.pvBuffer = 0xBEEF0000
         raise sspi_import.error_from_status(0x80090300, "ExportSecurityContext")
 
     fake_api.ExportSecurityContext.side_effect = export
@@ -196,16 +197,42 @@ def test_export_frees_buffer_when_the_call_fails_after_allocating(fake_api: Magi
     fake_api.FreeContextBuffer.assert_called_once_with(0xBEEF0000)
 
 
+def test_export_failure_status_frees_buffer_and_raises_typed_error(fake_api: MagicMock) -> None:
+    # The export prototype has no errcheck: export_context reads the status itself.
+    def export(handle: Any, flags: int, packed: Any, token: Any) -> int:
+        packed.pvBuffer = 0xBEEF0000
+        return -0x7FF6FD00  # 0x80090300 as the signed LONG the DLL returns
+
+    fake_api.ExportSecurityContext.side_effect = export
+    with pytest.raises(sspi_import.InsufficientMemoryError) as info:
+        export_context((1, 2))
+    assert info.value.status == 0x80090300
+    assert info.value.function == "ExportSecurityContext"
+    fake_api.FreeContextBuffer.assert_called_once_with(0xBEEF0000)
+
+
+def test_free_context_buffer_failure_after_export_raises(fake_api: MagicMock) -> None:
+    data = ctypes.create_string_buffer(b"abc", 3)
+
+    def export(handle: Any, flags: int, packed: Any, token: Any) -> int:
+        packed.cbBuffer, packed.pvBuffer = 3, ctypes.addressof(data)
+        return 0
+
+    fake_api.ExportSecurityContext.side_effect = export
+    fake_api.FreeContextBuffer.return_value = -0x7FF6FCFF  # 0x80090301 SEC_E_INVALID_HANDLE
+    with pytest.raises(sspi_import.InvalidHandleError) as info:
+        export_context((1, 2))
+    assert info.value.function == "FreeContextBuffer"
+
+
 def test_export_passes_flags_and_handle(fake_api: MagicMock) -> None:
     seen: dict[str, Any] = {}
 
     def export(handle: Any, flags: int, packed: Any, token: Any) -> int:
-        h = ctypes.cast(handle, ctypes.POINTER(SecHandle)).contents
-        seen["handle"], seen["flags"] = (h.dwLower, h.dwUpper), flags
-        buffer = ctypes.cast(packed, ctypes.POINTER(SecBuffer)).contents
+        seen["handle"], seen["flags"] = (handle.dwLower, handle.dwUpper), flags
         data = ctypes.create_string_buffer(b"abc", 3)
         seen["keep"] = data
-        buffer.cbBuffer, buffer.pvBuffer = 3, ctypes.addressof(data)
+        packed.cbBuffer, packed.pvBuffer = 3, ctypes.addressof(data)
         return 0
 
     fake_api.ExportSecurityContext.side_effect = export

@@ -72,7 +72,7 @@ class Provider:
         return 0
 
     def _delete(self, handle: Any) -> int:
-        self.deleted.append((handle._obj.dwLower, handle._obj.dwUpper))
+        self.deleted.append((handle.dwLower, handle.dwUpper))  # passed as is: byref in C
         return 0
 
     def _run(self, script: list[Step], existing: Any, inputs: Any, new: Any, out: Any,

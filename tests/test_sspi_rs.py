@@ -47,7 +47,7 @@ def drop(box: list[Any]) -> None:
 
 
 def _words(arg: Any) -> tuple[int, int]:
-    handle = arg._obj
+    handle = getattr(arg, "_obj", arg)  # byref(handle), or the handle itself
     return (handle.dwLower, handle.dwUpper)
 
 

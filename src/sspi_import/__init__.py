@@ -18,7 +18,6 @@ from __future__ import annotations
 from ._context_ops import ContextSizes
 from .adopt import AdoptedContext, adopt_context
 from .contexts import (
-    ExportedContext,
     ExportFlags,
     ImportedContext,
     SecurityContextBase,
@@ -55,6 +54,7 @@ from .errors import (
     explain,
     status_info,
 )
+from .exported import ExportedContext
 from .library import find_sspi_rs, library_description, use_library
 from .security_context import RequestFlags, SecurityContext, loopback
 

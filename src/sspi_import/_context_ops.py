@@ -31,6 +31,7 @@ from typing import Any
 from ._buffers import BYTES_OFFSET, MAX_BUFFER, Blob, WritableBlob, readable, writable
 from ._handle import OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
+from ._raw.functions import free_buffer
 from ._raw.structs import (
     SecBuffer,
     SecBufferDesc,
@@ -190,7 +191,7 @@ class ContextOperations(OwnedHandle[SecHandle]):
             return read_utf16z(names.sUserName) if names.sUserName else ""
         finally:
             if names.sUserName:
-                self._lib.FreeContextBuffer(names.sUserName)
+                free_buffer(self._lib, names.sUserName)
 
     @property
     def package_name(self) -> str:
@@ -223,7 +224,7 @@ class ContextOperations(OwnedHandle[SecHandle]):
             name = pointer.contents.Name
             return read_utf16z(name) if name else ""
         finally:
-            self._lib.FreeContextBuffer(ctypes.cast(pointer, c_void_p))
+            free_buffer(self._lib, ctypes.cast(pointer, c_void_p))
 
     def sizes(self) -> ContextSizes:
         """Token, signature, block and trailer sizes (``SECPKG_ATTR_SIZES``), asked once."""
@@ -254,7 +255,7 @@ class ContextOperations(OwnedHandle[SecHandle]):
             return ctypes.string_at(raw.SessionKey, raw.SessionKeyLength)
         finally:
             ctypes.memset(raw.SessionKey, 0, raw.SessionKeyLength)  # SSPI's copy, ours now
-            self._lib.FreeContextBuffer(raw.SessionKey)
+            free_buffer(self._lib, raw.SessionKey)
 
     @property
     def flags(self) -> int:

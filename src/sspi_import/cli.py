@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ._context_ops import read_utf16z
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw import loader
+from ._raw.functions import free_buffer
 from ._raw.structs import ULONG, SecBuffer, SecHandle, SecPkgInfoW
-from .contexts import ExportedContext, ImportedContext
+from .contexts import ImportedContext
 from .errors import (
     _CLASSES,
     SspiError,
@@ -35,7 +36,9 @@ from .errors import (
     UnsupportedFunctionError,
     _lookup,
     _signed,
+    error_from_status,
 )
+from .exported import ExportedContext
 from .library import find_sspi_rs
 
 if TYPE_CHECKING:
@@ -330,15 +333,10 @@ def provider_exports(lib: loader.Api, provider: Provider) -> bool:
         return False
     packed = SecBuffer()
     token = c_void_p()
-    try:
-        lib.ExportSecurityContext(byref(SecHandle()), 0, byref(packed), byref(token))
-    except UnsupportedFunctionError:
-        return False
-    except SspiError:
-        return True
+    status = lib.ExportSecurityContext(byref(SecHandle()), 0, byref(packed), byref(token))
     if packed.pvBuffer:  # a provider that "exports" an empty handle: free what it gave
-        lib.FreeContextBuffer(packed.pvBuffer)
-    return True
+        free_buffer(lib, packed.pvBuffer)
+    return status >= 0 or not isinstance(error_from_status(status), UnsupportedFunctionError)
 
 
 def enumerate_packages(lib: loader.Api, provider: Provider) -> list[PackageInfo]:
@@ -371,7 +369,7 @@ def enumerate_packages(lib: loader.Api, provider: Provider) -> list[PackageInfo]
             )
     finally:
         if array:
-            lib.FreeContextBuffer(ctypes.cast(array, c_void_p))
+            free_buffer(lib, ctypes.cast(array, c_void_p))
     return packages
 
 

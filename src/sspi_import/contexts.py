@@ -1,44 +1,35 @@
 """Exporting and importing security contexts: ``export_context`` and ``ImportedContext``.
 
 Ownership is decided here: an ``ImportedContext`` owns the handle it imported and
-deletes it exactly once; an ``ExportedContext`` owns the token an export handed out and
-closes it exactly once; the buffer SSPI allocates for the packed context is copied once
-into ``bytes`` and freed with ``FreeContextBuffer`` before ``export_context`` returns.
+deletes it exactly once; the buffer SSPI allocates for the packed context is copied once
+into ``bytes`` and freed with ``FreeContextBuffer`` before ``export_context`` returns;
+the token an export hands out goes to the ``ExportedContext`` (``exported``).
 """
 
 from __future__ import annotations
 
-import ctypes
 import enum
-import os
-import struct
-from ctypes import byref, c_void_p
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from ctypes import c_void_p, string_at
+from typing import TYPE_CHECKING, Any
 
 from ._buffers import encode_name, readable
 from ._context_ops import ContextOperations
-from ._foreign import POINTER_BYTES, foreign_pair, is_pywin32_handle, peek_pywin32
-from ._handle import OwnedHandle
+from ._foreign import foreign_pair, is_pywin32_handle, peek_pywin32
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.loader import api
 from ._raw.structs import SecBuffer, SecHandle
-from .errors import SspiUnavailableError
+from .errors import error_from_status
+from .exported import ExportedContext, _check_token, _Token
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-_E = TypeVar("_E", bound="ExportedContext")
-
 __all__ = [
     "ExportFlags",
-    "ExportedContext",
     "ImportedContext",
     "SecurityContextBase",
     "export_context",
 ]
-
-_POINTER_BITS = POINTER_BYTES * 8
-_MAX_HANDLE_WORD = (1 << _POINTER_BITS) - 1
 
 
 class ExportFlags(enum.IntFlag):
@@ -82,16 +73,6 @@ def _check_flags(flags: object) -> int:
     return value
 
 
-def _check_token(token: object) -> int | None:
-    if token is None:
-        return None
-    if isinstance(token, bool) or not isinstance(token, int):
-        raise TypeError(f"the token must be an int handle or None, not {type(token).__name__}")
-    if not 0 <= token <= _MAX_HANDLE_WORD:
-        raise ValueError(f"the token {token} is not a {_POINTER_BITS}-bit handle value")
-    return token or None
-
-
 class SecurityContextBase(ContextOperations):
     """What every context of this library shares: an owned ``CtxtHandle``.
 
@@ -112,7 +93,7 @@ class SecurityContextBase(ContextOperations):
         return None
 
     def _release(self, handle: SecHandle) -> None:
-        self._lib.DeleteSecurityContext(byref(handle))
+        self._lib.DeleteSecurityContext(handle)
 
     def _public(self, handle: SecHandle) -> tuple[int, int]:
         return (handle.dwLower, handle.dwUpper)
@@ -162,7 +143,7 @@ class ImportedContext(SecurityContextBase):
         lib = api()
         handle = SecHandle()
         packed = SecBuffer(length, buffer_type, address)
-        lib.ImportSecurityContextW(name, byref(packed), token_value, byref(handle))
+        lib.ImportSecurityContextW(name, packed, token_value, handle)  # byref in C
         del keepalive
         self._package = package
         self._lib = lib
@@ -194,331 +175,41 @@ class ImportedContext(SecurityContextBase):
         return f"<ImportedContext package={self._package!r} {state}>"
 
 
-class ExportedContext(OwnedHandle[int]):
-    """A serialized security context: the value ``export_context`` returns.
-
-    Immutable: ``package`` (``str``, or ``None`` when the source could not tell),
-    ``blob`` (``bytes``, the packed context: secret, never shown in ``repr``),
-    ``buffer_type`` (the ``SecBuffer`` type SSPI reported) and ``token`` (the token
-    handle the package handed out, or ``None``). The token is owned: ``close()`` (or
-    ``with`` exit) closes it once; ``detach()`` hands it to the caller.
-
-    To send it to another process: ``for_process(process)`` makes a copy whose token is
-    duplicated into that process (and never closed here); pickle that copy or write it
-    with ``to_bytes()``. The receiver's copy (unpickled, or ``from_bytes``) owns the token.
-    """
-
-    # Immutable without a __setattr__ hook: the public fields are read-only properties,
-    # and __slots__ leaves no room for new attributes.
-    __slots__ = ("_blob", "_buffer_type", "_package")
-    _kind = "exported context's token"
-
-    def __init__(
-        self,
-        package: str | None,
-        blob: bytes,
-        buffer_type: int = C.SECBUFFER_EMPTY,
-        token: int | None = None,
-    ) -> None:
-        self._handle = None
-        if package is not None:
-            encode_name(package)  # the same rules as for import
-        if type(blob) is not bytes:
-            raise TypeError(f"blob must be bytes, not {type(blob).__name__}")
-        if not blob:
-            raise ValueError("the blob is empty")
-        if isinstance(buffer_type, bool) or not isinstance(buffer_type, int):
-            raise TypeError("buffer_type must be an int")
-        self._package = package
-        self._blob = blob
-        self._buffer_type = buffer_type
-        token = _check_token(token)
-        self._lib = api() if token is not None else None
-        self._handle = token
-
-    @property
-    def package(self) -> str | None:
-        """The package the context belongs to, or ``None`` when unknown."""
-        return self._package
-
-    @property
-    def blob(self) -> bytes:
-        """The packed context. Secret: anyone holding it can import the context."""
-        return self._blob
-
-    @property
-    def buffer_type(self) -> int:
-        """The ``SecBuffer.BufferType`` SSPI returned with the blob."""
-        return self._buffer_type
-
-    @property
-    def token(self) -> int | None:
-        """The token handle, or ``None`` (none was exported, or it was closed/detached)."""
-        return self._handle
-
-    @property
-    def closed(self) -> bool:
-        """``True`` once the token is closed or detached (always, when there was none)."""
-        return self._handle is None
-
-    def _release(self, handle: int) -> None:
-        self._token_lib().CloseHandle(handle)
-
-    def _public(self, handle: int) -> int:
-        return handle
-
-    def _describe(self, *, closed: bool) -> str:
-        token = "no token" if self._handle is None else "token"
-        return (
-            f"<ExportedContext package={self._package!r} blob=<{len(self._blob)} bytes> "
-            f"buffer_type={self._buffer_type} {token}>"
-        )
-
-    # Crossing processes -----------------------------------------------------------
-
-    def _token_lib(self) -> Any:
-        # A copy restored from pickle or to_bytes() binds its library on first use:
-        # the receiving process may install one (use_library) after unpickling.
-        if self._lib is None:
-            self._lib = api()
-        return self._lib
-
-    def _transfer_token(self) -> tuple[int, int]:
-        """``(token, target pid)`` to serialize; refuses a token valid only here."""
-        if self._handle is not None:
-            raise TypeError(
-                "this ExportedContext owns a token that is valid only in this process; "
-                "call for_process(target) and send that copy (its token is duplicated "
-                "into the target process), or close()/detach() the token first"
-            )
-        return 0, 0
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle: package, blob, buffer type, and a token duplicated for the receiver.
-
-        The restored copy owns its token (closes it once); it is meant for the process
-        the token was duplicated into (``for_process``) and refuses to unpickle anywhere
-        else. A context whose token is valid only here cannot be pickled.
-        """
-        token, pid = self._transfer_token()
-        return (_restore_exported, (self._package, self._blob, self._buffer_type, token, pid))
-
-    def to_bytes(self) -> bytes:
-        """Serialize to a versioned byte layout that ``from_bytes`` reads back.
-
-        Layout (little-endian)::
-
-            magic  b"SSPX"                4 bytes
-            version                       1 byte   (1)
-            flags                         1 byte   (bit 0: has token, bit 1: has package)
-            package length                2 bytes  (UTF-8 bytes)
-            buffer type                   4 bytes  (SecBuffer.BufferType)
-            token                         8 bytes  (0 when none)
-            target pid                    4 bytes  (0 when no token)
-            blob length                   4 bytes
-            package (UTF-8), then blob
-
-        The same ownership rules as pickling apply: the token must have been duplicated
-        for the receiving process (``for_process``), which owns it once read back.
-        """
-        token, pid = self._transfer_token()
-        package = b"" if self._package is None else self._package.encode("utf-8")
-        flags = (_HAS_TOKEN if token else 0) | (_HAS_PACKAGE if self._package is not None else 0)
-        head = _LAYOUT.pack(
-            _MAGIC,
-            _LAYOUT_VERSION,
-            flags,
-            len(package),
-            self._buffer_type,
-            token,
-            pid,
-            len(self._blob),
-        )
-        return head + package + self._blob
-
-    @classmethod
-    def from_bytes(cls, data: bytes | bytearray | memoryview) -> ExportedContext:
-        """Read what ``to_bytes`` wrote; ``ValueError`` for anything else.
-
-        A token in it is owned by the result (closed once), and only in the process it
-        was duplicated for: elsewhere this raises ``ValueError``.
-        """
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"from_bytes() takes bytes, not {type(data).__name__}")
-        raw = bytes(data)
-        if len(raw) < _LAYOUT.size:
-            raise ValueError("not an exported context: too short for its header")
-        magic, version, flags, package_length, buffer_type, token, pid, blob_length = (
-            _LAYOUT.unpack_from(raw)
-        )
-        if magic != _MAGIC:
-            raise ValueError("not an exported context: bad magic")
-        if version != _LAYOUT_VERSION:
-            raise ValueError(f"exported context layout version {version} is not supported")
-        if flags & ~(_HAS_TOKEN | _HAS_PACKAGE):
-            raise ValueError(f"exported context has unknown flags {flags:#x}")
-        if len(raw) != _LAYOUT.size + package_length + blob_length:
-            raise ValueError("exported context is truncated or has trailing bytes")
-        if bool(flags & _HAS_TOKEN) != bool(token) or bool(token) != bool(pid):
-            raise ValueError("exported context has an inconsistent token field")
-        if not flags & _HAS_PACKAGE and package_length:
-            raise ValueError("exported context has an inconsistent package field")
-        start = _LAYOUT.size + package_length
-        package: str | None = None
-        if flags & _HAS_PACKAGE:
-            try:
-                package = raw[_LAYOUT.size : start].decode("utf-8")
-            except UnicodeDecodeError:
-                raise ValueError("exported context has a package name that is not UTF-8") from None
-        return _restore_exported(package, raw[start:], buffer_type, token, pid)
-
-    def _copy_as(self, kind: type[_E], lib: Any) -> _E:
-        """A new value of ``kind`` with this one's package, blob and buffer type, no token."""
-        copy = kind.__new__(kind)
-        copy._package, copy._blob, copy._buffer_type = (
-            self._package,
-            self._blob,
-            self._buffer_type,
-        )
-        copy._lib = lib
-        copy._handle = None
-        return copy
-
-    def for_process(self, process: int | _HasPid) -> ExportedContext:
-        """A copy for another process, with the token duplicated into that process.
-
-        ``process`` is a pid, or a started ``multiprocessing.Process`` /
-        ``subprocess.Popen`` (anything with an int ``.pid``). The token is duplicated
-        with ``OpenProcess`` + ``DuplicateHandle(DUPLICATE_SAME_ACCESS)``; the copy's
-        token is valid in the target process only, so the copy never closes it here
-        (``closed`` is ``True``); send it (pickle or ``to_bytes``) and the receiver owns
-        it. For this very process the copy owns a fresh duplicate. With no token, the
-        copy is a plain copy. Off Windows duplicating needs a library that simulates it
-        (``sspi_import.testing.FakeSspi`` does); otherwise ``SspiUnavailableError``.
-        The original keeps its own token: close it when done.
-        """
-        pid = _target_pid(process)
-        if self._handle is None:
-            if isinstance(self, _TargetCopy):
-                raise ValueError(
-                    f"this copy's token belongs to process {self._target_pid}; "
-                    "duplicate from the original ExportedContext"
-                )
-            return _restore_exported(self._package, self._blob, self._buffer_type, 0, 0)
-        lib = self._token_lib()
-        if not (lib.has("OpenProcess") and lib.has("DuplicateHandle")):
-            raise SspiUnavailableError(
-                f"{lib.description} cannot duplicate a token into another process: that "
-                "needs Windows (kernel32 DuplicateHandle) or a provider that simulates it "
-                "(sspi_import.testing.FakeSspi). Close or detach the token and send the "
-                "context without it"
-            )
-        current = lib.GetCurrentProcess()
-        target = c_void_p()
-        if pid == os.getpid():
-            lib.DuplicateHandle(
-                current, self._handle, current, byref(target), 0, False, C.DUPLICATE_SAME_ACCESS
-            )
-            copy = self._copy_as(ExportedContext, lib)
-            copy._handle = target.value or None
-            return copy
-        process_handle = lib.OpenProcess(_PROCESS_DUP_HANDLE, False, pid)
-        try:
-            lib.DuplicateHandle(
-                current,
-                self._handle,
-                process_handle,
-                byref(target),
-                0,
-                False,
-                C.DUPLICATE_SAME_ACCESS,
-            )
-        finally:
-            lib.CloseHandle(process_handle)
-        remote = self._copy_as(_TargetCopy, lib)
-        remote._handle = None  # valid in the target process only: never closed here
-        remote._target_token = target.value or 0
-        remote._target_pid = pid
-        return remote
+_DELETE_OLD = C.SECPKG_CONTEXT_EXPORT_DELETE_OLD
+_NONE = ExportFlags.NONE
 
 
-class _HasPid(Protocol):
-    @property
-    def pid(self) -> int | None: ...
-
-
-_PROCESS_DUP_HANDLE = 0x0040  # winnt.h: OpenProcess access right for DuplicateHandle
-_MAGIC = b"SSPX"
-_LAYOUT_VERSION = 1
-_HAS_TOKEN, _HAS_PACKAGE = 0x1, 0x2
-_LAYOUT = struct.Struct("<4sBBHIQII")
-
-
-def _target_pid(process: object) -> int:
-    pid = process if isinstance(process, int) else getattr(process, "pid", None)
-    if pid is None and hasattr(process, "pid"):
-        raise ValueError("the process has not started: it has no pid yet")
-    if isinstance(pid, bool) or not isinstance(pid, int):
-        raise TypeError(
-            "for_process() takes a pid or a process object with a .pid, "
-            f"not {type(process).__name__}"
-        )
-    if not 0 < pid <= 0xFFFF_FFFF:
-        raise ValueError(f"{pid} is not a process id")
-    return pid
-
-
-def _restore_exported(
-    package: str | None, blob: bytes, buffer_type: int, token: int, pid: int
-) -> ExportedContext:
-    """Rebuild a pickled or ``to_bytes`` copy; it owns its token, in its target process."""
-    if token and pid != os.getpid():
-        raise ValueError(
-            f"this exported context's token was duplicated for process {pid}, not for this "
-            f"one ({os.getpid()}); only that process can use it"
-        )
-    exported = ExportedContext(package, blob, buffer_type)
-    exported._lib = None  # bound on first use: see ExportedContext._token_lib
-    exported._handle = _check_token(token)
-    return exported
-
-
-class _TargetCopy(ExportedContext):
-    """What ``for_process`` returns for another process: the token is not ours to close."""
-
-    __slots__ = ("_target_pid", "_target_token")
-    _target_pid: int
-    _target_token: int
-
-    @property
-    def token(self) -> int | None:
-        """The token's value in the target process (not valid here)."""
-        return self._target_token or None
-
-    def _transfer_token(self) -> tuple[int, int]:
-        return self._target_token, self._target_pid
-
-    def _describe(self, *, closed: bool) -> str:
-        return (
-            f"<ExportedContext package={self._package!r} blob=<{len(self._blob)} bytes> "
-            f"buffer_type={self._buffer_type} token for process {self._target_pid}>"
-        )
-
-
-def _source_handle(context: object) -> tuple[SecHandle, SecurityContextBase | None]:
-    """The handle to export, and the library object that owns it (if any)."""
-    if isinstance(context, SecurityContextBase):
-        return context._live(), context
+def _foreign_handle(context: object) -> SecHandle:
+    """The handle to export from a context that is not ours (never taken over)."""
     if isinstance(context, SecHandle):
-        return context, None
+        return context
     pair = foreign_pair(context, peek_pywin32)  # pywin32 keeps its object: read in place
     if pair is not None:
-        return SecHandle(*pair), None
+        return SecHandle(*pair)
     raise TypeError(
         "export_context() takes a context of this library, a ctypes SecHandle, a "
         "(dwLower, dwUpper) tuple, pywin32's PyCtxtHandle or the int its Detach() returns, "
         f"not {type(context).__name__}"
     )
+
+
+def _own_handle(context: SecurityContextBase, fflags: int) -> SecHandle:
+    """The handle of a context of ours; taken out of it when SSPI is to delete it."""
+    if not fflags & _DELETE_OLD:
+        return context._live()
+    taken = context._take()  # no other thread may delete what SSPI is about to
+    if taken is None:
+        raise ValueError("the security context is closed; it cannot be exported")
+    return taken
+
+
+def _export_failed(
+    lib: Any, packed: SecBuffer, owner: SecurityContextBase | None, handle: SecHandle
+) -> None:
+    if owner is not None:
+        owner._handle = handle  # a DELETE_OLD export failed: what we took is still ours
+    if packed.pvBuffer:
+        lib.FreeContextBuffer(packed.pvBuffer)
 
 
 def export_context(
@@ -535,43 +226,48 @@ def export_context(
     detached so that pywin32 never deletes it either. The packed buffer SSPI allocates
     is copied once and freed with ``FreeContextBuffer`` whatever happens.
     """
-    fflags = _check_flags(flags)
-    handle, owner = _source_handle(context)
-    delete_old = bool(fflags & C.SECPKG_CONTEXT_EXPORT_DELETE_OLD)
-    consuming = owner is not None and delete_old
-    if consuming:
-        assert owner is not None
-        taken = owner._take()  # no other thread may delete what SSPI is about to
-        if taken is None:
-            raise ValueError("the security context is closed; it cannot be exported")
-        handle = taken
-    lib = owner._lib if owner is not None else api()  # the library the context came from
+    # The hot path is written out inline: see docs/performance.md for what each step
+    # costs against hand-written ctypes. Both calls are checked here, not by errcheck.
+    fflags = 0 if flags is _NONE else _check_flags(flags)
+    owner: SecurityContextBase | None
+    if isinstance(context, SecurityContextBase):
+        owner = context
+        handle = context._handle
+        if handle is None or fflags:
+            handle = _own_handle(context, fflags)
+        lib = context._lib  # the library the context came from
+        package = context.package
+    else:
+        owner, package = None, None
+        handle = _foreign_handle(context)
+        lib = api()
     packed = SecBuffer()
     token = c_void_p()
     try:
-        lib.ExportSecurityContext(byref(handle), fflags, byref(packed), byref(token))
+        status = lib.ExportSecurityContext(handle, fflags, packed, token)  # byref in C
+        if status < 0:
+            raise error_from_status(status, "ExportSecurityContext")
     except BaseException:
-        if consuming:
-            assert owner is not None
-            owner._handle = handle  # the export failed: the source is still ours
-        if packed.pvBuffer:
-            lib.FreeContextBuffer(packed.pvBuffer)
+        _export_failed(lib, packed, owner if fflags & _DELETE_OLD else None, handle)
         raise
-    if consuming:
-        assert owner is not None
-        owner._consumed()
-    elif delete_old and is_pywin32_handle(context):
-        context.Detach()  # SSPI deleted it: pywin32 must not delete it again
+    if fflags & _DELETE_OLD:
+        if owner is not None:
+            owner._consumed()
+        elif is_pywin32_handle(context):
+            context.Detach()  # SSPI deleted it: pywin32 must not delete it again
     pointer = packed.pvBuffer  # each ctypes field read builds a new int: read once
     exported = ExportedContext.__new__(ExportedContext)
-    exported._package = owner.package if owner is not None else None
-    exported._blob = b""
+    exported._package = package
     exported._buffer_type = packed.BufferType
-    exported._lib = lib
-    exported._handle = token.value or None  # owned from here, even if the copy fails
-    if pointer:
-        try:
-            exported._blob = ctypes.string_at(pointer, packed.cbBuffer)
-        finally:
-            lib.FreeContextBuffer(pointer)
+    value = token.value
+    exported._token = _Token.own(value, package, lib) if value else None  # owned already
+    if not pointer:
+        exported._blob = b""
+        return exported
+    try:
+        exported._blob = string_at(pointer, packed.cbBuffer)
+    finally:
+        status = lib.FreeContextBuffer(pointer)
+        if status < 0:
+            raise error_from_status(status, "FreeContextBuffer")
     return exported

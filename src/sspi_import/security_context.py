@@ -22,6 +22,7 @@ from typing import Any, Final
 from ._buffers import encode_name, readable
 from ._context_ops import filetime_to_datetime
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
+from ._raw.functions import free_buffer
 from ._raw.structs import SecBuffer, SecBufferDesc, SecHandle, TimeStamp
 from .contexts import SecurityContextBase
 from .credentials import Credentials, Identity
@@ -278,7 +279,7 @@ class SecurityContext(SecurityContextBase):
         finally:
             allocated = out_desc.pBuffers[0].pvBuffer
             if allocated:
-                self._lib.FreeContextBuffer(allocated)
+                free_buffer(self._lib, allocated)
         del keepalive
         if status not in _DONE and status not in _CONTINUE:
             self._failed = True
