@@ -188,6 +188,34 @@ def test_encrypt_into_in_place(pair: Pair) -> None:
     assert server.decrypt(bytes(out[:length])) == b"in situ!!"
 
 
+@pytest.mark.parametrize("offset", [0, 1, 7])
+def test_encrypt_into_from_an_overlapping_view(pair: Pair, offset: int) -> None:
+    """The plaintext sits in out where its copy overlaps it: moved, not smeared."""
+    client, server = pair
+    message = bytes(range(97, 97 + 26)) * 3  # longer than the header: the copy overlaps
+    out = bytearray(client.encrypted_size(len(message)) + offset)
+    out[offset : offset + len(message)] = message
+    with memoryview(out) as view:
+        length = client.encrypt_into(view[offset : offset + len(message)], out)
+    assert server.decrypt(bytes(out[:length])) == message
+
+
+def test_decrypt_in_place_accepts_a_multidimensional_writable_view(pair: Pair) -> None:
+    client, server = pair
+    message = client.encrypt(b"x" * 60)
+    padded = bytearray(message + bytes(-len(message) % 4))
+    with (
+        memoryview(padded) as whole,
+        whole[: len(message)] as exact,
+        server.decrypt_in_place(exact) as plain,
+    ):
+        assert plain == b"x" * 60
+    words = bytearray(client.encrypt(b"y" * 60))
+    assert len(words) % 4 == 0  # 4 + trailer (16 or 28) + 60: whole 4-byte items
+    with memoryview(words).cast("I") as typed, server.decrypt_in_place(typed) as plain:
+        assert plain == b"y" * 60
+
+
 def test_encrypt_into_refuses(pair: Pair) -> None:
     client, _server = pair
     room = client.encrypted_size(4)

@@ -112,6 +112,8 @@ def writable(data: object, what: str) -> tuple[memoryview, int, int]:
     """
     if type(data) is bytearray:
         view = memoryview(data)
+    elif type(data) is memoryview and not data.readonly and data.c_contiguous:
+        view = data if data.format == "B" and data.ndim == 1 else data.cast("B")
     else:
         if isinstance(data, str) or not _is_buffer(data):
             raise TypeError(
@@ -128,7 +130,8 @@ def writable(data: object, what: str) -> tuple[memoryview, int, int]:
         if view.format != "B" or view.ndim != 1:
             view = view.cast("B")
     length = view.nbytes
-    _check_length(length, what)
+    if not 0 < length <= MAX_BUFFER:
+        _check_length(length, what)
     # c_char, not c_char * n: one type for every length (ctypes keeps every array type
     # it ever made), and the address is all that is needed.
     return view, ctypes.addressof(ctypes.c_char.from_buffer(view)), length

@@ -399,7 +399,7 @@ class ContextOperations(OwnedHandle[SecHandle]):
         sizes = self._cached_sizes()
         trailer, block = sizes.security_trailer, sizes.block_size
         target, base, room = writable(out, "output buffer")
-        source, address, length = readable(data, "message")
+        source, _address, length = readable(data, "message")
         needed = _PREFIX + trailer + length + block
         if room < needed:
             raise ValueError(
@@ -409,7 +409,10 @@ class ContextOperations(OwnedHandle[SecHandle]):
         handle = self._handle or self._live()
         token_at = base + _PREFIX
         data_at = token_at + trailer
-        ctypes.memmove(data_at, address, length)  # first: data may overlap out
+        start = _PREFIX + trailer
+        # First, as data may overlap out: a memoryview slice assignment is a memmove in
+        # C (overlap-safe), without the ffi round trip of ctypes.memmove.
+        target[start : start + length] = source
         del source
         _TRAILER_LENGTH.pack_into(target, 0, trailer)
         desc = _Desc3()
@@ -526,7 +529,11 @@ class ContextOperations(OwnedHandle[SecHandle]):
         )  # fmt: skip
         try:
             self._lib.DecryptMessage(self._handle or self._live(), desc, 0, c_uint32())
-            d_len, d_at = _data_buffer(_PACK2.unpack_from(desc))
+            fields = _PACK2.unpack_from(desc)
+            if fields[7] == _DATA:  # where SSPI leaves it: second
+                d_len, d_at = fields[6], fields[8]
+            else:
+                d_len, d_at = _data_buffer(fields)
             if d_len and not base <= d_at <= base + length - d_len:
                 # The provider put the plaintext elsewhere: bring it into the buffer.
                 if d_len > body_length:
