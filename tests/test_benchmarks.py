@@ -1,0 +1,76 @@
+"""The benchmark scripts still run: every case of the instruction counter, a few calls each.
+
+Not a timing test: it only proves the cases are wired (the set-up works and each case
+runs its calls against the stub or sspi-rs); the numbers come from running the scripts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import subprocess
+import sys
+from types import ModuleType
+
+import pytest
+
+from stubs import Stub
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+SCRIPT = BENCHMARKS / "count_instructions.py"
+
+
+def _load() -> ModuleType:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location("_count_instructions", SCRIPT)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+count_instructions = _load()
+STUB_CASES = ["raw import", "lib import", "raw export", "lib export"]
+ROUND_TRIP_CASES = sorted(
+    {case for pair in count_instructions.PAIRS.values() for case in pair} - set(STUB_CASES)
+)
+
+
+def _run_worker(case: str, stub_path: pathlib.Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--worker", case, "--calls", "2", "--stub", str(stub_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_every_pair_names_known_cases() -> None:
+    cases = {case for pair in count_instructions.PAIRS.values() for case in pair}
+    assert set(STUB_CASES) <= cases
+    for case in cases - set(STUB_CASES):
+        assert case.split()[-1] in count_instructions.CALLS, case
+
+
+@pytest.mark.parametrize("case", STUB_CASES)
+def test_stub_cases_run(stub: Stub, case: str) -> None:
+    _run_worker(case, stub.path)
+
+
+@pytest.mark.parametrize("case", ROUND_TRIP_CASES)
+def test_round_trip_cases_run(sspi_rs: pathlib.Path, stub: Stub, case: str) -> None:
+    pytest.importorskip("sspilib")
+    _run_worker(case, stub.path)
+
+
+def test_callgrind_summary_is_parsed() -> None:
+    text = "==123== Events    : Ir\n==123== Collected : 4087800\n==123==\n"
+    found = count_instructions._COLLECTED.search(text)
+    assert found is not None
+    assert int(found.group(1)) == 4_087_800
