@@ -116,3 +116,32 @@ def test_prototypes_are_bound_once(stub: Stub) -> None:
     assert api.ImportSecurityContextW is api.ImportSecurityContextW
     assert api.ImportSecurityContextW.__name__ == "ImportSecurityContextW"
     assert api.ImportSecurityContextW.restype is ctypes.c_int32
+
+
+def test_bare_binding_is_the_same_function_without_argtypes_or_errcheck(stub: Stub) -> None:
+    from sspi_import._raw.functions import PROTOTYPES
+    from sspi_import._raw.structs import SecHandle
+
+    api = loader.api()
+    declared, bare = api.DeleteSecurityContext, api.DeleteSecurityContext_bare
+    assert bare is api.DeleteSecurityContext_bare  # bound once, like the declared one
+    assert ctypes.cast(bare, ctypes.c_void_p).value == ctypes.cast(declared, ctypes.c_void_p).value
+    proto = PROTOTYPES["DeleteSecurityContext"]
+    assert type(bare)._flags_ == proto.functype._flags_  # same calling convention
+    assert bare.restype is ctypes.c_int32
+    assert bare.argtypes is None  # nothing converted: the caller passes C values
+    assert bare.errcheck is None
+    assert declared.errcheck is not None
+    # A failure comes back as the signed status instead of raising.
+    status = bare(ctypes.byref(ctypes.create_string_buffer(64)))  # no such context
+    assert status & 0xFFFF_FFFF == 0x80090301  # SEC_E_INVALID_HANDLE
+    with pytest.raises(sspi_import.InvalidHandleError):
+        declared(ctypes.byref(SecHandle(1, 2)))
+
+
+def test_bare_names_only_declared_functions(stub: Stub) -> None:
+    api = loader.api()
+    with pytest.raises(AttributeError):
+        api.NoSuchFunction_bare  # noqa: B018
+    with pytest.raises(sspi_import.SspiUnavailableError):
+        api.AcceptSecurityContext_bare  # noqa: B018 - declared, but the stub lacks it

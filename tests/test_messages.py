@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -341,10 +342,10 @@ def test_decrypt_wipes_its_private_copy(pair: Pair, monkeypatch: pytest.MonkeyPa
     client, server = pair
     given: list[tuple[int, int]] = []
     wiped: list[tuple[int, int, int]] = []
-    real_decrypt, real_memset = server._lib.DecryptMessage, ctypes.memset
+    real_decrypt, real_memset = server._lib.DecryptMessage_bare, ctypes.memset
 
-    def spy(handle: object, desc: object, seq: int, qop: object) -> int:
-        fields = _context_ops._PACK2.unpack_from(desc)  # type: ignore[arg-type]
+    def spy(handle: object, desc: Any, seq: int, qop: object) -> int:
+        fields = _context_ops._PACK2.unpack_from(desc._obj)  # byref(desc): the bare call
         given.append((fields[8], fields[6]))
         return real_decrypt(handle, desc, seq, qop)  # type: ignore[no-any-return]
 
@@ -352,7 +353,7 @@ def test_decrypt_wipes_its_private_copy(pair: Pair, monkeypatch: pytest.MonkeyPa
         wiped.append((address, value, count))
         return real_memset(address, value, count)
 
-    monkeypatch.setattr(server._lib, "DecryptMessage", spy)
+    monkeypatch.setattr(server._lib, "DecryptMessage_bare", spy)
     monkeypatch.setattr(ctypes, "memset", memset)
     assert (
         server.decrypt(client.encrypt(b"the result is the buffer")) == b"the result is the buffer"
@@ -391,8 +392,8 @@ def _moving(real: object, index: int, keep: list[object]) -> object:
 
     def call(*args: object) -> int:
         status: int = real(*args)  # type: ignore[operator]
-        desc = args[2] if len(args) == 4 and isinstance(args[1], int) else args[1]
-        buffer = desc.buffers[index]  # type: ignore[attr-defined]
+        reference = args[2] if isinstance(args[1], int) else args[1]  # byref(desc)
+        buffer = reference._obj.buffers[index]  # type: ignore[attr-defined]
         moved = ctypes.create_string_buffer(ctypes.string_at(buffer.pvBuffer, buffer.cbBuffer))
         keep.append(moved)
         ctypes.memset(buffer.pvBuffer, 0xEE, buffer.cbBuffer)
@@ -407,7 +408,8 @@ def test_encrypt_when_the_provider_moves_the_trailer(
 ) -> None:
     client, server = pair
     keep: list[object] = []
-    monkeypatch.setattr(client._lib, "EncryptMessage", _moving(client._lib.EncryptMessage, 0, keep))
+    bare = _moving(client._lib.EncryptMessage_bare, 0, keep)
+    monkeypatch.setattr(client._lib, "EncryptMessage_bare", bare)
     sealed = client.encrypt(b"trailer elsewhere")
     assert server.decrypt(sealed) == b"trailer elsewhere"
     out = bytearray(client.encrypted_size(5))
@@ -420,7 +422,8 @@ def test_decrypt_when_the_provider_moves_the_data(
 ) -> None:
     client, server = pair
     keep: list[object] = []
-    monkeypatch.setattr(server._lib, "DecryptMessage", _moving(server._lib.DecryptMessage, 1, keep))
+    bare = _moving(server._lib.DecryptMessage_bare, 1, keep)
+    monkeypatch.setattr(server._lib, "DecryptMessage_bare", bare)
     assert server.decrypt(client.encrypt(b"data elsewhere")) == b"data elsewhere"
     buffer = bytearray(client.encrypt(b"brought back"))
     plain = server.decrypt_in_place(buffer)

@@ -330,6 +330,7 @@ def test_decrypt_rejects_malformed_messages(provider: Provider) -> None:
         with pytest.raises(TypeError):
             ctx.decrypt("text")  # type: ignore[arg-type]
     provider.lib.DecryptMessage.assert_not_called()
+    provider.lib.DecryptMessage_bare.assert_not_called()
 
 
 # loopback ----------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from ._raw.structs import (
     SecPkgContext_SessionKey,
     SecPkgContext_Sizes,
 )
-from .errors import InternalError, SspiError, status_info
+from .errors import InternalError, SspiError, error_from_status, status_info
 
 __all__ = ["NEVER", "ContextOperations", "ContextSizes", "filetime_to_datetime", "read_utf16z"]
 
@@ -354,6 +354,7 @@ class ContextOperations(OwnedHandle[SecHandle]):
                 return bytes(view[: self.encrypt_into(source, out)])
         # The message is sealed in place in the bytes object returned: a new object
         # (a concatenation of two non-empty parts) that nobody else has seen yet.
+        handle = self._handle or self._live()  # before the plaintext is copied
         sealed: bytes = (_HEADS.get(trailer) or _head(trailer)) + source
         token_at = id(sealed) + offset + _PREFIX
         data_at = token_at + trailer
@@ -371,7 +372,9 @@ class ContextOperations(OwnedHandle[SecHandle]):
             block, _PADDING, padding_at,
         )  # fmt: skip
         try:
-            self._lib.EncryptMessage(self._handle or self._live(), 0, desc, 0)
+            status = self._lib.EncryptMessage_bare(byref(handle), 0, byref(desc), 0)
+            if status < 0:
+                raise error_from_status(status, "EncryptMessage")
         except BaseException:
             ctypes.memset(data_at, 0, length)  # still the plaintext
             raise
@@ -424,7 +427,9 @@ class ContextOperations(OwnedHandle[SecHandle]):
             block, _PADDING, data_at + length,
         )  # fmt: skip
         try:
-            self._lib.EncryptMessage(handle, 0, desc, 0)
+            status = self._lib.EncryptMessage_bare(byref(handle), 0, byref(desc), 0)
+            if status < 0:
+                raise error_from_status(status, "EncryptMessage")
         except BaseException:
             ctypes.memset(data_at, 0, length)  # the plaintext we copied there
             raise
@@ -480,8 +485,11 @@ class ContextOperations(OwnedHandle[SecHandle]):
             trailer, _TOKEN, id(token) + offset,
             size, _DATA, body_at,
         )  # fmt: skip
+        handle = self._handle or self._live()
         try:
-            self._lib.DecryptMessage(self._handle or self._live(), desc, 0, c_uint32())
+            status = self._lib.DecryptMessage_bare(byref(handle), byref(desc), 0, byref(c_uint32()))
+            if status < 0:
+                raise error_from_status(status, "DecryptMessage")
             fields = _PACK2.unpack_from(desc)
             if fields[8] == body_at and fields[6] == size and fields[7] == _DATA:
                 return body
@@ -527,8 +535,11 @@ class ContextOperations(OwnedHandle[SecHandle]):
             trailer, _TOKEN, base + _PREFIX,
             body_length, _DATA, base + start,
         )  # fmt: skip
+        handle = self._handle or self._live()
         try:
-            self._lib.DecryptMessage(self._handle or self._live(), desc, 0, c_uint32())
+            status = self._lib.DecryptMessage_bare(byref(handle), byref(desc), 0, byref(c_uint32()))
+            if status < 0:
+                raise error_from_status(status, "DecryptMessage")
             fields = _PACK2.unpack_from(desc)
             if fields[7] == _DATA:  # where SSPI leaves it: second
                 d_len, d_at = fields[6], fields[8]

@@ -9,6 +9,7 @@ status into a typed exception. Binding to a library happens in ``loader``.
 from __future__ import annotations
 
 import ctypes
+from _ctypes import CFuncPtr  # ctypes._CFuncPtr: the base CDLL's own functions use
 from collections.abc import Callable
 from ctypes import POINTER, c_int32, c_void_p
 from typing import Any, NamedTuple
@@ -64,6 +65,19 @@ class Proto(NamedTuple):
     functype: type[Any]
     errcheck: Errcheck | None
     kernel32: bool = False
+
+    def bare(self) -> type[Any]:
+        """The same C function (restype, calling convention) with no argtypes.
+
+        For the per-message hot path only (``Api``'s ``<name>_bare`` attributes): with
+        argtypes, ctypes makes a Python-level ``from_param`` call per argument, a third
+        of a 64-byte encrypt+decrypt. Nothing is converted or checked, so the caller
+        passes exactly what C expects (``byref()`` for a pointer, an ``int`` only for a
+        32-bit integer, ``None`` for NULL) and checks the status itself. The declared
+        prototype stays the one the ABI tests hold against the headers.
+        """
+        attributes = {"_flags_": self.functype._flags_, "_restype_": self.functype._restype_}
+        return type(f"{self.name}_bare", (CFuncPtr,), attributes)
 
 
 def _proto(

@@ -20,6 +20,7 @@ from .functions import PROTOTYPES, Proto
 __all__ = ["ENV_VAR", "Api", "SspiLibrary", "api", "load", "swap"]
 
 ENV_VAR = "SSPI_IMPORT_LIBRARY"
+_BARE = "_bare"  # api.EncryptMessage_bare: the prototype without argtypes (Proto.bare)
 
 _HOW_TO = (
     "sspi_import needs an SSPI library. On Windows it uses secur32.dll by itself. "
@@ -60,10 +61,11 @@ class Api:
         return f"<sspi_import library {self.description}>"
 
     def __getattr__(self, name: str) -> Any:
-        proto = PROTOTYPES.get(name)
+        bare = name.endswith(_BARE)
+        proto = PROTOTYPES.get(name[: -len(_BARE)] if bare else name)
         if proto is None:
             raise AttributeError(name)
-        fn = self._bind(proto)
+        fn = self._bind(proto, bare=bare)
         setattr(self, name, fn)
         return fn
 
@@ -75,30 +77,32 @@ class Api:
             return False
         return True
 
-    def _bind(self, proto: Proto) -> Any:
-        fn = self._resolve(proto, self.source)
+    def _bind(self, proto: Proto, *, bare: bool = False) -> Any:
+        """``proto`` bound to this library; ``bare``: with no argtypes and no errcheck."""
+        functype = proto.bare() if bare else proto.functype
+        fn = self._resolve(proto.name, functype, self.source)
         if fn is None and proto.kernel32 and sys.platform == "win32":
             if self._kernel32 is None:
                 self._kernel32 = _open_dll("kernel32")
-            fn = self._resolve(proto, self._kernel32)
+            fn = self._resolve(proto.name, functype, self._kernel32)
         if fn is None:
             raise SspiUnavailableError(
                 f"{self.description} does not export {proto.name}; it cannot be used "
                 "for this call. Use Windows' secur32.dll or another SSPI library "
                 "(sspi_import.use_library)."
             )
-        if proto.errcheck is not None:
+        if proto.errcheck is not None and not bare:
             fn.errcheck = proto.errcheck
         fn.__name__ = proto.name
         return fn
 
     @staticmethod
-    def _resolve(proto: Proto, source: Any) -> Any:
+    def _resolve(name: str, functype: type[Any], source: Any) -> Any:
         if isinstance(source, SspiLibrary):
-            address = source.sspi_function_address(proto.name)
-            return None if not address else proto.functype(address)
+            address = source.sspi_function_address(name)
+            return None if not address else functype(address)
         try:
-            return proto.functype((proto.name, source))
+            return functype((name, source))
         except AttributeError:
             return None
 
