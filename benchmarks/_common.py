@@ -18,8 +18,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, TypeVar
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT / "tests") not in sys.path:
@@ -28,6 +28,8 @@ if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
 from stubs import Stub  # noqa: E402 - needs the path set up above
+
+K = TypeVar("K", bound=Hashable)  # a case's name: a str, or a tuple such as (kind, size)
 
 Case = Callable[[int], float]
 """Runs ``n`` iterations of one operation and returns the elapsed seconds."""
@@ -43,11 +45,11 @@ def build_stub() -> Stub:
 
 
 def run_interleaved(
-    cases: Mapping[str, Case], number: int, rounds: int, seed: int = 7
-) -> dict[str, list[float]]:
+    cases: Mapping[K, Case], number: int, rounds: int, seed: int = 7
+) -> dict[K, list[float]]:
     """Seconds per iteration of each case, one sample per round, cases interleaved."""
     order = list(cases)
-    samples: dict[str, list[float]] = {name: [] for name in order}
+    samples: dict[K, list[float]] = {name: [] for name in order}
     rng = random.Random(seed)
     for name in order:  # warm-up: bind prototypes, fill caches
         cases[name](max(1, number // 10))
@@ -69,7 +71,7 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def ratio(samples: Mapping[str, list[float]], numerator: str, denominator: str) -> float:
+def ratio(samples: Mapping[K, list[float]], numerator: K, denominator: K) -> float:
     """Median over rounds of the per-round ratio ``numerator / denominator``."""
     pairs = zip(samples[numerator], samples[denominator], strict=True)
     return statistics.median(a / b for a, b in pairs)
