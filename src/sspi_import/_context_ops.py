@@ -336,6 +336,11 @@ class ContextOperations(OwnedHandle[SecHandle]):
         be shorter than ``sizes().security_trailer``); the padding is empty for stream
         ciphers such as NTLM's RC4. ``data`` is not changed; to write the message into
         a buffer of your own instead, use ``encrypt_into``.
+
+        The trailer length is framing, outside what SSPI authenticates: if it is changed
+        in transit, ``decrypt`` fails, or, with a provider that reads trailer and
+        ciphertext as one stream (sspi-rs does), still returns the original plaintext.
+        The trailer and the ciphertext cannot be changed undetected.
         """
         try:
             sizes = self._sizes
