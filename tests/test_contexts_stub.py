@@ -21,6 +21,20 @@ from stubs import HANDLE_UPPER, Stub
 BLOB = b"packed-context-\x00\x01\x02-bytes"
 
 
+def _close_from_eight_threads_at_once(owner: ImportedContext | ExportedContext) -> None:
+    barrier = threading.Barrier(8)
+
+    def close() -> None:
+        barrier.wait()
+        owner.close()
+
+    threads = [threading.Thread(target=close) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def test_import_passes_name_blob_and_token(stub: Stub) -> None:
     with ImportedContext("Kerberos", BLOB, 0x1234) as ctx:
         assert not ctx.closed
@@ -186,17 +200,7 @@ def test_eight_threads_closing_one_exported_token_close_it_once(stub: Stub) -> N
     with ImportedContext("NTLM", BLOB) as ctx:
         for _ in range(50):
             exported = ctx.export()
-            barrier = threading.Barrier(8)
-
-            def close(e: ExportedContext = exported, b: threading.Barrier = barrier) -> None:
-                b.wait()
-                e.close()
-
-            threads = [threading.Thread(target=close) for _ in range(8)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            _close_from_eight_threads_at_once(exported)
             assert exported.closed
             assert exported.token is None
     assert stub.calls("CloseHandle") == 50
@@ -325,17 +329,7 @@ def test_repr_shows_package_and_state_never_the_blob(stub: Stub) -> None:
 def test_eight_threads_closing_one_context_delete_it_once(stub: Stub) -> None:
     for _ in range(50):
         ctx = ImportedContext("NTLM", BLOB)
-        barrier = threading.Barrier(8)
-
-        def close(ctx: ImportedContext = ctx, barrier: threading.Barrier = barrier) -> None:
-            barrier.wait()
-            ctx.close()
-
-        threads = [threading.Thread(target=close) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _close_from_eight_threads_at_once(ctx)
         assert ctx.closed
     assert stub.calls("DeleteSecurityContext") == 50
     assert stub.live_contexts() == 0
