@@ -129,6 +129,20 @@ def test_closed_context_refuses(pair: Pair) -> None:
     ):
         with pytest.raises(ValueError, match="closed"):
             call()
+    assert b"late" not in out  # refused before the plaintext was copied anywhere
+
+
+def test_closed_context_refuses_before_copying_the_plaintext(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _server = pair
+    client.sizes()  # cached: the refusal must not come from a sizes() query
+    client.close()
+    wiped: list[int] = []
+    monkeypatch.setattr(ctypes, "memset", lambda address, value, count: wiped.append(count))
+    with pytest.raises(ValueError, match="closed"):
+        client.encrypt(b"never copied")
+    assert wiped == []  # no copy was made, so there was none to wipe
 
 
 # encrypted_size / encrypt_into --------------------------------------------------------------
