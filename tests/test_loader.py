@@ -145,3 +145,13 @@ def test_bare_names_only_declared_functions(stub: Stub) -> None:
         api.NoSuchFunction_bare  # noqa: B018
     with pytest.raises(sspi_import.SspiUnavailableError):
         api.AcceptSecurityContext_bare  # noqa: B018 - declared, but the stub lacks it
+
+
+def test_bare_function_types_are_made_once(stub: Stub) -> None:
+    from sspi_import._raw.functions import PROTOTYPES
+
+    proto = PROTOTYPES["DeleteSecurityContext"]
+    assert proto.bare() is proto.bare()
+    before = type(loader.api().DeleteSecurityContext_bare)
+    sspi_import.use_library(stub.path)  # a new Api binds with the same type again
+    assert type(loader.api().DeleteSecurityContext_bare) is before is proto.bare()

@@ -76,8 +76,14 @@ class Proto(NamedTuple):
         32-bit integer, ``None`` for NULL) and checks the status itself. The declared
         prototype stays the one the ABI tests hold against the headers.
         """
-        attributes = {"_flags_": self.functype._flags_, "_restype_": self.functype._restype_}
-        return type(f"{self.name}_bare", (CFuncPtr,), attributes)
+        made = _BARE_TYPES.get(self.name)
+        if made is None:  # one type per function: ctypes types live as long as the process
+            attributes = {"_flags_": self.functype._flags_, "_restype_": self.functype._restype_}
+            made = _BARE_TYPES[self.name] = type(f"{self.name}_bare", (CFuncPtr,), attributes)
+        return made
+
+
+_BARE_TYPES: dict[str, type[Any]] = {}
 
 
 def _proto(
