@@ -17,14 +17,41 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["OwnedHandle"]
+__all__ = ["Closeable", "OwnedHandle"]
 
 H = TypeVar("H")
 
 _LOCK = threading.Lock()
 
 
-class OwnedHandle(Generic[H]):
+class Closeable:
+    """``with`` support and ``repr`` for everything this library hands out to be closed."""
+
+    __slots__ = ()
+
+    @property
+    def closed(self) -> bool:  # pragma: no cover - abstract
+        """``True`` once there is nothing left to close."""
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - abstract
+        """Release what the object owns. Safe to call again."""
+        raise NotImplementedError
+
+    def _describe(self, *, closed: bool) -> str:
+        return f"<{type(self).__qualname__} {'closed' if closed else 'open'}>"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return self._describe(closed=self.closed)
+
+
+class OwnedHandle(Closeable, Generic[H]):
     """Base of every object that owns one SSPI or kernel handle."""
 
     __slots__ = ("__weakref__", "_handle", "_lib")
@@ -75,12 +102,6 @@ class OwnedHandle(Generic[H]):
             raise ValueError(f"the {self._kind} is closed; there is no handle to detach")
         return self._public(handle)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def __del__(self) -> None:
         # Construction may have failed before _handle was set.
         handle = getattr(self, "_handle", None)
@@ -92,9 +113,3 @@ class OwnedHandle(Generic[H]):
             self._release(handle)
         # Warn after freeing: under filterwarnings=error the warning raises.
         warnings.warn(message, ResourceWarning, stacklevel=1, source=self)
-
-    def _describe(self, *, closed: bool) -> str:
-        return f"<{type(self).__qualname__} {'closed' if closed else 'open'}>"
-
-    def __repr__(self) -> str:
-        return self._describe(closed=self.closed)

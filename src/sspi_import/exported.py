@@ -12,17 +12,14 @@ from __future__ import annotations
 import os
 import struct
 from ctypes import byref, c_void_p
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ._buffers import encode_name
 from ._foreign import POINTER_BYTES
-from ._handle import OwnedHandle
+from ._handle import Closeable, OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.loader import api
 from .errors import SspiUnavailableError
-
-if TYPE_CHECKING:
-    from typing_extensions import Self
 
 __all__ = ["ExportedContext"]
 
@@ -77,7 +74,7 @@ class _Token(OwnedHandle[int]):
         return f"<ExportedContext token package={self._package!r} {state}>"
 
 
-class ExportedContext:
+class ExportedContext(Closeable):
     """A serialized security context: the value ``export_context`` returns.
 
     Immutable: ``package`` (``str``, or ``None`` when the source could not tell),
@@ -164,21 +161,12 @@ class ExportedContext:
         result: int = token.detach()
         return result
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def _describe(self, *, closed: bool) -> str:
         token = "token" if not closed else "no token"
         return (
             f"<ExportedContext package={self._package!r} blob=<{len(self._blob)} bytes> "
             f"buffer_type={self._buffer_type} {token}>"
         )
-
-    def __repr__(self) -> str:
-        return self._describe(closed=self.closed)
 
     # Crossing processes -----------------------------------------------------------
 
@@ -298,7 +286,7 @@ class ExportedContext:
         pid = _target_pid(process)
         token = self._token
         handle = None if token is None else token._handle
-        if token is None or handle is None:
+        if token is None or handle is None:  # no token to duplicate: a plain copy
             return self._copy_as(ExportedContext)
         lib = token.bound_lib()
         if not (lib.has("OpenProcess") and lib.has("DuplicateHandle")):
