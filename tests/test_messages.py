@@ -401,11 +401,14 @@ def test_layouts_match_ctypes() -> None:
 # providers that answer elsewhere -----------------------------------------------------------------
 
 
-def _moving(real: object, index: int, keep: list[object]) -> object:
-    """Wrap a message call: after it, copy buffer ``index`` elsewhere and point there."""
+def _moving(
+    monkeypatch: pytest.MonkeyPatch, lib: object, name: str, index: int, keep: list[object]
+) -> None:
+    """Wrap ``lib.<name>``: after each call, copy buffer ``index`` elsewhere, point there."""
+    real = getattr(lib, name)
 
     def call(*args: object) -> int:
-        status: int = real(*args)  # type: ignore[operator]
+        status: int = real(*args)
         reference = args[2] if isinstance(args[1], int) else args[1]  # byref(desc)
         buffer = reference._obj.buffers[index]  # type: ignore[attr-defined]
         moved = ctypes.create_string_buffer(ctypes.string_at(buffer.pvBuffer, buffer.cbBuffer))
@@ -414,7 +417,7 @@ def _moving(real: object, index: int, keep: list[object]) -> object:
         buffer.pvBuffer = ctypes.addressof(moved)
         return status
 
-    return call
+    monkeypatch.setattr(lib, name, call)
 
 
 def test_encrypt_when_the_provider_moves_the_trailer(
@@ -422,8 +425,7 @@ def test_encrypt_when_the_provider_moves_the_trailer(
 ) -> None:
     client, server = pair
     keep: list[object] = []
-    bare = _moving(client._lib.EncryptMessage_bare, 0, keep)
-    monkeypatch.setattr(client._lib, "EncryptMessage_bare", bare)
+    _moving(monkeypatch, client._lib, "EncryptMessage_bare", 0, keep)
     sealed = client.encrypt(b"trailer elsewhere")
     assert server.decrypt(sealed) == b"trailer elsewhere"
     out = bytearray(client.encrypted_size(5))
@@ -436,8 +438,7 @@ def test_decrypt_when_the_provider_moves_the_data(
 ) -> None:
     client, server = pair
     keep: list[object] = []
-    bare = _moving(server._lib.DecryptMessage_bare, 1, keep)
-    monkeypatch.setattr(server._lib, "DecryptMessage_bare", bare)
+    _moving(monkeypatch, server._lib, "DecryptMessage_bare", 1, keep)
     assert server.decrypt(client.encrypt(b"data elsewhere")) == b"data elsewhere"
     buffer = bytearray(client.encrypt(b"brought back"))
     plain = server.decrypt_in_place(buffer)

@@ -133,10 +133,11 @@ _HEADS: dict[int, bytes] = {}
 
 
 def _head(trailer: int) -> bytes:
-    """What every sealed message starts with: its trailer length, then room for the trailer."""
-    head = _HEADS.get(trailer)
-    if head is None:
-        head = _HEADS[trailer] = _TRAILER_LENGTH.pack(trailer) + bytes(trailer)
+    """What every sealed message starts with: its trailer length, then room for the trailer.
+
+    Made once per trailer size; ``encrypt`` looks in ``_HEADS`` first.
+    """
+    head = _HEADS[trailer] = _TRAILER_LENGTH.pack(trailer) + bytes(trailer)
     return head
 
 
@@ -275,6 +276,19 @@ class ContextOperations(OwnedHandle[SecHandle]):
         except AttributeError:
             return self.sizes()
 
+    # The message calls go through the bare bindings (see _raw.functions.Proto.bare):
+    # byref() for the pointers, plain ints, and the status checked here.
+
+    def _encrypt_message(self, handle: SecHandle, desc: Any) -> None:
+        status = self._lib.EncryptMessage_bare(byref(handle), 0, byref(desc), 0)
+        if status < 0:
+            raise error_from_status(status, "EncryptMessage")
+
+    def _decrypt_message(self, handle: SecHandle, desc: Any) -> None:
+        status = self._lib.DecryptMessage_bare(byref(handle), byref(desc), 0, byref(c_uint32()))
+        if status < 0:
+            raise error_from_status(status, "DecryptMessage")
+
     def sign(self, data: Blob) -> bytes:
         """Sign ``data`` (``MakeSignature``) and return the signature alone.
 
@@ -342,7 +356,7 @@ class ContextOperations(OwnedHandle[SecHandle]):
         ciphertext as one stream (sspi-rs does), still returns the original plaintext.
         The trailer and the ciphertext cannot be changed undetected.
         """
-        try:
+        try:  # _cached_sizes() inlined: encrypt is the hot path
             sizes = self._sizes
         except AttributeError:
             sizes = self.sizes()
@@ -377,9 +391,7 @@ class ContextOperations(OwnedHandle[SecHandle]):
             block, _PADDING, padding_at,
         )  # fmt: skip
         try:
-            status = self._lib.EncryptMessage_bare(byref(handle), 0, byref(desc), 0)
-            if status < 0:
-                raise error_from_status(status, "EncryptMessage")
+            self._encrypt_message(handle, desc)
         except BaseException:
             ctypes.memset(data_at, 0, length)  # still the plaintext
             raise
@@ -432,9 +444,7 @@ class ContextOperations(OwnedHandle[SecHandle]):
             block, _PADDING, data_at + length,
         )  # fmt: skip
         try:
-            status = self._lib.EncryptMessage_bare(byref(handle), 0, byref(desc), 0)
-            if status < 0:
-                raise error_from_status(status, "EncryptMessage")
+            self._encrypt_message(handle, desc)
         except BaseException:
             ctypes.memset(data_at, 0, length)  # the plaintext we copied there
             raise
@@ -492,9 +502,7 @@ class ContextOperations(OwnedHandle[SecHandle]):
         )  # fmt: skip
         handle = self._handle or self._live()
         try:
-            status = self._lib.DecryptMessage_bare(byref(handle), byref(desc), 0, byref(c_uint32()))
-            if status < 0:
-                raise error_from_status(status, "DecryptMessage")
+            self._decrypt_message(handle, desc)
             fields = _PACK2.unpack_from(desc)
             if fields[8] == body_at and fields[6] == size and fields[7] == _DATA:
                 return body
@@ -542,14 +550,8 @@ class ContextOperations(OwnedHandle[SecHandle]):
         )  # fmt: skip
         handle = self._handle or self._live()
         try:
-            status = self._lib.DecryptMessage_bare(byref(handle), byref(desc), 0, byref(c_uint32()))
-            if status < 0:
-                raise error_from_status(status, "DecryptMessage")
-            fields = _PACK2.unpack_from(desc)
-            if fields[7] == _DATA:  # where SSPI leaves it: second
-                d_len, d_at = fields[6], fields[8]
-            else:
-                d_len, d_at = _data_buffer(fields)
+            self._decrypt_message(handle, desc)
+            d_len, d_at = _data_buffer(_PACK2.unpack_from(desc))
             if d_len and not base <= d_at <= base + length - d_len:
                 # The provider put the plaintext elsewhere: bring it into the buffer.
                 if d_len > body_length:

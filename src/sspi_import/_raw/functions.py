@@ -109,8 +109,8 @@ PROTOTYPES: dict[str, Proto] = {
     p.name: p
     for p in (
         # context export/import family. Export and FreeContextBuffer have no errcheck:
-        # export_context checks both statuses inline (the errcheck round trip is a
-        # measurable share of an export); FreeContextBuffer elsewhere is free_buffer().
+        # export_context checks the export's status inline and frees through
+        # free_buffer() (the errcheck round trip is a measurable share of an export).
         _proto(
             "ExportSecurityContext",
             SECURITY_STATUS,
