@@ -395,13 +395,13 @@ def sspilib_round_trip(client: Any, server: Any, trailer: int, message: bytes) -
 def _security_context_api() -> tuple[Any, str | None]:
     """Issue 4's ``loopback`` and ``SecurityContext.encrypt/decrypt``, if they exist yet."""
     try:
-        module = importlib.import_module("sspi_import.security_context")
+        module = importlib.import_module("sspi_import.handshake")
     except ImportError:
-        return None, "sspi_import.security_context does not exist yet (issue 4)"
+        return None, "sspi_import.handshake does not exist yet (issue 4)"
     loopback = getattr(module, "loopback", None) or getattr(sspi_import, "loopback", None)
     context_class = getattr(module, "SecurityContext", None)
     if loopback is None or context_class is None:
-        return None, "sspi_import.security_context has no loopback/SecurityContext yet (issue 4)"
+        return None, "sspi_import.handshake has no loopback/SecurityContext yet (issue 4)"
     if not all(hasattr(context_class, name) for name in ("encrypt", "decrypt")):
         return None, "SecurityContext has no encrypt/decrypt yet (issue 4)"
     return loopback, None

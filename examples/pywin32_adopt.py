@@ -56,7 +56,7 @@ def pywin32_server_handle() -> object:
 
 def simulated_handle() -> int:
     """A server context made by the simulated provider, as pywin32's Detach() integer."""
-    from sspi_import._foreign import handle_to_int
+    from sspi_import.adopt import handle_to_int
 
     client, server = sspi_import.loopback("NTLM")
     client.close()

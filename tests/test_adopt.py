@@ -11,8 +11,8 @@ import pytest
 
 import sspi_import
 from sspi_import import ExportFlags, adopt_context, export_context
-from sspi_import._foreign import handle_to_int
 from sspi_import._raw.structs import SecHandle
+from sspi_import.adopt import handle_to_int
 from stubs import Stub
 
 
@@ -32,7 +32,8 @@ class PyCtxtHandle:
 def test_adopt_a_raw_pair_owns_it(stub: Stub) -> None:
     pair = stub.new_context()
     with adopt_context(pair, "NTLM") as ctx:
-        assert isinstance(ctx, sspi_import.SecurityContext)
+        assert isinstance(ctx, sspi_import.SecurityContextBase)
+        assert not isinstance(ctx, sspi_import.SecurityContext)  # no handshake, no credentials
         assert ctx.package == "NTLM"
         assert ctx.complete
         assert repr(ctx) == "<AdoptedContext package='NTLM' open>"
@@ -93,12 +94,10 @@ def test_delete_old_export_consumes_the_adopted_context(stub: Stub) -> None:
     assert stub.calls("DeleteSecurityContext") == 0
 
 
-def test_adopted_context_cannot_step(stub: Stub) -> None:
+def test_adopted_context_has_no_handshake_or_credentials(stub: Stub) -> None:
     with adopt_context(stub.new_context(), "NTLM") as ctx:
-        with pytest.raises(ValueError, match="complete"):
-            ctx.step(b"token")
-        with pytest.raises(AttributeError, match="credentials"):
-            ctx.credentials  # noqa: B018
+        assert not hasattr(ctx, "step")
+        assert not hasattr(ctx, "credentials")
 
 
 @pytest.mark.parametrize(
@@ -232,11 +231,11 @@ def test_export_of_the_pywin32_integer_does_not_take_it_over(stub: Stub) -> None
 def test_delete_old_export_detaches_the_pywin32_object(
     stub: Stub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sspi_import import contexts
+    from sspi_import import handoff
 
     pair = stub.new_context()
     source = PyCtxtHandle(pair)
-    monkeypatch.setattr(contexts, "peek_pywin32", lambda obj: obj.pair)
+    monkeypatch.setattr(handoff, "peek_pywin32", lambda obj: obj.pair)
     export_context(source)
     assert source.detached == 0  # a plain export leaves pywin32 the owner
     export_context(source, ExportFlags.DELETE_OLD)
@@ -247,10 +246,10 @@ def test_delete_old_export_detaches_the_pywin32_object(
 def test_failed_delete_old_export_leaves_the_pywin32_object_alone(
     stub: Stub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sspi_import import contexts
+    from sspi_import import handoff
 
     source = PyCtxtHandle(stub.new_context())
-    monkeypatch.setattr(contexts, "peek_pywin32", lambda obj: obj.pair)
+    monkeypatch.setattr(handoff, "peek_pywin32", lambda obj: obj.pair)
     stub.fail("ExportSecurityContext", 0x80090309)
     with pytest.raises(sspi_import.CannotPackError):
         export_context(source, ExportFlags.DELETE_OLD)

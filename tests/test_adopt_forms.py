@@ -7,17 +7,14 @@ import struct
 
 import pytest
 
-from sspi_import._foreign import (
-    handle_from_int,
-    handle_to_int,
-    is_pywin32_handle,
-    peek_pywin32,
-    raw_pair,
-)
+import sspi_import
+from sspi_import._cpython import is_pywin32_handle, peek_pywin32
 from sspi_import._raw.structs import SecHandle
+from sspi_import.adopt import handle_from_int, handle_to_int, raw_pair
+from sspi_import.testing import FakeSspi
 
-PAIRS = [(0, 0), (1, 2), (0x1234, 0x5EC5EC), (0xFFFF_FFFE, 0xFFFF_FFFF), (0xFFFF_FFFF, 0)]
-WIDE_PAIRS = [(0x1122334455667788, 0x99AABBCCDDEEFF00), ((1 << 64) - 1, 1)]
+PAIRS = [(0, 0), (1, 2), (0x1234, 0x5EC5EC), (0xFFFF_FFFE, 0xFFFF_FFFE), (0x7FFF_FFFF, 0)]
+WIDE_PAIRS = [(0x1122334455667788, 0x99AABBCCDDEEFF00), ((1 << 64) - 2, 1)]
 
 
 @pytest.mark.parametrize("pair", PAIRS + WIDE_PAIRS)
@@ -61,6 +58,21 @@ def test_all_ones_handle_is_refused() -> None:
         handle_from_int((1 << 128) - 1, pointer_bytes=8)
     with pytest.raises(ValueError, match="invalid"):
         handle_from_int((1 << 64) - 1, pointer_bytes=4)
+
+
+@pytest.mark.parametrize("width", [4, 8])
+@pytest.mark.parametrize("which", ["lower", "upper"])
+def test_either_word_all_ones_is_invalid(width: int, which: str) -> None:
+    # sspi.h SecIsValidHandle: invalid when either word is (ULONG_PTR)-1.
+    ones = (1 << (8 * width)) - 1
+    pair = (ones, 5) if which == "lower" else (5, ones)
+    with pytest.raises(ValueError, match="all ones"):
+        raw_pair(pair, pointer_bytes=width)
+    with pytest.raises(ValueError, match="all ones"):
+        handle_from_int(pair[0] | pair[1] << (8 * width), pointer_bytes=width)
+    if width == ctypes.sizeof(ctypes.c_void_p):
+        with FakeSspi(), pytest.raises(ValueError, match="all ones"):
+            sspi_import.adopt_context(pair)
 
 
 @pytest.mark.parametrize("bad", [1.0, "5", True, None, b"\x01"])

@@ -14,7 +14,7 @@ from pytest_mock import MockerFixture
 
 import sspi_import
 from sspi_import import credentials as credentials_module
-from sspi_import._context_ops import NEVER, filetime_to_datetime
+from sspi_import._filetime import NEVER, filetime_to_datetime
 from sspi_import._raw import constants as C  # noqa: N812
 from sspi_import.credentials import Credentials, Identity
 
@@ -45,7 +45,8 @@ def lib(mocker: MockerFixture) -> Mock:
         return 0
 
     def free(handle: Any) -> int:
-        fake.freed.append((handle._obj.dwLower, handle._obj.dwUpper))
+        handle = getattr(handle, "_obj", handle)  # byref(), or the structure as it is
+        fake.freed.append((handle.dwLower, handle.dwUpper))
         return 0
 
     fake.AcquireCredentialsHandleW.side_effect = acquire

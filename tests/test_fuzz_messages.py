@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import sspi_import
-from sspi_import.security_context import SecurityContext
+from sspi_import.handshake import SecurityContext
 from test_fuzz import BOUNDED, DOCUMENTED, JUNK, _blobs
 
 ALICE = sspi_import.Identity("alice", "EXAMPLE", "p4ssw0rd")

@@ -118,40 +118,61 @@ def test_prototypes_are_bound_once(stub: Stub) -> None:
     assert api.ImportSecurityContextW.restype is ctypes.c_int32
 
 
-def test_bare_binding_is_the_same_function_without_argtypes_or_errcheck(stub: Stub) -> None:
+def test_bare_bindings_are_declared_twins_without_argtypes() -> None:
     from sspi_import._raw.functions import PROTOTYPES
+    from sspi_import.testing import FakeSspi
+
+    bare = {name: proto for name, proto in PROTOTYPES.items() if name != proto.symbol}
+    assert sorted(bare) == ["DecryptMessage_bare", "EncryptMessage_bare"]
+    sspi_import.use_library(FakeSspi())
+    api = loader.api()
+    for name, proto in bare.items():
+        declared = PROTOTYPES[proto.symbol]
+        assert name == f"{proto.symbol}_bare"
+        assert proto.functype._flags_ == declared.functype._flags_  # same convention
+        assert proto.functype._restype_ is declared.functype._restype_ is ctypes.c_int32
+        fn = getattr(api, name)
+        assert fn is getattr(api, name)  # bound once, like the declared one
+        assert fn.argtypes is None  # nothing converted: the caller passes C values
+        address = ctypes.cast(fn, ctypes.c_void_p).value
+        assert address == ctypes.cast(getattr(api, proto.symbol), ctypes.c_void_p).value
+
+
+def test_no_binding_checks_a_status_itself(stub: Stub) -> None:
+    # One status convention: every caller hands the status to errors.check.
+    api = loader.api()
+    assert api.DeleteSecurityContext.errcheck is None
     from sspi_import._raw.structs import SecHandle
 
-    api = loader.api()
-    declared, bare = api.DeleteSecurityContext, api.DeleteSecurityContext_bare
-    assert bare is api.DeleteSecurityContext_bare  # bound once, like the declared one
-    assert ctypes.cast(bare, ctypes.c_void_p).value == ctypes.cast(declared, ctypes.c_void_p).value
-    proto = PROTOTYPES["DeleteSecurityContext"]
-    assert type(bare)._flags_ == proto.functype._flags_  # same calling convention
-    assert bare.restype is ctypes.c_int32
-    assert bare.argtypes is None  # nothing converted: the caller passes C values
-    assert bare.errcheck is None
-    assert declared.errcheck is not None
-    # A failure comes back as the signed status instead of raising.
-    status = bare(ctypes.byref(ctypes.create_string_buffer(64)))  # no such context
-    assert status & 0xFFFF_FFFF == 0x80090301  # SEC_E_INVALID_HANDLE
-    with pytest.raises(sspi_import.InvalidHandleError):
-        declared(ctypes.byref(SecHandle(1, 2)))
+    status = api.DeleteSecurityContext(SecHandle(1, 2))  # no such context
+    assert status & 0xFFFF_FFFF == 0x80090301  # SEC_E_INVALID_HANDLE, returned, not raised
 
 
-def test_bare_names_only_declared_functions(stub: Stub) -> None:
+def test_unknown_names_are_not_bindings(stub: Stub) -> None:
     api = loader.api()
     with pytest.raises(AttributeError):
         api.NoSuchFunction_bare  # noqa: B018
+    with pytest.raises(AttributeError):
+        api.DeleteSecurityContext_bare  # noqa: B018 - no bare twin is declared for it
     with pytest.raises(sspi_import.SspiUnavailableError):
-        api.AcceptSecurityContext_bare  # noqa: B018 - declared, but the stub lacks it
+        api.EncryptMessage_bare  # noqa: B018 - declared, but the stub lacks EncryptMessage
 
 
-def test_bare_function_types_are_made_once(stub: Stub) -> None:
-    from sspi_import._raw.functions import PROTOTYPES
+def test_kernel32_prototypes_save_the_last_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sspi_import._raw import functions
 
-    proto = PROTOTYPES["DeleteSecurityContext"]
-    assert proto.bare() is proto.bare()
-    before = type(loader.api().DeleteSecurityContext_bare)
-    sspi_import.use_library(stub.path)  # a new Api binds with the same type again
-    assert type(loader.api().DeleteSecurityContext_bare) is before is proto.bare()
+    if hasattr(ctypes, "WINFUNCTYPE"):  # Windows: the declared types themselves
+        for proto in functions.PROTOTYPES.values():
+            saved = bool(proto.functype._flags_ & ctypes._FUNCFLAG_USE_LASTERROR)  # type: ignore[attr-defined]
+            assert saved == proto.kernel32, proto.name
+        return
+    # Elsewhere: the factory asks WINFUNCTYPE for use_last_error on kernel32 calls only.
+    asked: list[tuple[str, dict[str, object]]] = []
+
+    def winfunctype(restype: object, *argtypes: object, **options: object) -> object:
+        asked.append((str(restype), options))
+        return ctypes.CFUNCTYPE(restype, *argtypes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ctypes, "WINFUNCTYPE", winfunctype, raising=False)
+    functions._proto("CloseHandle", functions.BOOL, (functions.HANDLE,), kernel32=True)
+    assert asked == [(str(functions.BOOL), {"use_last_error": True})]

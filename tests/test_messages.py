@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 import sspi_import
-from sspi_import import _context_ops
-from sspi_import.security_context import SecurityContext
+from sspi_import import _cpython, messages
+from sspi_import.handshake import SecurityContext
 
 ALICE = sspi_import.Identity("alice", "EXAMPLE", "p4ssw0rd")
 Pair = tuple[SecurityContext, SecurityContext]
@@ -99,7 +99,7 @@ def test_buffer_kinds(pair: Pair, wrap: object) -> None:
 def test_without_cpython_bytes_layout(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
     """Elsewhere than CPython, encrypt/decrypt work in bytearrays and copy out once."""
     client, server = pair
-    monkeypatch.setattr(_context_ops, "BYTES_OFFSET", None)
+    monkeypatch.setattr(_cpython, "BYTES_OFFSET", None)
     sealed = client.encrypt(b"portable")
     assert type(sealed) is bytes
     assert server.decrypt(sealed) == b"portable"
@@ -359,7 +359,7 @@ def test_decrypt_wipes_its_private_copy(pair: Pair, monkeypatch: pytest.MonkeyPa
     real_decrypt, real_memset = server._lib.DecryptMessage_bare, ctypes.memset
 
     def spy(handle: object, desc: Any, seq: int, qop: object) -> int:
-        fields = _context_ops._PACK2.unpack_from(desc._obj)  # byref(desc): the bare call
+        fields = messages._PACK2.unpack_from(desc._obj)  # byref(desc): the bare call
         given.append((fields[8], fields[6]))
         return real_decrypt(handle, desc, seq, qop)  # type: ignore[no-any-return]
 
@@ -384,14 +384,14 @@ def test_decrypt_wipes_its_private_copy(pair: Pair, monkeypatch: pytest.MonkeyPa
 def test_layouts_match_ctypes() -> None:
     from sspi_import._raw.structs import SecBuffer, SecBufferDesc
 
-    assert ctypes.sizeof(SecBufferDesc) == _context_ops._BUFFERS_AT
-    assert _context_ops._PACK2.size == ctypes.sizeof(_context_ops._Desc2)
-    assert _context_ops._PACK2.size == ctypes.sizeof(SecBufferDesc) + 2 * ctypes.sizeof(SecBuffer)
-    assert _context_ops._PACK3.size == _context_ops._PADDING_AT
-    desc = _context_ops._Desc3()
+    assert ctypes.sizeof(SecBufferDesc) == messages._BUFFERS_AT
+    assert messages._PACK2.size == ctypes.sizeof(messages._Desc2)
+    assert messages._PACK2.size == ctypes.sizeof(SecBufferDesc) + 2 * ctypes.sizeof(SecBuffer)
+    assert messages._PACK3.size == messages._PADDING_AT
+    desc = messages._Desc3()
     at = ctypes.addressof(desc)
     values = (0, 3, at + 16, 16, 2, 0x1000, 64, 1, 0x2000, 8, 9, 0x3000)
-    _context_ops._PACK3.pack_into(desc, 0, *values)
+    messages._PACK3.pack_into(desc, 0, *values)
     assert (desc.ulVersion, desc.cBuffers) == (0, 3)
     assert ctypes.addressof(desc.pBuffers.contents) == ctypes.addressof(desc.buffers)
     buffers = [(b.cbBuffer, b.BufferType, b.pvBuffer) for b in desc.buffers]
@@ -451,5 +451,5 @@ def test_encrypt_with_a_block_size_past_the_padding_room(
     pair: Pair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client, server = pair
-    monkeypatch.setattr(_context_ops, "_PADDING_ROOM", 0)  # any block size is larger
+    monkeypatch.setattr(messages, "_PADDING_ROOM", 0)  # any block size is larger
     assert server.decrypt(client.encrypt(b"own padding buffer")) == b"own padding buffer"

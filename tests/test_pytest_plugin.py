@@ -56,13 +56,10 @@ def test_failed_test_is_not_also_reported_for_leaks(sspi_fake):
 def test_double_free(sspi_fake):
     info = ctypes.POINTER(sspi_import._raw.structs.SecPkgInfoW)()
     api = loader.api()
-    api.QuerySecurityPackageInfoW(b"N\\0T\\0L\\0M\\0\\0\\0", ctypes.byref(info))
+    api.EnumerateSecurityPackagesW(ctypes.byref(ctypes.c_uint32()), ctypes.byref(info))
     address = ctypes.cast(info, ctypes.c_void_p).value
     api.FreeContextBuffer(address)
-    try:
-        api.FreeContextBuffer(address)
-    except sspi_import.InvalidHandleError:
-        pass  # swallowed: the fixture still reports it
+    api.FreeContextBuffer(address)  # its failure status ignored: the fixture still reports it
 """
 
 

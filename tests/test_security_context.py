@@ -15,7 +15,7 @@ import sspi_import
 from sspi_import import credentials as credentials_module
 from sspi_import._raw import constants as C  # noqa: N812
 from sspi_import.credentials import Credentials
-from sspi_import.security_context import (
+from sspi_import.handshake import (
     DEFAULT_FLAGS,
     SEC_E_OK,
     SEC_I_COMPLETE_AND_CONTINUE,
@@ -63,7 +63,8 @@ class Provider:
         return 0
 
     def _free_creds(self, handle: Any) -> int:
-        self.creds_freed.append((handle._obj.dwLower, handle._obj.dwUpper))
+        handle = getattr(handle, "_obj", handle)  # byref(), or the structure as it is
+        self.creds_freed.append((handle.dwLower, handle.dwUpper))
         return 0
 
     def _free(self, address: int) -> int:
@@ -96,6 +97,8 @@ class Provider:
             out._obj.pBuffers[0].cbBuffer = len(token)
         attrs._obj.value = granted
         expiry._obj.value = 0x7FFF_FFFF_FFFF_FFFF
+        if isinstance(status, sspi_import.SspiError):
+            return status.winerror  # what the C function returns: the signed LONG
         if isinstance(status, BaseException):
             raise status
         return status
@@ -134,9 +137,14 @@ def test_initiator_state_machine_with_complete_and_continue(provider: Provider) 
     ]
     with Credentials.acquire("NTLM") as creds:
         ctx = SecurityContext.initiator(creds, "host/server")
-        assert ctx.closed
+        assert not ctx.closed  # not started is not closed
+        assert not ctx.started
+        assert repr(ctx) == "<SecurityContext initiator package='NTLM' not started>"
+        with pytest.raises(ValueError, match="has not started"):
+            ctx.sizes()
         assert not ctx.complete
         assert ctx.step(None) == b"negotiate"
+        assert ctx.started
         assert not ctx.closed  # owned from the first successful call
         provider.lib.CompleteAuthToken.assert_not_called()
         assert ctx.step(b"challenge") == b"authenticate"
@@ -145,7 +153,7 @@ def test_initiator_state_machine_with_complete_and_continue(provider: Provider) 
         assert ctx.step(bytearray(b"mutual")) is None
         assert ctx.complete
         assert ctx.flags == DEFAULT_FLAGS  # ALLOCATED_MEMORY is not a request flag
-        assert ctx.expiry == sspi_import._context_ops.NEVER
+        assert ctx.expiry == sspi_import._filetime.NEVER
         assert provider.existing == [None, CONTEXT, CONTEXT]
         assert provider.inputs == [None, b"challenge", b"mutual"]
         target = provider.lib.InitializeSecurityContextW.call_args_list[0].args[2]

@@ -16,7 +16,7 @@ import pytest
 
 import sspi_import
 from sspi_import._raw import loader
-from sspi_import.security_context import DEFAULT_FLAGS, RequestFlags, SecurityContext, loopback
+from sspi_import.handshake import DEFAULT_FLAGS, RequestFlags, SecurityContext, loopback
 
 pytestmark = pytest.mark.sspi_rs
 
@@ -61,8 +61,9 @@ def tracker(sspi_rs: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         real = getattr(lib, name)
 
         def wrapper(*args: Any) -> int:
-            status: int = real(*args)  # raises (errcheck) on failure: nothing recorded
-            after(args, status)
+            status: int = real(*args)
+            if status >= 0:  # a failed call made or released nothing: nothing recorded
+                after(args, status)
             return status
 
         monkeypatch.setattr(lib, name, wrapper)
@@ -80,6 +81,8 @@ def tracker(sspi_rs: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
                 if before is not None:
                     seen.contexts.discard(before)
                     seen.contexts.add(_words(args[index]))
+            if status < 0:  # failed: statuses records the successful calls only
+                return status
             if before is None:  # a successful first call made the context
                 seen.contexts.add(_words(args[index]))
             seen.statuses.append((name, status))

@@ -15,14 +15,9 @@ the library named by ``SSPI_IMPORT_LIBRARY`` / ``use_library``).
 
 from __future__ import annotations
 
-from ._context_ops import ContextSizes
+from ._handle import CleanupWarning
 from .adopt import AdoptedContext, adopt_context
-from .contexts import (
-    ExportFlags,
-    ImportedContext,
-    SecurityContextBase,
-    export_context,
-)
+from .context import ContextSizes, SecurityContextBase
 from .credentials import Credentials, Identity
 from .errors import (
     BufferTooSmallError,
@@ -55,8 +50,9 @@ from .errors import (
     status_info,
 )
 from .exported import ExportedContext
+from .handoff import ExportFlags, ImportedContext, export_context
+from .handshake import RequestFlags, SecurityContext, loopback
 from .library import find_sspi_rs, library_description, use_library
-from .security_context import RequestFlags, SecurityContext, loopback
 
 __version__ = "0.1.0"
 
@@ -64,6 +60,7 @@ __all__ = [
     "AdoptedContext",
     "BufferTooSmallError",
     "CannotPackError",
+    "CleanupWarning",
     "ContextExpiredError",
     "ContextSizes",
     "Credentials",

@@ -1,4 +1,4 @@
-"""Caller memory handed to SSPI without copies, and UTF-16 names encoded once.
+"""Caller memory handed to SSPI without copies, SSPI memory freed, UTF-16 both ways.
 
 SSPI only reads an import blob, so the DLL is given the address of the caller's own
 buffer: ``bytes`` and writable buffers (``bytearray``, writable ``memoryview``, ``mmap``)
@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import ctypes
 import mmap
-import sys
 from typing import Any
 
+from ._cpython import BYTES_OFFSET, bytes_address
+from .errors import check
+
 __all__ = [
-    "BYTES_OFFSET",
     "MAX_BUFFER",
     "Blob",
     "WritableBlob",
-    "bytes_address",
     "encode_name",
+    "free_context_buffer",
+    "read_utf16z",
     "readable",
     "writable",
 ]
@@ -27,35 +29,6 @@ __all__ = [
 MAX_BUFFER = 0xFFFF_FFFF  # SecBuffer.cbBuffer is a ULONG
 Blob = bytes | bytearray | memoryview
 WritableBlob = bytearray | memoryview | mmap.mmap
-
-
-def _bytes_data_offset() -> int | None:
-    # CPython keeps a bytes object's data at a fixed offset from id(); verify, then use
-    # it to avoid a ctypes.cast per call (the hot path of every import).
-    offset = sys.getsizeof(b"") - 1
-    probes = (b"sspi_import", bytes(range(40)))
-    ok = all(
-        id(p) + offset == ctypes.cast(ctypes.c_char_p(p), ctypes.c_void_p).value for p in probes
-    )
-    return offset if ok and sys.implementation.name == "cpython" else None
-
-
-BYTES_OFFSET = _bytes_data_offset()
-"""Where a ``bytes`` object's data starts, from ``id()``; ``None`` if not CPython.
-
-Besides reading, ``encrypt`` and ``decrypt`` use it to fill, in place, a ``bytes`` object
-they have just created and return (what C code does after
-``PyBytes_FromStringAndSize(NULL, n)``): the object is new, nobody else holds it, and it
-is filled before it is handed out. Objects of 0 or 1 bytes are never written: CPython
-shares those. Without the offset they work in a ``bytearray`` and copy out once.
-"""
-
-
-def bytes_address(data: bytes) -> int:
-    """Address of the first byte of ``data`` (SSPI must only read it, unless it is ours)."""
-    if BYTES_OFFSET is not None:
-        return id(data) + BYTES_OFFSET
-    return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
 
 
 def _check_length(length: int, what: str) -> None:
@@ -166,3 +139,20 @@ def encode_name(name: object, what: str = "package name") -> bytes:
     if len(_NAMES) < 256:  # bounded: names come from code, rarely from users
         _NAMES[name] = encoded
     return encoded
+
+
+def read_utf16z(address: int) -> str:
+    """Decode the NUL-terminated UTF-16LE string SSPI returned at ``address``.
+
+    Not ``ctypes.wstring_at``: ``wchar_t`` is 4 bytes outside Windows.
+    """
+    units = ctypes.cast(address, ctypes.POINTER(ctypes.c_uint16))
+    length = 0
+    while units[length]:
+        length += 1
+    return ctypes.string_at(address, 2 * length).decode("utf-16-le", "surrogatepass")
+
+
+def free_context_buffer(lib: Any, pointer: Any) -> None:
+    """``FreeContextBuffer(pointer)`` for memory SSPI allocated; its status checked."""
+    check(lib.FreeContextBuffer(pointer), "FreeContextBuffer")

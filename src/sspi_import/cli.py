@@ -23,12 +23,10 @@ from ctypes import POINTER, byref, c_void_p
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ._context_ops import read_utf16z
+from ._buffers import free_context_buffer, read_utf16z
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw import loader
-from ._raw.functions import free_buffer
 from ._raw.structs import ULONG, SecBuffer, SecHandle, SecPkgInfoW
-from .contexts import ImportedContext
 from .errors import (
     _CLASSES,
     SspiError,
@@ -36,9 +34,11 @@ from .errors import (
     UnsupportedFunctionError,
     _lookup,
     _signed,
+    check,
     error_from_status,
 )
 from .exported import ExportedContext
+from .handoff import ImportedContext
 from .library import find_sspi_rs
 
 if TYPE_CHECKING:
@@ -335,7 +335,7 @@ def provider_exports(lib: loader.Api, provider: Provider) -> bool:
     token = c_void_p()
     status = lib.ExportSecurityContext(byref(SecHandle()), 0, byref(packed), byref(token))
     if packed.pvBuffer:  # a provider that "exports" an empty handle: free what it gave
-        free_buffer(lib, packed.pvBuffer)
+        free_context_buffer(lib, packed.pvBuffer)
     return status >= 0 or not isinstance(error_from_status(status), UnsupportedFunctionError)
 
 
@@ -343,10 +343,11 @@ def enumerate_packages(lib: loader.Api, provider: Provider) -> list[PackageInfo]
     """List the packages of ``lib`` with ``EnumerateSecurityPackagesW``; frees the array."""
     count = ULONG()
     array = POINTER(SecPkgInfoW)()
-    lib.EnumerateSecurityPackagesW(byref(count), byref(array))
-    exports = provider_exports(lib, provider)
+    status = lib.EnumerateSecurityPackagesW(byref(count), byref(array))
     packages: list[PackageInfo] = []
-    try:
+    try:  # the array is freed whatever happens after the call
+        check(status, "EnumerateSecurityPackagesW")
+        exports = provider_exports(lib, provider)
         for index in range(count.value):
             entry = array[index]
             name = read_utf16z(entry.Name) if entry.Name else ""
@@ -369,7 +370,7 @@ def enumerate_packages(lib: loader.Api, provider: Provider) -> list[PackageInfo]
             )
     finally:
         if array:
-            free_buffer(lib, ctypes.cast(array, c_void_p))
+            free_context_buffer(lib, ctypes.cast(array, c_void_p))
     return packages
 
 
@@ -498,7 +499,7 @@ def _selftest_steps(args: argparse.Namespace, provider: Provider, stack: Any) ->
     package = args.package
 
     def handshake() -> str:
-        from .security_context import loopback
+        from .handshake import loopback
 
         client, server = loopback(package, _identity(args, provider), args.target)
         stack.callback(client.close)

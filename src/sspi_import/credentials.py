@@ -17,11 +17,12 @@ from ctypes import byref, c_uint16
 from typing import Any, Literal, NoReturn
 
 from ._buffers import encode_name
-from ._context_ops import filetime_to_datetime
+from ._filetime import filetime_to_datetime
 from ._handle import OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.loader import api
 from ._raw.structs import SEC_WINNT_AUTH_IDENTITY_W, SecHandle, TimeStamp
+from .errors import check
 
 __all__ = ["Credentials", "Identity", "Usage"]
 
@@ -124,12 +125,13 @@ class Identity:
                 len(password) - 1,
                 C.SEC_WINNT_AUTH_IDENTITY_UNICODE,
             )
-            lib.AcquireCredentialsHandleW(
+            status = lib.AcquireCredentialsHandleW(
                 None, name, use, None, byref(auth), None, None, byref(handle), byref(expiry)
             )
         finally:
             for buffer in (user, domain, password):
                 ctypes.memset(buffer, 0, ctypes.sizeof(buffer))
+        check(status, "AcquireCredentialsHandleW")
 
 
 class Credentials(OwnedHandle[SecHandle]):
@@ -137,11 +139,14 @@ class Credentials(OwnedHandle[SecHandle]):
 
     Made by ``Credentials.acquire``. ``close()`` (or ``with`` exit) frees it with
     ``FreeCredentialsHandle`` once; a context made from it keeps a reference, so the
-    credentials stay alive for as long as the context does.
+    credentials stay alive for as long as the context does. Many contexts may step
+    their handshakes with one ``Credentials`` at once; closing it while a step is
+    using it frees it once that step is done. It cannot be copied or pickled.
     """
 
     __slots__ = ("_expiry", "_package", "_usage")
     _kind = "credentials handle"
+    _how_to_move = "Acquire new credentials where they are needed; detach() gives up the raw pair"
     _expiry: int
     _package: str
     _usage: str
@@ -175,17 +180,17 @@ class Credentials(OwnedHandle[SecHandle]):
         handle = SecHandle()
         expiry = TimeStamp()
         if identity is None:
-            lib.AcquireCredentialsHandleW(
+            status = lib.AcquireCredentialsHandleW(
                 None, name, use, None, None, None, None, byref(handle), byref(expiry)
             )
+            check(status, "AcquireCredentialsHandleW")
         else:
             identity._acquire(lib, name, use, handle, expiry)
         credentials = object.__new__(cls)
         credentials._package = package
         credentials._usage = usage
         credentials._expiry = expiry.value
-        credentials._lib = lib
-        credentials._handle = handle  # owned from here
+        credentials._own(lib, handle)  # owned from here
         return credentials
 
     @property
@@ -204,7 +209,7 @@ class Credentials(OwnedHandle[SecHandle]):
         return filetime_to_datetime(self._expiry)
 
     def _release(self, handle: SecHandle) -> None:
-        self._lib.FreeCredentialsHandle(byref(handle))
+        check(self._lib.FreeCredentialsHandle(handle), "FreeCredentialsHandle")
 
     def _public(self, handle: SecHandle) -> tuple[int, int]:
         return (handle.dwLower, handle.dwUpper)

@@ -8,9 +8,11 @@ so the class, message and attributes never depend on which function failed.
 
 from __future__ import annotations
 
+import ctypes
 import re
 from typing import Any, ClassVar, NamedTuple
 
+from ._raw.loader import SspiUnavailableError
 from ._raw.status_codes import ALIASES, STATUS_CODES
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "UnknownCredentialsError",
     "UnsupportedFunctionError",
     "WrongPrincipalError",
+    "check",
+    "check_win32",
     "error_from_status",
     "explain",
     "status_info",
@@ -207,12 +211,35 @@ def error_from_status(status: int, function: str | None = None) -> SspiError:
     return _CLASSES.get(unsigned, SspiError)(unsigned, function)
 
 
-class SspiUnavailableError(OSError):
-    """No SSPI library is loaded, or the loaded one lacks the function called.
+def check(status: int, function: str) -> int:
+    """Return ``status`` if it is a success code; raise its typed ``SspiError`` if not.
 
-    The message says how to provide one: ``secur32.dll`` on Windows, or any
-    SSPI-compatible library through ``SSPI_IMPORT_LIBRARY`` or ``use_library``.
+    The one place a ``SECURITY_STATUS`` becomes an exception: every SSPI call this
+    library makes hands its result here. Success codes (``SEC_E_OK``, ``SEC_I_*``) are
+    returned for the caller to act on.
     """
+    if status < 0:
+        raise error_from_status(status, function)
+    return status
+
+
+def check_win32(result: int | None, function: str) -> int:
+    """Return a kernel32 ``BOOL``/``HANDLE`` result; raise ``OSError`` when it is 0/NULL.
+
+    The error carries the thread's last error as ``winerror`` (Windows' own
+    ``OSError`` subclass for it, as ``ctypes.WinError`` makes), read right after the call
+    through ctypes' saved copy (the prototypes are declared with ``use_last_error``).
+    """
+    if result:
+        return result
+    get_last_error = getattr(ctypes, "get_last_error", None)
+    code = get_last_error() if get_last_error is not None else 0
+    win_error = getattr(ctypes, "WinError", None)
+    if win_error is not None and code:
+        error: OSError = win_error(code)
+        error.strerror = f"{function} failed: {error.strerror}"
+        raise error
+    raise OSError(None, f"{function} failed (Windows error {code})", None, code or None)
 
 
 class InsufficientMemoryError(SspiError):

@@ -12,14 +12,17 @@ from __future__ import annotations
 import os
 import struct
 from ctypes import byref, c_void_p
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._buffers import encode_name
-from ._foreign import POINTER_BYTES
 from ._handle import Closeable, OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.loader import api
-from .errors import SspiUnavailableError
+from ._raw.structs import POINTER_BYTES
+from .errors import SspiUnavailableError, check_win32
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["ExportedContext"]
 
@@ -45,6 +48,7 @@ class _Token(OwnedHandle[int]):
 
     __slots__ = ("_package",)  # named in the warning when the token is forgotten
     _kind = _KIND
+    _how_to_move = "To send it to another process, use the ExportedContext's for_process(target)"
     _package: str | None
 
     @classmethod
@@ -52,8 +56,7 @@ class _Token(OwnedHandle[int]):
         """Take ownership of ``handle``; ``lib`` may be ``None`` (bound on first use)."""
         token = cls.__new__(cls)
         token._package = package
-        token._lib = lib
-        token._handle = handle
+        token._own(lib, handle)
         return token
 
     def bound_lib(self) -> Any:
@@ -64,7 +67,7 @@ class _Token(OwnedHandle[int]):
         return self._lib
 
     def _release(self, handle: int) -> None:
-        self.bound_lib().CloseHandle(handle)
+        check_win32(self.bound_lib().CloseHandle(handle), "CloseHandle")
 
     def _public(self, handle: int) -> int:
         return handle
@@ -160,6 +163,13 @@ class ExportedContext(Closeable):
             raise ValueError(f"the {_KIND} is closed; there is no handle to detach")
         result: int = token.detach()
         return result
+
+    def __copy__(self) -> Self:
+        # An immutable value: the copy is the object itself, so the token keeps one owner.
+        return self
+
+    def __deepcopy__(self, memo: object) -> Self:
+        return self
 
     def _describe(self, *, closed: bool) -> str:
         token = "token" if not closed else "no token"
@@ -299,16 +309,19 @@ class ExportedContext(Closeable):
         current = lib.GetCurrentProcess()
         target = c_void_p()
         if pid == os.getpid():
-            lib.DuplicateHandle(
+            duplicated = lib.DuplicateHandle(
                 current, handle, current, byref(target), 0, False, C.DUPLICATE_SAME_ACCESS
             )
+            check_win32(duplicated, "DuplicateHandle")
             copy = self._copy_as(ExportedContext)
             if target.value:
                 copy._token = _Token.own(target.value, self._package, lib)
             return copy
-        process_handle = lib.OpenProcess(_PROCESS_DUP_HANDLE, False, pid)
+        process_handle = check_win32(
+            lib.OpenProcess(_PROCESS_DUP_HANDLE, False, pid), "OpenProcess"
+        )
         try:
-            lib.DuplicateHandle(
+            duplicated = lib.DuplicateHandle(
                 current,
                 handle,
                 process_handle,
@@ -317,8 +330,9 @@ class ExportedContext(Closeable):
                 False,
                 C.DUPLICATE_SAME_ACCESS,
             )
+            check_win32(duplicated, "DuplicateHandle")
         finally:
-            lib.CloseHandle(process_handle)
+            check_win32(lib.CloseHandle(process_handle), "CloseHandle")
         remote = self._copy_as(_TargetCopy)  # valid in the target process only: not ours
         remote._target_token = target.value or 0
         remote._target_pid = pid

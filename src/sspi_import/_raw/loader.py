@@ -14,13 +14,24 @@ import sys
 import threading
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import SspiUnavailableError
 from .functions import PROTOTYPES, Proto
 
-__all__ = ["ENV_VAR", "Api", "SspiLibrary", "api", "load", "swap"]
+__all__ = ["ENV_VAR", "Api", "SspiLibrary", "SspiUnavailableError", "api", "load", "swap"]
 
 ENV_VAR = "SSPI_IMPORT_LIBRARY"
-_BARE = "_bare"  # api.EncryptMessage_bare: the prototype without argtypes (Proto.bare)
+
+
+class SspiUnavailableError(OSError):
+    """No SSPI library is loaded, or the loaded one lacks the function called.
+
+    The message says how to provide one: ``secur32.dll`` on Windows, or any
+    SSPI-compatible library through ``SSPI_IMPORT_LIBRARY`` or ``use_library``.
+    """
+
+    # Declared here, where libraries are loaded, so that the raw layer imports nothing
+    # public; sspi_import.errors re-exports it, and that is the name it pickles under.
+    __module__ = "sspi_import.errors"
+
 
 _HOW_TO = (
     "sspi_import needs an SSPI library. On Windows it uses secur32.dll by itself. "
@@ -61,11 +72,10 @@ class Api:
         return f"<sspi_import library {self.description}>"
 
     def __getattr__(self, name: str) -> Any:
-        bare = name.endswith(_BARE)
-        proto = PROTOTYPES.get(name[: -len(_BARE)] if bare else name)
+        proto = PROTOTYPES.get(name)
         if proto is None:
             raise AttributeError(name)
-        fn = self._bind(proto, bare=bare)
+        fn = self._bind(proto)
         setattr(self, name, fn)
         return fn
 
@@ -77,23 +87,20 @@ class Api:
             return False
         return True
 
-    def _bind(self, proto: Proto, *, bare: bool = False) -> Any:
-        """``proto`` bound to this library; ``bare``: with no argtypes and no errcheck."""
-        functype = proto.bare() if bare else proto.functype
-        fn = self._resolve(proto.name, functype, self.source)
+    def _bind(self, proto: Proto) -> Any:
+        """``proto`` bound to this library (or to kernel32, for the kernel32 calls)."""
+        fn = self._resolve(proto.symbol, proto.functype, self.source)
         if fn is None and proto.kernel32 and sys.platform == "win32":
             if self._kernel32 is None:
                 self._kernel32 = _open_dll("kernel32")
-            fn = self._resolve(proto.name, functype, self._kernel32)
+            fn = self._resolve(proto.symbol, proto.functype, self._kernel32)
         if fn is None:
             raise SspiUnavailableError(
-                f"{self.description} does not export {proto.name}; it cannot be used "
+                f"{self.description} does not export {proto.symbol}; it cannot be used "
                 "for this call. Use Windows' secur32.dll or another SSPI library "
                 "(sspi_import.use_library)."
             )
-        if proto.errcheck is not None and not bare:
-            fn.errcheck = proto.errcheck
-        fn.__name__ = proto.name
+        fn.__name__ = proto.symbol
         return fn
 
     @staticmethod

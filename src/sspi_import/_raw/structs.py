@@ -13,6 +13,7 @@ from ctypes import POINTER, Structure, c_int32, c_int64, c_uint16, c_uint32, c_v
 
 __all__ = [
     "LONG",
+    "POINTER_BYTES",
     "PVOID",
     "SECURITY_STATUS",
     "SEC_WINNT_AUTH_IDENTITY_W",
@@ -40,7 +41,8 @@ LONG = c_int32
 USHORT = c_uint16
 PVOID = c_void_p
 SECURITY_STATUS = c_int32  # LONG in the headers; the public API speaks unsigned
-ULONG_PTR = ctypes.c_uint64 if ctypes.sizeof(c_void_p) == 8 else c_uint32
+POINTER_BYTES = ctypes.sizeof(c_void_p)  # 8 on x64 and arm64, 4 on x86
+ULONG_PTR = ctypes.c_uint64 if POINTER_BYTES == 8 else c_uint32
 # SECURITY_INTEGER is a LARGE_INTEGER: 100 ns ticks since 1601 (FILETIME scale).
 TimeStamp = c_int64
 # SEC_WCHAR * is a UTF-16 pointer; kept as void* so ctypes never decodes it as UTF-32.

@@ -97,7 +97,8 @@ _NEVER = 0x7FFF_FFFF_FFFF_FFFF
 _EPOCH_TICKS = 116_444_736_000_000_000  # 1601 to 1970 in 100 ns ticks
 
 # Kernel32 functions return BOOL or HANDLE: a failure is 0, not a status.
-_KERNEL32 = frozenset(name for name, proto in PROTOTYPES.items() if proto.kernel32)
+_SYMBOLS = tuple(name for name, proto in PROTOTYPES.items() if name == proto.symbol)
+_KERNEL32 = frozenset(name for name in _SYMBOLS if PROTOTYPES[name].kernel32)
 
 _PACKAGE_INFO: dict[str, tuple[int, int, int, str]] = {
     # name: (fCapabilities, wRPCID, cbMaxToken, Comment), as Windows reports them
@@ -356,12 +357,13 @@ class FakeSspi:
         self._impersonating: dict[int, str] = {}
         self._gone: set[tuple[str, int]] = set()  # deleted/freed/closed values
         self._sent_tokens: dict[int, int] = {}
-        self._calls: dict[str, int] = dict.fromkeys(PROTOTYPES, 0)
+        self._calls: dict[str, int] = dict.fromkeys(_SYMBOLS, 0)
         self._failures: dict[str, list[int]] = {}
         self._previous: list[loader.Api | None] = []
         self._callbacks: dict[str, Any] = {}
         self._addresses: dict[str, int] = {}
-        for name, proto in PROTOTYPES.items():
+        for name in _SYMBOLS:
+            proto = PROTOTYPES[name]  # the declared one: bare bindings share its symbol
             impl = getattr(self, f"_{name}")
             callback = proto.functype(self._guard(name, impl))
             self._callbacks[name] = callback
@@ -387,10 +389,10 @@ class FakeSspi:
     # Inspection and control -----------------------------------------------------
 
     def _check_name(self, function: str) -> None:
-        if function not in PROTOTYPES:
+        if function not in _SYMBOLS:
             raise ValueError(
                 f"{function!r} is not an SSPI function FakeSspi simulates; "
-                f"known: {', '.join(sorted(PROTOTYPES))}"
+                f"known: {', '.join(sorted(_SYMBOLS))}"
             )
 
     def calls(self, function: str) -> int:
@@ -1027,15 +1029,6 @@ class FakeSspi:
             return SEC_E_INVALID_PARAMETER
         pc_packages[0] = len(self.packages)
         pp_info[0] = ctypes.cast(self._alloc_infos(list(self.packages)), POINTER(SecPkgInfoW))
-        return SEC_E_OK
-
-    def _QuerySecurityPackageInfoW(self, name_ptr: int | None, pp_info: Any) -> int:  # noqa: N802
-        name = _read_wstr(name_ptr)
-        if name is None or name not in self.packages:
-            return SEC_E_SECPKG_NOT_FOUND
-        if not pp_info:
-            return SEC_E_INVALID_PARAMETER
-        pp_info[0] = ctypes.cast(self._alloc_infos([name]), POINTER(SecPkgInfoW))
         return SEC_E_OK
 
     # kernel32 -------------------------------------------------------------------

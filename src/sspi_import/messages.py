@@ -1,100 +1,45 @@
-"""What every security context can do once it exists, established or imported.
+"""Message protection on every context: sign/verify and encrypt/decrypt.
 
-``ContextOperations`` is the one implementation of the attribute queries
-(``QueryContextAttributesW``), the message calls (``MakeSignature``, ``VerifySignature``,
-``EncryptMessage``, ``DecryptMessage``) and impersonation; ``SecurityContextBase`` in
-``contexts`` derives from it, so ``SecurityContext`` and ``ImportedContext`` share it.
+``encrypt``/``decrypt`` (and ``encrypt_into``/``decrypt_in_place``) speak one wire
+layout, ``trailer length (4 bytes LE) || trailer || ciphertext || padding``: the layout
+WinRM uses (pywinrm, pypsrp: MS-WSMV's encrypted body). Every call holds the context's
+lock (``OwnedHandle``), so calls on one context are serialized: NTLM's sealing state
+(RC4 stream, sequence numbers) moves with each message, and providers are not safe for
+concurrent calls on one context.
 
 Memory rules: SSPI only reads the caller's data for ``sign``/``verify``, so it gets the
 caller's own buffer (``_buffers.readable``, no copy). ``EncryptMessage`` and
 ``DecryptMessage`` work in place: ``encrypt`` copies the plaintext once, into the new
 ``bytes`` object it returns (trailer length and trailer room first, exactly the wire
 layout), and SSPI encrypts it there; ``decrypt`` copies the trailer and the ciphertext
-into new objects and returns the decrypted one as it is. The caller's objects are never
-written. A copy that still holds plaintext when the call fails, or that is not the
-result, is zeroed. ``encrypt_into`` and ``decrypt_in_place`` work in the caller's own
-writable buffer instead. Every buffer SSPI allocates for an attribute is freed with
-``FreeContextBuffer`` in ``finally``.
+into new objects and returns the decrypted one as it is (``_cpython.fresh_bytes``). The
+caller's objects are never written. A copy that still holds plaintext when the call
+fails, or that is not the result, is zeroed. ``encrypt_into`` and ``decrypt_in_place``
+work in the caller's own writable buffer instead.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import datetime
 import struct
-from collections.abc import Iterator
-from ctypes import byref, c_uint16, c_uint32, c_void_p
-from dataclasses import dataclass
-from typing import Any
+from ctypes import byref, c_uint32
+from typing import TYPE_CHECKING, Any
 
-from ._buffers import BYTES_OFFSET, MAX_BUFFER, Blob, WritableBlob, readable, writable
+from ._buffers import MAX_BUFFER, Blob, WritableBlob, readable, writable
+from ._cpython import fresh_bytes, fresh_copy, fresh_slice
 from ._handle import OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
-from ._raw.functions import free_buffer
-from ._raw.structs import (
-    SecBuffer,
-    SecBufferDesc,
-    SecHandle,
-    SecPkgContext_Flags,
-    SecPkgContext_Lifespan,
-    SecPkgContext_NamesW,
-    SecPkgContext_NegotiationInfoW,
-    SecPkgContext_PackageInfoW,
-    SecPkgContext_SessionKey,
-    SecPkgContext_Sizes,
-)
-from .errors import InternalError, SspiError, error_from_status, status_info
+from ._raw.structs import SecBuffer, SecBufferDesc, SecHandle
+from .errors import InternalError, check, status_info
 
-__all__ = ["NEVER", "ContextOperations", "ContextSizes", "filetime_to_datetime", "read_utf16z"]
+if TYPE_CHECKING:
+    from .context import ContextSizes
 
-_EPOCH_1601 = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
-NEVER = datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
-"""What a 'never expires' time stamp becomes (``0x7FFFFFFFFFFFFFFF`` and anything else
-past year 9999, such as Kerberos' ``0x7FFFFF36D5969FFF``)."""
-_MAX_TICKS = (NEVER - _EPOCH_1601) // datetime.timedelta(microseconds=1) * 10
+__all__ = ["MessageProtection"]
+
 _TRAILER_LENGTH = struct.Struct("<I")
 _PREFIX = _TRAILER_LENGTH.size  # a sealed message starts with its trailer length
 _INTERNAL_ERROR = status_info("SEC_E_INTERNAL_ERROR").status  # type: ignore[union-attr]
-
-
-def filetime_to_datetime(ticks: int) -> datetime.datetime | None:
-    """An aware UTC ``datetime`` from FILETIME ticks (100 ns since 1601).
-
-    ``None`` for 0 or less (the provider reported no time: sspi-rs does this), and
-    ``NEVER`` (``datetime.max`` in UTC) for values past what ``datetime`` can hold.
-    """
-    if ticks <= 0:
-        return None
-    if ticks >= _MAX_TICKS:
-        return NEVER
-    return _EPOCH_1601 + datetime.timedelta(microseconds=ticks // 10)
-
-
-def read_utf16z(address: int) -> str:
-    """Decode the NUL-terminated UTF-16LE string SSPI returned at ``address``.
-
-    Not ``ctypes.wstring_at``: ``wchar_t`` is 4 bytes outside Windows.
-    """
-    units = ctypes.cast(address, ctypes.POINTER(c_uint16))
-    length = 0
-    while units[length]:
-        length += 1
-    return ctypes.string_at(address, 2 * length).decode("utf-16-le", "surrogatepass")
-
-
-@dataclass(frozen=True)
-class ContextSizes:
-    """``SECPKG_ATTR_SIZES`` of a context, in bytes."""
-
-    max_token: int
-    """Largest token the handshake can produce."""
-    max_signature: int
-    """Largest signature ``sign`` returns (0: the context cannot sign)."""
-    block_size: int
-    """Messages are padded to a multiple of this (0 or 1: no padding)."""
-    security_trailer: int
-    """Largest trailer ``encrypt`` adds (0: the context cannot encrypt)."""
 
 
 # One ctypes object per message call: the SecBufferDesc with its SecBuffers right behind
@@ -159,116 +104,29 @@ def _assemble(token: tuple[int, int], data: tuple[int, int], padding: tuple[int,
     return _TRAILER_LENGTH.pack(token[0]) + b"".join(parts)
 
 
+# Field positions in what _PACK2/_PACK3 unpack: the descriptor, then each SecBuffer's
+# (cbBuffer, BufferType, pvBuffer).
+_FIRST, _SECOND, _THIRD = 3, 6, 9
+_LENGTH, _TYPE, _AT = 0, 1, 2
+
+
 def _data_buffer(fields: tuple[int, ...]) -> tuple[int, int]:
     """``(length, address)`` of the data buffer in an unpacked two-buffer descriptor."""
-    for index in (6, 3):  # DecryptMessage leaves the data second; look at both
-        if fields[index + 1] == _DATA:
-            return fields[index], fields[index + 2]
+    for buffer in (_SECOND, _FIRST):  # DecryptMessage leaves the data second; look at both
+        if fields[buffer + _TYPE] == _DATA:
+            return fields[buffer + _LENGTH], fields[buffer + _AT]
     raise InternalError(_INTERNAL_ERROR, "DecryptMessage", "no data buffer came back")
 
 
-class ContextOperations(OwnedHandle[SecHandle]):
-    """Attribute queries, message protection and impersonation on an owned context."""
+class MessageProtection(OwnedHandle[SecHandle]):
+    """``sign``, ``verify``, ``encrypt``, ``decrypt`` and their in-place forms."""
 
     __slots__ = ("_sizes",)
-    _sizes: ContextSizes  # set on first sizes(); ImportedContext.__init__ leaves it unset
+    _sizes: ContextSizes  # set on first sizes()
 
-    @property
-    def package(self) -> str | None:
-        """The security package the context belongs to, when known."""
-        return None
-
-    # Attributes -------------------------------------------------------------------
-
-    def _query(self, attribute: int, out: ctypes.Structure) -> None:
-        self._lib.QueryContextAttributesW(byref(self._live()), attribute, byref(out))
-
-    @property
-    def user_name(self) -> str:
-        r"""The authenticated user, as the package names it (NTLM: ``DOMAIN\user``)."""
-        names = SecPkgContext_NamesW()
-        self._query(C.SECPKG_ATTR_NAMES, names)
-        try:
-            return read_utf16z(names.sUserName) if names.sUserName else ""
-        finally:
-            if names.sUserName:
-                free_buffer(self._lib, names.sUserName)
-
-    @property
-    def package_name(self) -> str:
-        """The package the provider says the context uses; for Negotiate, the one it chose.
-
-        Negotiate contexts are asked for ``SECPKG_ATTR_NEGOTIATION_INFO`` first, falling
-        back to ``SECPKG_ATTR_PACKAGE_INFO``; the name to import an export with is this.
-        """
-        known = self.package
-        if known is not None and known.lower() == "negotiate":
-            with contextlib.suppress(SspiError):
-                return self._negotiated_package()
-        info = SecPkgContext_PackageInfoW()
-        self._query(C.SECPKG_ATTR_PACKAGE_INFO, info)
-        name = self._package_info_name(info.PackageInfo)
-        if name.lower() == "negotiate" and known is None:
-            with contextlib.suppress(SspiError):
-                return self._negotiated_package()
-        return name
-
-    def _negotiated_package(self) -> str:
-        info = SecPkgContext_NegotiationInfoW()
-        self._query(C.SECPKG_ATTR_NEGOTIATION_INFO, info)
-        return self._package_info_name(info.PackageInfo)
-
-    def _package_info_name(self, pointer: Any) -> str:
-        if not pointer:
-            raise InternalError(_INTERNAL_ERROR, "QueryContextAttributesW", "no package info")
-        try:
-            name = pointer.contents.Name
-            return read_utf16z(name) if name else ""
-        finally:
-            free_buffer(self._lib, ctypes.cast(pointer, c_void_p))
-
-    def sizes(self) -> ContextSizes:
-        """Token, signature, block and trailer sizes (``SECPKG_ATTR_SIZES``), asked once."""
-        cached: ContextSizes | None = getattr(self, "_sizes", None)
-        if cached is None:
-            raw = SecPkgContext_Sizes()
-            self._query(C.SECPKG_ATTR_SIZES, raw)
-            cached = ContextSizes(
-                raw.cbMaxToken, raw.cbMaxSignature, raw.cbBlockSize, raw.cbSecurityTrailer
-            )
-            self._sizes = cached
-        return cached
-
-    @property
-    def lifespan(self) -> tuple[datetime.datetime | None, datetime.datetime | None]:
-        """``(start, expiry)`` as aware UTC datetimes (see ``filetime_to_datetime``)."""
-        raw = SecPkgContext_Lifespan()
-        self._query(C.SECPKG_ATTR_LIFESPAN, raw)
-        return filetime_to_datetime(raw.tsStart), filetime_to_datetime(raw.tsExpiry)
-
-    def session_key(self) -> bytes:
-        """The session key. Secret: whoever holds it can read and forge the messages."""
-        raw = SecPkgContext_SessionKey()
-        self._query(C.SECPKG_ATTR_SESSION_KEY, raw)
-        if not raw.SessionKey:
-            return b""
-        try:
-            return ctypes.string_at(raw.SessionKey, raw.SessionKeyLength)
-        finally:
-            ctypes.memset(raw.SessionKey, 0, raw.SessionKeyLength)  # SSPI's copy, ours now
-            free_buffer(self._lib, raw.SessionKey)
-
-    @property
-    def flags(self) -> int:
-        """The context's attribute flags as the package reports them (``SECPKG_ATTR_FLAGS``).
-
-        ``ISC_RET_*`` bits for the initiator's side, ``ASC_RET_*`` for the acceptor's.
-        """
-        raw = SecPkgContext_Flags()
-        self._query(C.SECPKG_ATTR_FLAGS, raw)
-        return int(raw.Flags)
-
-    # Messages ---------------------------------------------------------------------
+    def sizes(self) -> ContextSizes:  # pragma: no cover - defined by SecurityContextBase
+        """Token, signature, block and trailer sizes of the context."""
+        raise NotImplementedError
 
     def _cached_sizes(self) -> ContextSizes:
         try:
@@ -276,18 +134,30 @@ class ContextOperations(OwnedHandle[SecHandle]):
         except AttributeError:
             return self.sizes()
 
-    # The message calls go through the bare bindings (see _raw.functions.Proto.bare):
-    # byref() for the pointers, plain ints, and the status checked here.
+    # EncryptMessage and DecryptMessage go through the bare bindings (_raw.functions._bare):
+    # byref() for the pointers, plain ints. The lock is held for the call (OwnedHandle).
 
-    def _encrypt_message(self, handle: SecHandle, desc: Any) -> None:
-        status = self._lib.EncryptMessage_bare(byref(handle), 0, byref(desc), 0)
-        if status < 0:
-            raise error_from_status(status, "EncryptMessage")
+    def _encrypt_message(self, desc: Any) -> None:
+        with self._lock:
+            handle = self._handle
+            if handle is None:
+                raise self._closed_error()
+            status = self._lib.EncryptMessage_bare(byref(handle), 0, byref(desc), 0)
+        check(status, "EncryptMessage")
 
-    def _decrypt_message(self, handle: SecHandle, desc: Any) -> None:
-        status = self._lib.DecryptMessage_bare(byref(handle), byref(desc), 0, byref(c_uint32()))
-        if status < 0:
-            raise error_from_status(status, "DecryptMessage")
+    def _decrypt_message(self, desc: Any) -> None:
+        qop = c_uint32()
+        with self._lock:
+            handle = self._handle
+            if handle is None:
+                raise self._closed_error()
+            status = self._lib.DecryptMessage_bare(byref(handle), byref(desc), 0, byref(qop))
+        check(status, "DecryptMessage")
+
+    def _refuse_closed(self) -> None:
+        """Fail early, before plaintext is copied; the call itself checks again, locked."""
+        if self._handle is None:
+            raise self._closed_error()
 
     def sign(self, data: Blob) -> bytes:
         """Sign ``data`` (``MakeSignature``) and return the signature alone.
@@ -304,10 +174,10 @@ class ContextOperations(OwnedHandle[SecHandle]):
             length, _DATA, address,
             len(signature), _TOKEN, _addressof(signature),
         )  # fmt: skip
-        self._lib.MakeSignature(self._handle or self._live(), 0, desc, 0)
+        self._call("MakeSignature", 0, desc, 0)
         del keepalive
         fields = _PACK2.unpack_from(desc)
-        return ctypes.string_at(fields[8], fields[6])
+        return ctypes.string_at(fields[_SECOND + _AT], fields[_SECOND + _LENGTH])
 
     def verify(self, data: Blob, signature: Blob) -> None:
         """Check ``signature`` over ``data`` (``VerifySignature``).
@@ -324,7 +194,7 @@ class ContextOperations(OwnedHandle[SecHandle]):
             data_length, _DATA, data_address,
             sig_length, _TOKEN, sig_address,
         )  # fmt: skip
-        self._lib.VerifySignature(self._handle or self._live(), desc, 0, c_uint32())
+        self._call("VerifySignature", desc, 0, c_uint32())
         del keep_data, keep_sig
 
     def encrypted_size(self, length: int) -> int:
@@ -366,16 +236,16 @@ class ContextOperations(OwnedHandle[SecHandle]):
             length = len(data)
         else:
             source, _address, length = readable(data, "message")
-        offset = BYTES_OFFSET
-        if offset is None:  # not CPython: seal in a bytearray, copy out once
+        self._refuse_closed()  # before the plaintext is copied
+        # The message is sealed in place in the bytes object returned: a new object
+        # that nobody else has seen yet (_cpython.fresh_bytes).
+        fresh = fresh_bytes(_HEADS.get(trailer) or _head(trailer), source)
+        if fresh is None:  # not CPython: seal in a bytearray, copy out once
             out = bytearray(_PREFIX + trailer + length + block)
             with memoryview(out) as view:
                 return bytes(view[: self.encrypt_into(source, out)])
-        # The message is sealed in place in the bytes object returned: a new object
-        # (a concatenation of two non-empty parts) that nobody else has seen yet.
-        handle = self._handle or self._live()  # before the plaintext is copied
-        sealed: bytes = (_HEADS.get(trailer) or _head(trailer)) + source
-        token_at = id(sealed) + offset + _PREFIX
+        sealed, sealed_at = fresh
+        token_at = sealed_at + _PREFIX
         data_at = token_at + trailer
         desc = _Desc3()
         at = _addressof(desc)
@@ -391,7 +261,7 @@ class ContextOperations(OwnedHandle[SecHandle]):
             block, _PADDING, padding_at,
         )  # fmt: skip
         try:
-            self._encrypt_message(handle, desc)
+            self._encrypt_message(desc)
         except BaseException:
             ctypes.memset(data_at, 0, length)  # still the plaintext
             raise
@@ -426,7 +296,7 @@ class ContextOperations(OwnedHandle[SecHandle]):
                 f"the output buffer holds {room} bytes; encrypting {length} bytes needs "
                 f"{needed} (encrypted_size({length}))"
             )
-        handle = self._handle or self._live()
+        self._refuse_closed()  # before the plaintext is copied
         token_at = base + _PREFIX
         data_at = token_at + trailer
         start = _PREFIX + trailer
@@ -444,7 +314,7 @@ class ContextOperations(OwnedHandle[SecHandle]):
             block, _PADDING, data_at + length,
         )  # fmt: skip
         try:
-            self._encrypt_message(handle, desc)
+            self._encrypt_message(desc)
         except BaseException:
             ctypes.memset(data_at, 0, length)  # the plaintext we copied there
             raise
@@ -482,29 +352,32 @@ class ContextOperations(OwnedHandle[SecHandle]):
             trailer = _trailer_length(source, length)
         start = _PREFIX + trailer
         size = length - start
-        offset = BYTES_OFFSET
-        if offset is None or trailer < 2 or size < 2:
-            return self._decrypt_copy(source)  # CPython shares 0- and 1-byte objects
         # Private copies of the trailer and of the ciphertext, new objects nobody else
-        # has seen; the ciphertext is decrypted in place and returned as it is.
+        # has seen (_cpython); the ciphertext is decrypted in place and returned as it is.
         if address:
-            token = ctypes.string_at(address + _PREFIX, trailer)
-            body = ctypes.string_at(address + start, size)
+            token = fresh_copy(address + _PREFIX, trailer)
+            fresh = fresh_copy(address + start, size)
         else:
-            token, body = source[_PREFIX:start], source[start:]
-        body_at = id(body) + offset
+            token = fresh_slice(source, _PREFIX, start)
+            fresh = fresh_slice(source, start, length)
+        if token is None or fresh is None:  # too short to be new objects, or not CPython
+            return self._decrypt_copy(source)
+        body, body_at = fresh
         desc = _Desc2()
         at = _addressof(desc)
         _PACK2.pack_into(
             desc, 0, _VERSION, 2, at + _BUFFERS_AT,
-            trailer, _TOKEN, id(token) + offset,
+            trailer, _TOKEN, token[1],
             size, _DATA, body_at,
         )  # fmt: skip
-        handle = self._handle or self._live()
         try:
-            self._decrypt_message(handle, desc)
+            self._decrypt_message(desc)
             fields = _PACK2.unpack_from(desc)
-            if fields[8] == body_at and fields[6] == size and fields[7] == _DATA:
+            if (
+                fields[_SECOND + _AT] == body_at
+                and fields[_SECOND + _LENGTH] == size
+                and fields[_SECOND + _TYPE] == _DATA
+            ):
                 return body
             d_len, d_at = _data_buffer(fields)
             plain = ctypes.string_at(d_at, d_len)
@@ -548,9 +421,8 @@ class ContextOperations(OwnedHandle[SecHandle]):
             trailer, _TOKEN, base + _PREFIX,
             body_length, _DATA, base + start,
         )  # fmt: skip
-        handle = self._handle or self._live()
         try:
-            self._decrypt_message(handle, desc)
+            self._decrypt_message(desc)
             d_len, d_at = _data_buffer(_PACK2.unpack_from(desc))
             if d_len and not base <= d_at <= base + length - d_len:
                 # The provider put the plaintext elsewhere: bring it into the buffer.
@@ -565,19 +437,3 @@ class ContextOperations(OwnedHandle[SecHandle]):
             raise
         first = d_at - base if d_len else start
         return view[first : first + d_len]
-
-    # Impersonation ----------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def impersonate(self) -> Iterator[None]:
-        """Run the ``with`` body as the client (``ImpersonateSecurityContext``).
-
-        Always reverts (``RevertSecurityContext``), also when the body raises.
-        Impersonation is per thread: only the calling thread runs as the client.
-        """
-        handle = self._live()
-        self._lib.ImpersonateSecurityContext(byref(handle))
-        try:
-            yield
-        finally:
-            self._lib.RevertSecurityContext(byref(handle))

@@ -1,36 +1,36 @@
-"""Exporting and importing security contexts: ``export_context`` and ``ImportedContext``.
+"""Handing a context to another process: ``export_context``, ``ImportedContext``, ``ExportFlags``.
 
 Ownership is decided here: an ``ImportedContext`` owns the handle it imported and
 deletes it exactly once; the buffer SSPI allocates for the packed context is copied once
 into ``bytes`` and freed with ``FreeContextBuffer`` before ``export_context`` returns;
-the token an export hands out goes to the ``ExportedContext`` (``exported``).
+the token an export hands out goes to the ``ExportedContext`` (``exported``). An export
+that SSPI completed always reaches the caller: a cleanup step that fails after it
+(``FreeContextBuffer``, closing the credentials a ``loopback`` context owns) is reported
+as a ``CleanupWarning`` that carries the export.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from ctypes import c_void_p, string_at
 from typing import TYPE_CHECKING, Any
 
-from ._buffers import encode_name, readable
-from ._context_ops import ContextOperations
-from ._foreign import foreign_pair, is_pywin32_handle, peek_pywin32
+from ._buffers import encode_name, free_context_buffer, readable
+from ._cpython import is_pywin32_handle, peek_pywin32
+from ._handle import report_cleanup
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
-from ._raw.functions import free_buffer
 from ._raw.loader import api
 from ._raw.structs import SecBuffer, SecHandle
-from .errors import error_from_status
+from .adopt import foreign_pair
+from .context import SecurityContextBase
+from .errors import check
 from .exported import ExportedContext, _check_token, _Token
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = [
-    "ExportFlags",
-    "ImportedContext",
-    "SecurityContextBase",
-    "export_context",
-]
+__all__ = ["ExportFlags", "ImportedContext", "export_context"]
 
 
 class ExportFlags(enum.IntFlag):
@@ -43,7 +43,7 @@ class ExportFlags(enum.IntFlag):
     NONE = 0
     """Export a copy; the source context stays usable."""
     RESET_NEW = C.SECPKG_CONTEXT_EXPORT_RESET_NEW
-    """Reset the new context's message sequence numbers to zero."""
+    """Reset the new context to its initial state (Microsoft's words for this flag)."""
     DELETE_OLD = C.SECPKG_CONTEXT_EXPORT_DELETE_OLD
     """Delete the source context: it is consumed and must never be deleted again."""
 
@@ -74,39 +74,6 @@ def _check_flags(flags: object) -> int:
     return value
 
 
-class SecurityContextBase(ContextOperations):
-    """What every context of this library shares: an owned ``CtxtHandle``.
-
-    Also everything an existing context can do (``ContextOperations``): ``user_name``,
-    ``package_name``, ``sizes()``, ``lifespan``, ``session_key()``, ``flags``, ``sign``,
-    ``verify``, ``encrypt``, ``decrypt`` and ``impersonate()``.
-
-    ``close()`` deletes the context (``DeleteSecurityContext``) exactly once;
-    ``detach()`` returns the raw ``(dwLower, dwUpper)`` pair and gives up ownership.
-    """
-
-    __slots__ = ()
-    _kind = "security context"
-
-    @property
-    def package(self) -> str | None:
-        """The security package the context belongs to, when known."""
-        return None
-
-    def _release(self, handle: SecHandle) -> None:
-        self._lib.DeleteSecurityContext(handle)
-
-    def _public(self, handle: SecHandle) -> tuple[int, int]:
-        return (handle.dwLower, handle.dwUpper)
-
-    def export(self, flags: ExportFlags | int = ExportFlags.NONE) -> ExportedContext:
-        """Serialize this context for another process: ``export_context(self, flags)``."""
-        return export_context(self, flags)
-
-    def _consumed(self) -> None:
-        """An export with ``DELETE_OLD`` deleted the context: release what it held besides."""
-
-
 class ImportedContext(SecurityContextBase):
     """A security context imported from a packed blob; deleted on ``close()`` or ``with`` exit.
 
@@ -132,7 +99,7 @@ class ImportedContext(SecurityContextBase):
         *,
         buffer_type: int = C.SECBUFFER_EMPTY,
     ) -> None:
-        self._handle = None  # the finalizer must see a consistent object if we raise
+        self._own(None, None)  # refuses a second __init__; consistent if we raise below
         name = encode_name(package)
         keepalive, address, length = readable(blob)
         token_value = None if token is None else _check_token(token)
@@ -141,14 +108,14 @@ class ImportedContext(SecurityContextBase):
                 raise TypeError("buffer_type must be an int (a SECBUFFER_* value)")
             if not 0 <= buffer_type <= 0xFFFF_FFFF:
                 raise ValueError(f"buffer_type {buffer_type} is not a 32-bit value")
-        lib = api()
+        self._package = package
+        lib = self._lib = api()
         handle = SecHandle()
         packed = SecBuffer(length, buffer_type, address)
-        lib.ImportSecurityContextW(name, packed, token_value, handle)  # byref in C
+        status = lib.ImportSecurityContextW(name, packed, token_value, handle)  # byref in C
         del keepalive
-        self._package = package
-        self._lib = lib
-        self._handle = handle
+        check(status, "ImportSecurityContextW")
+        self._handle = handle  # owned from here
 
     @classmethod
     def from_exported(cls, exported: ExportedContext, package: str | None = None) -> Self:
@@ -194,25 +161,6 @@ def _foreign_handle(context: object) -> SecHandle:
     )
 
 
-def _own_handle(context: SecurityContextBase, fflags: int) -> SecHandle:
-    """The handle of a context of ours; taken out of it when SSPI is to delete it."""
-    if not fflags & _DELETE_OLD:
-        return context._live()
-    taken = context._take()  # no other thread may delete what SSPI is about to
-    if taken is None:
-        raise ValueError("the security context is closed; it cannot be exported")
-    return taken
-
-
-def _export_failed(
-    lib: Any, packed: SecBuffer, owner: SecurityContextBase | None, handle: SecHandle
-) -> None:
-    if owner is not None:
-        owner._handle = handle  # a DELETE_OLD export failed: what we took is still ours
-    if packed.pvBuffer:
-        lib.FreeContextBuffer(packed.pvBuffer)
-
-
 def export_context(
     context: SecurityContextBase | SecHandle | tuple[int, int] | int | Any,
     flags: ExportFlags | int = ExportFlags.NONE,
@@ -226,37 +174,51 @@ def export_context(
     library is then marked closed and never deleted again, and a pywin32 object is
     detached so that pywin32 never deletes it either. The packed buffer SSPI allocates
     is copied once and freed with ``FreeContextBuffer`` whatever happens.
+
+    The export holds the context's lock: it waits for a call another thread is making
+    on the context, and ``close()`` waits for it. An export SSPI completed is never
+    lost: if a cleanup step after it fails, the export is returned and a
+    ``CleanupWarning`` (carrying it as ``.result``) reports the failure; where warnings
+    are errors, that warning is raised instead, still carrying the export.
     """
-    # The hot path is written out inline: see docs/performance.md for what each step
-    # costs against hand-written ctypes. Neither call has an errcheck: both are checked here.
     fflags = 0 if flags is _NONE else _check_flags(flags)
-    owner: SecurityContextBase | None
-    if isinstance(context, SecurityContextBase):
-        owner = context
-        handle = context._handle
-        if handle is None or fflags:
-            handle = _own_handle(context, fflags)
-        lib = context._lib  # the library the context came from
-        package = context.package
-    else:
-        owner, package = None, None
-        handle = _foreign_handle(context)
-        lib = api()
     packed = SecBuffer()
     token = c_void_p()
-    try:
-        status = lib.ExportSecurityContext(handle, fflags, packed, token)  # byref in C
-        if status < 0:
-            raise error_from_status(status, "ExportSecurityContext")
-    except BaseException:
-        _export_failed(lib, packed, owner if fflags & _DELETE_OLD else None, handle)
-        raise
+    owner: SecurityContextBase | None = None
+    if isinstance(context, SecurityContextBase):
+        owner = context
+        lib = context._lib  # the library the context came from
+        package = context.package
+        with context._lock:
+            handle = context._handle
+            if handle is None:
+                raise context._closed_error()
+            if fflags & _DELETE_OLD and context._pins:
+                raise ValueError(
+                    "the security context is being impersonated; it cannot be exported "
+                    "with DELETE_OLD until the impersonation ends"
+                )
+            status = lib.ExportSecurityContext(handle, fflags, packed, token)  # byref in C
+            if status >= 0 and fflags & _DELETE_OLD:
+                context._handle = None  # SSPI deleted it: never again by us
+    else:
+        package = None
+        handle = _foreign_handle(context)
+        lib = api()
+        status = lib.ExportSecurityContext(handle, fflags, packed, token)
+    pointer = packed.pvBuffer  # each ctypes field read builds a new int: read once
+    if status < 0:
+        _discard(lib, pointer, token.value)
+        check(status, "ExportSecurityContext")
+    cleanup: list[BaseException] = []
     if fflags & _DELETE_OLD:
         if owner is not None:
-            owner._consumed()
+            try:
+                owner._consumed()
+            except Exception as exc:  # the export happened: report, never lose it
+                cleanup.append(exc)
         elif is_pywin32_handle(context):
             context.Detach()  # SSPI deleted it: pywin32 must not delete it again
-    pointer = packed.pvBuffer  # each ctypes field read builds a new int: read once
     exported = ExportedContext.__new__(ExportedContext)
     exported._package = package
     exported._buffer_type = packed.BufferType
@@ -264,9 +226,30 @@ def export_context(
     exported._token = _Token.own(value, package, lib) if value else None  # owned already
     if not pointer:
         exported._blob = b""
-        return exported
-    try:
-        exported._blob = string_at(pointer, packed.cbBuffer)
-    finally:
-        free_buffer(lib, pointer)
+    else:
+        try:
+            exported._blob = string_at(pointer, packed.cbBuffer)
+        except BaseException:  # no memory for the copy: nothing can be handed out
+            exported.close()
+            raise
+        finally:
+            try:
+                free_context_buffer(lib, pointer)
+            except Exception as exc:
+                cleanup.append(exc)
+    if cleanup:
+        return report_cleanup(exported, cleanup, "ExportSecurityContext")
     return exported
+
+
+def _discard(lib: Any, pointer: int | None, token: int | None) -> None:
+    """After a failed export: free whatever SSPI handed out anyway (none should).
+
+    The export's own error is what the caller needs; a failure here must not replace it.
+    """
+    if pointer:
+        with contextlib.suppress(Exception):
+            free_context_buffer(lib, pointer)
+    if token:
+        with contextlib.suppress(Exception):
+            _Token.own(token, None, lib).close()

@@ -5,7 +5,12 @@ call writes a new context handle; only once that call has succeeded does the con
 exist, and only then does the ``SecurityContext`` own it (a failed first call leaves
 nothing to delete). Later calls pass the same handle in and out.
 
-Output tokens are requested with ``ISC_REQ_ALLOCATE_MEMORY``/``ASC_REQ_ALLOCATE_MEMORY``:
+Each step holds the context's lock for the call (``OwnedHandle``), and pins the
+credentials, which other contexts may be using at the same time: closing them during a
+step frees them after it.
+
+States: *not started* (no call made, nothing owned), *in handshake*, *complete*,
+*closed*. Output tokens are requested with ``ISC_REQ_ALLOCATE_MEMORY``/``ASC_REQ_ALLOCATE_MEMORY``:
 the package allocates a buffer of the exact size, copied once into ``bytes`` and freed
 with ``FreeContextBuffer`` in ``finally``. That avoids a ``QuerySecurityPackageInfoW``
 call per context to size a caller buffer, and ``cbMaxToken`` guesses that are wrong for
@@ -16,17 +21,18 @@ from __future__ import annotations
 
 import datetime
 import enum
+from collections.abc import Iterable
 from ctypes import byref, c_uint32, pointer, string_at
 from typing import Any, Final
 
-from ._buffers import encode_name, readable
-from ._context_ops import filetime_to_datetime
+from ._buffers import encode_name, free_context_buffer, readable
+from ._filetime import filetime_to_datetime
+from ._handle import report_cleanup
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
-from ._raw.functions import free_buffer
 from ._raw.structs import SecBuffer, SecBufferDesc, SecHandle, TimeStamp
-from .contexts import SecurityContextBase
+from .context import SecurityContextBase
 from .credentials import Credentials, Identity
-from .errors import SspiError, status_info
+from .errors import SspiError, check, status_info
 
 __all__ = ["RequestFlags", "SecurityContext", "loopback"]
 
@@ -166,8 +172,7 @@ class SecurityContext(SecurityContextBase):
         requested = _check_flags(flags)
         credentials._live()  # closed credentials: ValueError now, not at the first step
         context = object.__new__(cls)
-        context._handle = None  # owned only once the first call has made it
-        context._lib = credentials._lib
+        context._own(credentials._lib, None)  # a handle only once the first call made it
         context._credentials = credentials
         context._owns_credentials = False
         context._initiator = initiator
@@ -225,6 +230,23 @@ class SecurityContext(SecurityContextBase):
         return self._state in _DONE
 
     @property
+    def started(self) -> bool:
+        """``True`` once the first ``step`` made the context (or ``close()`` ended it)."""
+        return self._started
+
+    @property
+    def closed(self) -> bool:
+        """``True`` once closed (or given up); ``False`` before the first ``step``."""
+        return self._started and self._handle is None
+
+    def _closed_error(self) -> ValueError:
+        if not self._started:
+            return ValueError(
+                "the handshake has not started: call step() until complete before using the context"
+            )
+        return super()._closed_error()
+
+    @property
     def flags(self) -> RequestFlags:
         """The flags the package granted, in ``RequestFlags`` values (both sides)."""
         if self._initiator:
@@ -248,12 +270,12 @@ class SecurityContext(SecurityContextBase):
         """
         if self._failed:
             raise ValueError("an earlier step of this handshake failed; close the context")
+        if self._started and self._handle is None:
+            raise self._closed_error()
         if self.complete:
             raise ValueError("the handshake is already complete")
-        first = not self._started
-        handle = SecHandle() if first else self._live()  # ValueError once closed
         if in_token is None:
-            if not (self._initiator and first):
+            if not (self._initiator and not self._started):
                 raise ValueError("only the initiator's first step goes without an input token")
             keepalive: Any = None
             in_desc = None
@@ -265,21 +287,39 @@ class SecurityContext(SecurityContextBase):
         out_desc = SecBufferDesc(C.SECBUFFER_VERSION, 1, pointer(out_buffer))
         attributes = c_uint32()
         expiry = TimeStamp()
+        cleanup: list[BaseException] = []
+        credentials = self._credentials._pin()  # ValueError once they are closed
+        first = False
         try:
-            status = self._call(first, handle, in_desc, out_desc, attributes, expiry)
-            if first:
-                self._handle = handle  # the context exists from here: owned
-                self._started = True
+            with self._lock:
+                first = not self._started
+                handle = SecHandle() if first else self._live()  # ValueError once closed
+                status = self._call_handshake(
+                    credentials, first, handle, in_desc, out_desc, attributes, expiry
+                )
+                if first:
+                    self._handle = handle  # the context exists from here: owned
+                    self._started = True
+                if status in _COMPLETE_TOKEN:
+                    # It may update the output token (Digest, DCE style): copy after it.
+                    self._complete(handle, out_desc)
             token = _read_token(out_desc)
-            if status in _COMPLETE_TOKEN:
-                self._lib.CompleteAuthToken(byref(handle), byref(out_desc))
         except BaseException:
             self._failed = True
+            if first:
+                self._started = True  # nothing was made: the context is over (closed)
             raise
         finally:
             allocated = out_desc.pBuffers[0].pvBuffer
             if allocated:
-                free_buffer(self._lib, allocated)
+                try:
+                    free_context_buffer(self._lib, allocated)
+                except Exception as exc:  # the step happened: report, never lose it
+                    cleanup.append(exc)
+            try:
+                self._credentials._unpin()
+            except Exception as exc:  # closed meanwhile and the deferred free failed
+                cleanup.append(exc)
         del keepalive
         if status not in _DONE and status not in _CONTINUE:
             self._failed = True
@@ -287,14 +327,20 @@ class SecurityContext(SecurityContextBase):
         self._state = status
         self._granted = attributes.value
         self._expiry = expiry.value
+        if cleanup:
+            return report_cleanup(token, cleanup, self._function)
         return token
+
+    def _complete(self, handle: SecHandle, out_desc: SecBufferDesc) -> None:
+        check(self._lib.CompleteAuthToken(byref(handle), byref(out_desc)), "CompleteAuthToken")
 
     @property
     def _function(self) -> str:
         return "InitializeSecurityContextW" if self._initiator else "AcceptSecurityContext"
 
-    def _call(
+    def _call_handshake(
         self,
+        credential_handle: SecHandle,
         first: bool,
         handle: SecHandle,
         in_desc: SecBufferDesc | None,
@@ -302,7 +348,7 @@ class SecurityContext(SecurityContextBase):
         attributes: c_uint32,
         expiry: Any,
     ) -> int:
-        credentials = byref(self._credentials._live())
+        credentials = byref(credential_handle)
         existing = None if first else byref(handle)
         inputs = None if in_desc is None else byref(in_desc)
         if self._initiator:
@@ -332,7 +378,7 @@ class SecurityContext(SecurityContextBase):
                 byref(attributes),
                 byref(expiry),
             )
-        return status
+        return check(status, self._function)
 
     # Ownership ----------------------------------------------------------------------
 
@@ -360,6 +406,8 @@ class SecurityContext(SecurityContextBase):
         side = "initiator" if self._initiator else "acceptor"
         if closed:
             state = "closed"
+        elif not self._started:
+            state = "not started"
         elif self.complete:
             state = "complete"
         else:
@@ -386,7 +434,9 @@ def loopback(
     """Run a full handshake in this process and return ``(client, server)``, established.
 
     Both contexts own their credentials: closing a context closes its credentials too.
-    If anything fails, everything acquired so far is closed before the error propagates.
+    If anything fails, everything acquired so far is closed before the error propagates;
+    the error raised is the handshake's own (a failure while closing is added to it as a
+    note).
     ``identity=None`` uses the logged-on user (Windows); sspi-rs needs an ``Identity``.
     """
     if identity is not None and not isinstance(identity, Identity):
@@ -416,8 +466,19 @@ def loopback(
                 f"the {package} loopback handshake stopped before both sides completed "
                 f"(client complete: {client.complete}, server complete: {server.complete})"
             )
-    except BaseException:
-        for item in reversed(opened):
-            item.close()
+    except BaseException as failure:
+        _close_all(reversed(opened), failure)
         raise
     return client, server
+
+
+def _close_all(items: Iterable[Credentials | SecurityContext], failure: BaseException) -> None:
+    """Close every item; a cleanup error is noted on ``failure``, which stays the error."""
+    for item in items:
+        try:
+            item.close()
+        except Exception as exc:
+            note = f"while cleaning up, closing {item!r} failed too: {exc}"
+            add_note = getattr(failure, "add_note", None)  # Python 3.11+
+            if add_note is not None:
+                add_note(note)
