@@ -1,5 +1,9 @@
 """Shared fixtures: the C stub library, the real sspi-rs provider, and a clean loader.
 
+Tests that need the real Windows SSPI carry the shipped plugin's marker
+``@pytest.mark.windows_sspi`` (``sspi_import.testing.pytest_plugin``), which skips them
+elsewhere with the reason: the project uses its own plugin, as its users do.
+
 Every test starts and ends with no library installed, so nothing leaks from one test's
 ``use_library`` into the next.
 """
@@ -67,15 +71,6 @@ def sspi_rs(sspi_rs_path: pathlib.Path) -> pathlib.Path:
     """sspi-rs installed as the SSPI library for the test."""
     sspi_import.use_library(sspi_rs_path)
     return sspi_rs_path
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if ON_WINDOWS:
-        return
-    skip = pytest.mark.skip(reason="needs the real Windows SSPI (secur32); runs on Windows CI")
-    for item in items:
-        if "windows" in item.keywords:
-            item.add_marker(skip)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

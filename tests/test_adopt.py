@@ -167,7 +167,7 @@ WINDOWS_CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.windows
+@pytest.mark.windows_sspi
 def test_pywin32_server_context_adopted_exported_and_imported_in_a_child() -> None:
     sspi = pytest.importorskip("sspi", reason="pywin32 is a Windows-only test dependency")
     client = sspi.ClientAuth("NTLM")

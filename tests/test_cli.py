@@ -318,7 +318,7 @@ def test_packages_fake(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["packages"]
 
 
-@pytest.mark.windows
+@pytest.mark.windows_sspi
 def test_selftest_on_windows(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(capsys, "selftest")
     assert status == 0, out
@@ -326,7 +326,7 @@ def test_selftest_on_windows(capsys: pytest.CaptureFixture[str]) -> None:
     assert "PASS  import (child process)" in out
 
 
-@pytest.mark.windows
+@pytest.mark.windows_sspi
 def test_packages_on_windows(capsys: pytest.CaptureFixture[str]) -> None:
     status, doc = run_json(capsys, "packages")
     assert status == 0

@@ -249,7 +249,7 @@ def test_public_names() -> None:
 # Windows: the logged-on user's credentials ---------------------------------------------
 
 
-@pytest.mark.windows
+@pytest.mark.windows_sspi
 @pytest.mark.parametrize("package", ["NTLM", "Negotiate"])
 @pytest.mark.parametrize("usage", ["outbound", "inbound", "both"])
 def test_windows_acquire_logged_on_user(package: str, usage: Any) -> None:
@@ -260,7 +260,7 @@ def test_windows_acquire_logged_on_user(package: str, usage: Any) -> None:
     assert creds.closed
 
 
-@pytest.mark.windows
+@pytest.mark.windows_sspi
 def test_windows_unknown_package() -> None:
     with pytest.raises(sspi_import.PackageNotFoundError) as info:
         Credentials.acquire("NoSuchPackage")

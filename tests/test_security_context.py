@@ -408,7 +408,7 @@ WINDOWS_PACKAGES = pytest.mark.parametrize(
 )
 
 
-@pytest.mark.windows
+@pytest.mark.windows_sspi
 @WINDOWS_PACKAGES
 def test_windows_loopback_established(windows_pair: tuple[SecurityContext, ...]) -> None:
     client, server = windows_pair
@@ -427,14 +427,14 @@ def test_windows_loopback_established(windows_pair: tuple[SecurityContext, ...])
     assert expiry.tzinfo is not None
 
 
-@pytest.mark.windows
+@pytest.mark.windows_sspi
 @WINDOWS_PACKAGES
 def test_windows_user_name_is_the_logged_on_user(windows_pair: tuple[SecurityContext, ...]) -> None:
     _client, server = windows_pair
     assert server.user_name.split("\\")[-1].lower() == get_user_name().lower()
 
 
-@pytest.mark.windows
+@pytest.mark.windows_sspi
 @WINDOWS_PACKAGES
 def test_windows_sign_and_verify(windows_pair: tuple[SecurityContext, ...]) -> None:
     client, server = windows_pair
@@ -448,7 +448,7 @@ def test_windows_sign_and_verify(windows_pair: tuple[SecurityContext, ...]) -> N
     assert info.value.function == "VerifySignature"
 
 
-@pytest.mark.windows
+@pytest.mark.windows_sspi
 @WINDOWS_PACKAGES
 def test_windows_encrypt_and_decrypt(windows_pair: tuple[SecurityContext, ...]) -> None:
     client, server = windows_pair
@@ -461,7 +461,7 @@ def test_windows_encrypt_and_decrypt(windows_pair: tuple[SecurityContext, ...]) 
     assert info.value.function == "DecryptMessage"
 
 
-@pytest.mark.windows
+@pytest.mark.windows_sspi
 @WINDOWS_PACKAGES
 def test_windows_impersonate(windows_pair: tuple[SecurityContext, ...]) -> None:
     _client, server = windows_pair
@@ -474,7 +474,7 @@ def test_windows_impersonate(windows_pair: tuple[SecurityContext, ...]) -> None:
     assert get_user_name() == before
 
 
-@pytest.mark.windows
+@pytest.mark.windows_sspi
 @WINDOWS_PACKAGES
 def test_windows_export_import_in_process(windows_pair: tuple[SecurityContext, ...]) -> None:
     client, server = windows_pair
@@ -492,7 +492,7 @@ def test_windows_export_import_in_process(windows_pair: tuple[SecurityContext, .
             assert get_user_name().lower() == imported.user_name.split("\\")[-1].lower()
 
 
-@pytest.mark.windows
+@pytest.mark.windows_sspi
 def test_windows_loopback_leaks_nothing(mocker: MockerFixture) -> None:
     client, server = loopback("NTLM")
     delete = mocker.spy(client._lib, "DeleteSecurityContext")
@@ -505,6 +505,6 @@ def test_windows_loopback_leaks_nothing(mocker: MockerFixture) -> None:
     assert server.credentials.closed
 
 
-@pytest.mark.windows
+@pytest.mark.windows_sspi
 def test_windows_lane_has_secur32() -> None:
     assert "secur32" in sspi_import.library_description().lower()

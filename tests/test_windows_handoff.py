@@ -17,7 +17,7 @@ import pytest
 import sspi_import
 from sspi_import import ExportFlags, ImportedContext, SecurityContext, loopback
 
-pytestmark = pytest.mark.windows
+pytestmark = pytest.mark.windows_sspi
 
 CHILD = textwrap.dedent(
     """
