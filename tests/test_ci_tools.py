@@ -36,15 +36,15 @@ def _load(name: str) -> ModuleType:
 check_junit = _load("check_junit")
 
 
-def _case(name: str, markers: str | None, outcome: str = "") -> str:
+def _case(
+    name: str, markers: str | None, outcome: str = "", classname: str = "tests.test_x"
+) -> str:
     props = (
         f'<properties><property name="markers" value="{markers}"/></properties>'
         if markers is not None
         else ""
     )
-    return (
-        f'<testcase classname="tests.test_x" name="{name}" time="0.1">{props}{outcome}</testcase>'
-    )
+    return f'<testcase classname="{classname}" name="{name}" time="0.1">{props}{outcome}</testcase>'
 
 
 def _report(tmp_path: Path, *cases: str) -> Path:
@@ -59,42 +59,114 @@ def _report(tmp_path: Path, *cases: str) -> Path:
 
 SKIPPED = '<skipped type="pytest.skip" message="needs Windows">skip</skipped>'
 FAILED = '<failure message="boom">trace</failure>'
+# What pytest writes for a module skipped at collection and for one that fails to import
+# (the texts are pytest's own: see test_real_collection_outcomes_fail_the_lane).
+COLLECTION_SKIPPED = (
+    '<skipped message="collection skipped">'
+    "('tests/test_win.py', 3, 'Skipped: could not import sspi: No module named sspi')"
+    "</skipped>"
+)
+COLLECTION_ERROR = (
+    '<error message="collection failure">'
+    "ImportError while importing test module tests/test_win.py\nE ModuleNotFoundError"
+    "</error>"
+)
+
+
+def test_the_default_marker_is_the_plugins_windows_sspi() -> None:
+    assert check_junit.DEFAULT_MARKER == "windows_sspi"
+    plugin = (ROOT / "src" / "sspi_import" / "testing" / "pytest_plugin.py").read_text("utf-8")
+    assert '_MARKER = "windows_sspi"' in plugin
 
 
 def test_all_windows_tests_passed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = _report(
         tmp_path,
-        _case("test_a", "windows"),
-        _case("test_b", "parametrize windows"),
-        _case("test_c", ""),  # deselected-by-marker tests may be present; not counted
+        _case("test_a", "windows_sspi"),
+        _case("test_b", "parametrize windows_sspi"),
+        _case("test_c", ""),  # a test without the marker, passed: allowed, not counted
     )
     assert check_junit.main([str(report)]) == 0
-    assert "2 'windows' tests: 2 passed, 0 skipped" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 'windows_sspi' tests, 2 passed; in the whole report 0 skipped, 0 failed" in out
 
 
 def test_a_skipped_windows_test_fails_the_lane(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    report = _report(tmp_path, _case("test_a", "windows"), _case("test_b", "windows", SKIPPED))
-    assert check_junit.main([str(report), "--marker", "windows"]) == 1
-    out = capsys.readouterr().out
-    assert "1 skipped" in out
-    assert "skipped: tests.test_x::test_b" in out
+    report = _report(
+        tmp_path, _case("test_a", "windows_sspi"), _case("test_b", "windows_sspi", SKIPPED)
+    )
+    assert check_junit.main([str(report), "--marker", "windows_sspi"]) == 1
+    captured = capsys.readouterr()
+    assert "2 'windows_sspi' tests, 1 passed; in the whole report 1 skipped" in captured.out
+    assert "skipped: tests.test_x::test_b: needs Windows" in captured.out
+    assert "nothing may be skipped here" in captured.err
+
+
+def test_a_module_skipped_at_collection_fails_the_lane(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """importorskip / skip(allow_module_level=True): a testcase with no markers, still a skip."""
+    report = _report(
+        tmp_path,
+        _case("test_a", "windows_sspi"),
+        _case("test_win", None, COLLECTION_SKIPPED, classname="tests"),
+    )
+    assert check_junit.main([str(report)]) == 1
+    captured = capsys.readouterr()
+    assert "1 passed; in the whole report 1 skipped" in captured.out
+    assert "skipped: tests::test_win (no markers: at collection" in captured.out
+    assert "could not import sspi" in captured.out
+    assert "nothing may be skipped here" in captured.err
+
+
+def test_a_collection_error_fails_the_lane(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pytest stops after a collection error: the report holds that error and no test."""
+    report = _report(tmp_path, _case("test_win", None, COLLECTION_ERROR, classname="tests"))
+    assert check_junit.main([str(report)]) == 1
+    captured = capsys.readouterr()
+    assert "0 'windows_sspi' tests, 0 passed; in the whole report 0 skipped, 1 failed" in (
+        captured.out
+    )
+    assert "failed:  tests::test_win (no markers" in captured.out
+    assert "collection failure: ImportError while importing" in captured.out
+    assert "no 'windows_sspi' test passed" in captured.err
+    assert "every test of this lane must pass" in captured.err
+
+
+def test_a_skip_without_the_marker_fails_the_lane_too(tmp_path: Path) -> None:
+    report = _report(tmp_path, _case("test_a", "windows_sspi"), _case("test_b", "", SKIPPED))
+    assert check_junit.main([str(report)]) == 1
 
 
 def test_no_windows_test_fails_the_lane(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = _report(tmp_path, _case("test_a", "sspi_rs"))
     assert check_junit.main([str(report)]) == 1
-    assert "no 'windows' test ran" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "0 'windows_sspi' tests" in captured.out
+    assert "no 'windows_sspi' test passed; this lane must run them" in captured.err
+
+
+def test_the_old_marker_is_not_counted(tmp_path: Path) -> None:
+    """Tests still marked ``windows`` are not real-SSPI tests to this check any more."""
+    report = _report(tmp_path, _case("test_a", "windows"))
+    assert check_junit.main([str(report)]) == 1
+    assert check_junit.main([str(report), "--marker", "windows"]) == 0
 
 
 def test_an_empty_report_fails_the_lane(tmp_path: Path) -> None:
     assert check_junit.main([str(_report(tmp_path))]) == 1
 
 
-def test_a_failed_windows_test_fails_the_lane(tmp_path: Path) -> None:
-    report = _report(tmp_path, _case("test_a", "windows", FAILED))
+def test_a_failed_windows_test_fails_the_lane(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = _report(tmp_path, _case("test_a", "windows_sspi", FAILED))
     assert check_junit.main([str(report)]) == 1
+    assert "failed:  tests.test_x::test_a: boom" in capsys.readouterr().out
 
 
 def test_a_report_without_markers_is_refused(
@@ -112,6 +184,37 @@ def test_a_missing_or_broken_report_is_refused(tmp_path: Path) -> None:
     assert check_junit.main([str(broken)]) == 2
 
 
+def _run_pytest(directory: Path, *args: str) -> Path:
+    (directory / "pytest.ini").write_text(
+        "[pytest]\nmarkers =\n    windows_sspi: real SSPI\n", encoding="utf-8"
+    )
+    report = directory / "junit.xml"
+    env = {**os.environ, "PYTHONPATH": str(CI)}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:sspi_import",  # its windows_sspi skip off Windows is not what is tested here
+            "-p",
+            "junit_markers",
+            f"--junitxml={report}",
+            *args,
+        ],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert report.is_file()
+    return report
+
+
 def test_the_plugin_writes_markers_pytest_reads_back(tmp_path: Path) -> None:
     """End to end: a real pytest run with the plugin gives a report the check accepts."""
     (tmp_path / "test_sample.py").write_text(
@@ -119,11 +222,11 @@ def test_the_plugin_writes_markers_pytest_reads_back(tmp_path: Path) -> None:
             """\
             import pytest
 
-            @pytest.mark.windows
+            @pytest.mark.windows_sspi
             def test_real():
                 pass
 
-            @pytest.mark.windows
+            @pytest.mark.windows_sspi
             def test_skipped():
                 pytest.skip("no secur32 here")
 
@@ -133,23 +236,43 @@ def test_the_plugin_writes_markers_pytest_reads_back(tmp_path: Path) -> None:
         ),
         encoding="utf-8",
     )
-    (tmp_path / "pytest.ini").write_text(
-        "[pytest]\nmarkers =\n    windows: real SSPI\n", encoding="utf-8"
-    )
-    report = tmp_path / "junit.xml"
-    env = {**os.environ, "PYTHONPATH": str(CI)}
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "junit_markers", f"--junitxml={report}"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    result = check_junit.tally(report, "windows")
+    report = _run_pytest(tmp_path)
+    result = check_junit.tally(report, "windows_sspi")
+    assert result.marked == 2
     assert result.passed == ["test_sample::test_real"]
     assert result.skipped == ["test_sample::test_skipped"]
+    assert result.reasons["test_sample::test_skipped"] == "no secur32 here"
+    assert check_junit.main([str(report)]) == 1
+    (tmp_path / "test_sample.py").write_text(
+        "import pytest\n\n@pytest.mark.windows_sspi\ndef test_real():\n    pass\n",
+        encoding="utf-8",
+    )
+    assert check_junit.main([str(_run_pytest(tmp_path))]) == 0
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        ('pytest.skip("no pywin32", allow_module_level=True)', "skipped"),
+        ('sspi = pytest.importorskip("no_such_module_for_this_test")', "skipped"),
+        ("import no_such_module_for_this_test", "failed"),
+    ],
+    ids=["skip-allow-module-level", "importorskip", "collection-error"],
+)
+def test_real_collection_outcomes_fail_the_lane(tmp_path: Path, module: str, expected: str) -> None:
+    """What pytest itself writes when a module never yields its tests, run as the lane does."""
+    (tmp_path / "test_ok.py").write_text(
+        "import pytest\n\n@pytest.mark.windows_sspi\ndef test_real():\n    pass\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "test_win.py").write_text(
+        f"import pytest\n\n{module}\n\n@pytest.mark.windows_sspi\ndef test_never():\n    pass\n",
+        encoding="utf-8",
+    )
+    report = _run_pytest(tmp_path, "-m", "windows_sspi")
+    result = check_junit.tally(report, "windows_sspi")
+    outcomes = {"skipped": result.skipped, "failed": result.failed}
+    assert [name.split(" ")[0] for name in outcomes[expected]] == ["test_win"]
     assert check_junit.main([str(report)]) == 1
 
 
