@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -358,3 +359,141 @@ def test_the_stub_fixture_skips_with_the_reason(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 skipped" in run.stdout
     assert "cannot build the SSPI stub on Windows" in run.stdout
+
+
+# The architecture check: the interpreter is the one the matrix names --------------------
+
+check_arch = _load("check_arch")
+
+RIGHT = {
+    "x64": check_arch.Seen(64, "win-amd64", "AMD64"),
+    "x86": check_arch.Seen(32, "win32", "AMD64"),  # WOW64 on the x64 runner
+    "arm64": check_arch.Seen(64, "win-arm64", "ARM64"),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(RIGHT))
+def test_the_matrix_architecture_passes(arch: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_arch.problems(arch, RIGHT[arch]) == []
+    assert check_arch.main([arch], seen=RIGHT[arch]) == 0
+    assert f"this interpreter is {arch}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("arch", "seen", "complaint"),
+    [
+        ("x86", check_arch.Seen(64, "win-amd64", "AMD64"), "pointers are 64-bit, x86 needs 32"),
+        ("x64", check_arch.Seen(32, "win32", "AMD64"), "pointers are 32-bit, x64 needs 64"),
+        # x64 Python emulated on the arm64 runner: 64-bit, and Windows may say ARM64.
+        ("arm64", check_arch.Seen(64, "win-amd64", "ARM64"), "built for 'win-amd64'"),
+        ("arm64", check_arch.Seen(64, "win-arm64", "AMD64"), "platform.machine() is 'AMD64'"),
+        ("x64", check_arch.Seen(64, "win-amd64", "ARM64"), "x64 needs AMD64"),
+    ],
+)
+def test_a_different_architecture_fails_the_step(
+    arch: str, seen: object, complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert check_arch.main([arch], seen=seen) == 1
+    assert complaint in capsys.readouterr().err
+
+
+def test_an_unknown_architecture_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_arch.main(["amd64"]) == 2
+    assert check_arch.main([]) == 2
+    assert "x64, x86, arm64" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="off Windows, no matrix arch can match")
+def test_this_interpreter_is_no_windows_architecture() -> None:
+    """Run for real here: a Linux or macOS interpreter is none of them, and says so."""
+    assert all(check_arch.main([arch]) == 1 for arch in check_arch.EXPECTED)
+
+
+# The workflow: read as text (no YAML parser among the test dependencies) ----------------
+
+WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+
+
+def _job(name: str) -> list[str]:
+    """The lines of one job of ci.yml, from its key to the next job's."""
+    lines = WORKFLOW.read_text(encoding="utf-8").splitlines()
+    start = lines.index(f"  {name}:")
+    end = next((i for i in range(start + 1, len(lines)) if re.match(r"  \S", lines[i])), len(lines))
+    return lines[start:end]
+
+
+def _steps(name: str) -> list[dict[str, str]]:
+    """The steps of one job as ``{key: value}``; a block value (``run: |``) reads as ``|``."""
+    steps: list[dict[str, str]] = []
+    for line in _job(name):
+        item = re.match(r"      - (\w[\w-]*): ?(.*)$", line)
+        key = item or re.match(r"        (\w[\w-]*): ?(.*)$", line)
+        if item:
+            steps.append({})
+        if key and steps:
+            steps[-1][key[1]] = key[2]
+    return steps
+
+
+def _step(name: str, title: str) -> dict[str, str]:
+    found = [step for step in _steps(name) if step.get("name", "").startswith(title)]
+    assert len(found) == 1, f"job {name} has {len(found)} steps named {title!r}"
+    return found[0]
+
+
+def test_no_job_runs_with_pythonutf8() -> None:
+    """Users do not set it; on Windows it hides how the CLI writes in the ANSI code page."""
+    text = WORKFLOW.read_text(encoding="utf-8")
+    code = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    assert not [line for line in code if "PYTHONUTF8" in line]
+    assert "PYTHONIOENCODING" not in text
+
+
+def test_the_windows_matrix_is_what_check_arch_knows() -> None:
+    job = "\n".join(_job("windows"))
+    arches = re.search(r"^        arch: \[(.*)\]$", job, re.MULTILINE)
+    assert arches is not None
+    assert sorted(a.strip() for a in arches[1].split(",")) == sorted(check_arch.EXPECTED)
+    step = _step("windows", "Fail unless the venv's interpreter is")
+    assert step["run"] == r".venv\Scripts\python .ci/check_arch.py $env:MATRIX_ARCH"
+    assert "MATRIX_ARCH: ${{ matrix.arch }}" in job
+
+
+def test_the_arm64_runner_says_it_is_free_for_public_repositories_only() -> None:
+    job = _job("windows")
+    at = job.index("            os: windows-11-arm")
+    comment = " ".join(line.strip(" #") for line in job[at - 4 : at] if "#" in line)
+    assert "free for public repositories only" in comment
+
+
+def test_the_windows_lane_runs_and_reports_its_real_sspi_tests_whatever_failed_before() -> None:
+    steps = _steps("windows")
+    real = _step("windows", "Real-SSPI tests")
+    after = steps[steps.index(real) :]
+    assert len(after) == 5  # the tests, the check, the upload, the self-test, the portable tests
+    for step in after:
+        assert step.get("if") == "${{ !cancelled() }}", step
+    assert real["run"].startswith(r".venv\Scripts\python -m pytest -m windows_sspi ")
+    assert "-p junit_markers --junitxml=junit-windows.xml" in real["run"]
+    check = _step("windows", "Fail if anything in the real-SSPI report")
+    assert check["run"] == (
+        r".venv\Scripts\python .ci/check_junit.py junit-windows.xml --marker windows_sspi"
+    )
+
+
+def test_the_windows_lane_installs_and_tests_in_a_venv_as_the_readme_says() -> None:
+    runs = [step["run"] for step in _steps("windows") if "run" in step]
+    assert runs[0] == "python -m venv .venv"
+    for run in runs[1:]:
+        assert run.startswith(".venv\\Scripts\\python "), run
+    assert r'.venv\Scripts\python -m pip install -e ".[test]" pywin32' in runs
+    for step in _steps("windows"):
+        if "run" in step:
+            assert "timeout-minutes" in step, step
+
+
+def test_the_portable_tests_leave_out_the_plugins_marker() -> None:
+    assert "not windows_sspi" in _step("macos", "Test")["run"]
+    assert "not windows_sspi" in _step("windows", "Portable tests")["run"]
+    text = WORKFLOW.read_text(encoding="utf-8")
+    assert not re.search(r"-m \"?(not )?windows\b(?!_)", text)
