@@ -497,3 +497,42 @@ def test_the_portable_tests_leave_out_the_plugins_marker() -> None:
     assert "not windows_sspi" in _step("windows", "Portable tests")["run"]
     text = WORKFLOW.read_text(encoding="utf-8")
     assert not re.search(r"-m \"?(not )?windows\b(?!_)", text)
+
+
+# The newcomer job: the README's commands, verbatim, on windows-latest --------------------
+
+README = ROOT / "README.md"
+WINDOWS_SUBSTITUTION = (".venv/bin/", ".venv/Scripts/")
+"""The one change the README allows on Windows ("use .venv\\Scripts\\python"), in Git Bash."""
+
+
+def _readme_commands() -> list[str]:
+    """The commands of README.md's "Try it on a fresh machine" section, in order."""
+    text = README.read_text(encoding="utf-8")
+    section = re.search(r"^## Try it on a fresh machine\n(.*?)(?=^## )", text, re.M | re.S)
+    assert section is not None, "README.md has no 'Try it on a fresh machine' section"
+    blocks = re.findall(r"^```(?:bash|sh|console)?\n(.*?)^```", section[1], re.M | re.S)
+    commands = [line for block in blocks for line in block.splitlines() if line.strip()]
+    assert r"On Windows, use `.venv\Scripts\python`" in section[1]
+    return commands
+
+
+def test_the_newcomer_job_runs_the_readme_commands_verbatim() -> None:
+    old, new = WINDOWS_SUBSTITUTION
+    expected = [command.replace(old, new) for command in _readme_commands()]
+    assert len(expected) == 2
+    runs = [step["run"] for step in _steps("newcomer") if "run" in step]
+    assert runs == expected
+
+
+def test_the_newcomer_job_is_a_fresh_windows_machine_in_git_bash() -> None:
+    job = _job("newcomer")
+    assert "    runs-on: windows-latest" in job
+    assert job[job.index("    defaults:") + 1 : job.index("    defaults:") + 3] == [
+        "      run:",
+        "        shell: bash",
+    ]
+    assert [line.strip() for line in job if re.match(r"\s+shell:", line)] == ["shell: bash"]
+    assert not [line for line in job if re.match(r"\s+(env|working-directory):", line)]
+    tests = _step("newcomer", "Tests")
+    assert tests.get("if") == "${{ !cancelled() }}"  # a broken demonstration still runs the tests
