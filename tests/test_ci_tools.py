@@ -9,9 +9,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -536,3 +538,97 @@ def test_the_newcomer_job_is_a_fresh_windows_machine_in_git_bash() -> None:
     assert not [line for line in job if re.match(r"\s+(env|working-directory):", line)]
     tests = _step("newcomer", "Tests")
     assert tests.get("if") == "${{ !cancelled() }}"  # a broken demonstration still runs the tests
+
+
+# Action pins: every one listed in the release checklist, with the command that checks it --
+
+check_action_pins = _load("check_action_pins")
+CHECKLIST = ROOT / "docs" / "release-checklist.md"
+
+
+def test_every_action_is_pinned_to_a_sha_with_its_tag() -> None:
+    found = check_action_pins.pins()
+    assert {pin.repo for pin in found} >= {"actions/checkout", "pypa/gh-action-pypi-publish"}
+    for pin in found:
+        assert re.fullmatch(r"[0-9a-f]{40}", pin.sha)
+        assert re.fullmatch(r"v\d+(\.\d+)*", pin.tag)
+    assert len({pin.repo for pin in found}) == len(found), "one action pinned two ways"
+
+
+def test_an_unpinned_action_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "x.yml").write_text(
+        "jobs:\n  a:\n    steps:\n      - uses: actions/checkout@v5 # v5\n", encoding="utf-8"
+    )
+    assert check_action_pins.main(["--workflows", str(tmp_path)], run=_no_network) == 2
+    assert "x.yml:4: pin 'actions/checkout@v5'" in capsys.readouterr().err
+
+
+def _no_network(command: object) -> str:
+    raise AssertionError(f"no command may run here: {command}")
+
+
+def test_the_release_checklist_lists_every_pin_with_its_command() -> None:
+    rows = re.findall(
+        r"^\| `([^`]+)` \| `([0-9a-f]{40})` \| `([^`]+)` \| `([^`]+)` \|$",
+        CHECKLIST.read_text(encoding="utf-8"),
+        re.MULTILINE,
+    )
+    listed = sorted((repo, sha, tag, command) for repo, sha, tag, command in rows)
+    pinned = [
+        (pin.repo, pin.sha, pin.tag, " ".join(pin.command())) for pin in check_action_pins.pins()
+    ]
+    assert listed == pinned
+    assert "python .ci/check_action_pins.py" in CHECKLIST.read_text(encoding="utf-8")
+    mkdocs = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert "release-checklist.md" in mkdocs
+
+
+def _git_repo(directory: Path) -> tuple[str, str]:
+    """A repository with an annotated tag v1.0.0 and a lightweight v2.0.0 on one commit."""
+    git = ["git", "-C", str(directory), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    git += ["-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(directory)], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "c"], check=True)
+    subprocess.run([*git, "tag", "-a", "v1.0.0", "-m", "annotated"], check=True)
+    subprocess.run([*git, "tag", "v2.0.0"], check=True)
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    tag_object = subprocess.run(
+        [*git, "rev-parse", "v1.0.0"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    return head, tag_object
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_pins_are_checked_against_the_tagged_commit_with_real_git_ls_remote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command the checklist gives, run against a local repository instead of GitHub."""
+    repo = tmp_path / "repo"
+    head, tag_object = _git_repo(repo)
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+
+    def local(command: Sequence[str]) -> str:
+        assert list(command[:3]) == ["git", "ls-remote", "https://github.com/o/a"]
+        result = subprocess.run(
+            ["git", "ls-remote", str(repo), *command[3:]],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return result.stdout
+
+    def check(*uses: str) -> int:
+        steps = "".join(f"      - uses: {line}\n" for line in uses)
+        (workflows / "w.yml").write_text(f"jobs:\n  a:\n    steps:\n{steps}", encoding="utf-8")
+        return int(check_action_pins.main(["--workflows", str(workflows)], run=local))
+
+    assert check(f"o/a@{head} # v1.0.0", f"o/a/sub@{head} # v2.0.0") == 0
+    assert capsys.readouterr().out.count("ok ") == 2
+    # The annotated tag's own object is not the commit: pinning it is a mismatch.
+    assert check(f"o/a@{tag_object} # v1.0.0") == 1
+    assert f"tag v1.0.0 is {head}" in capsys.readouterr().out
+    assert check(f"o/a@{head} # v9.9.9") == 1
+    assert "tag v9.9.9 does not exist" in capsys.readouterr().out
