@@ -1,15 +1,25 @@
-"""Fail unless a JUnit XML report shows tests of one marker ran and none was skipped.
+"""Fail unless a JUnit XML report shows tests of one marker ran and nothing was skipped.
 
 Usage::
 
-    python .ci/check_junit.py junit-windows.xml [--marker windows]
+    python .ci/check_junit.py junit-windows.xml [--marker windows_sspi]
 
 The report must come from pytest run with the ``junit_markers`` plugin
 (``-p junit_markers`` with ``.ci`` on ``PYTHONPATH``), which records every test's
-markers. Exit status: 0 when at least one test has the marker and none of those was
-skipped, failed or errored; 1 otherwise; 2 when the report is missing, unreadable or
-carries no marker information. On the Windows lanes this turns "the real-SSPI tests
-were quietly skipped" into a red build.
+markers. Exit status:
+
+- 0 when at least one test with the marker passed and nothing in the report was
+  skipped, failed or errored;
+- 1 otherwise: a skipped test (``pytest.skip``, ``skipif``, ``xfail``, whatever its
+  markers), a module skipped at collection (``pytest.skip(allow_module_level=True)``,
+  ``importorskip``: pytest records it as a ``<testcase>`` with ``<skipped>`` and no
+  markers, because no test of it was ever collected), a failure, an error (a collection
+  error is a ``<testcase>`` with ``<error>``), or no test with the marker at all;
+- 2 when the report is missing or unreadable, or a test passed without a markers
+  property (the plugin was not loaded, so the report cannot say which tests are which).
+
+On the Windows lanes this turns "the real-SSPI tests were quietly skipped" into a red
+build, including the case where a whole module skipped before its tests were seen.
 """
 
 from __future__ import annotations
@@ -21,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROPERTY = "markers"
+DEFAULT_MARKER = "windows_sspi"
+_REASON_MAX = 300
 
 
 class ReportError(Exception):
@@ -29,16 +41,18 @@ class ReportError(Exception):
 
 @dataclass
 class Tally:
-    """What happened to the tests that carry the marker."""
+    """What the report says: the marker's tests that passed, and everything that did not run.
 
+    ``skipped`` and ``failed`` hold every testcase of the report, whatever its markers
+    (a module skipped or broken at collection has none); ``marked`` counts the
+    testcases that carry the marker, whatever their outcome.
+    """
+
+    marked: int = 0
     passed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        """How many tests carry the marker."""
-        return len(self.passed) + len(self.skipped) + len(self.failed)
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 def _markers(case: ET.Element) -> set[str] | None:
@@ -48,33 +62,59 @@ def _markers(case: ET.Element) -> set[str] | None:
     return None
 
 
+def _reason(element: ET.Element) -> str:
+    """The skip reason or error message of a ``<skipped>``/``<error>``/``<failure>``."""
+    message = (element.get("message") or "").strip()
+    text = (element.text or "").strip()
+    # Collection outcomes carry a fixed message and the real reason in the text.
+    if text and message in {"", "collection skipped", "collection failure"}:
+        reason = " ".join(text.split())
+        if message:
+            reason = f"{message}: {reason}"
+    else:
+        reason = message
+    if len(reason) > _REASON_MAX:
+        reason = reason[: _REASON_MAX - 3] + "..."
+    return reason
+
+
 def tally(report: Path, marker: str) -> Tally:
-    """Read ``report`` and sort the tests that carry ``marker`` by outcome."""
+    """Read ``report``: the tests that carry ``marker``, and every skip, failure and error."""
     try:
         root = ET.parse(report).getroot()  # noqa: S314 - our own pytest's report
     except (OSError, ET.ParseError) as exc:
         raise ReportError(f"cannot read the JUnit report {report}: {exc}") from None
     result = Tally()
-    cases = list(root.iter("testcase"))
-    with_markers = 0
-    for case in cases:
+    unmarked_passes: list[str] = []
+    for case in root.iter("testcase"):
         markers = _markers(case)
+        classname = case.get("classname", "")
+        name = f"{classname}::{case.get('name', '')}" if classname else case.get("name", "")
         if markers is None:
-            continue
-        with_markers += 1
-        if marker not in markers:
-            continue
-        name = f"{case.get('classname', '')}::{case.get('name', '')}"
-        if case.find("skipped") is not None:
+            name = f"{name} (no markers: at collection, or the plugin was not loaded)"
+        elif marker in markers:
+            result.marked += 1
+        outcome = case.find("skipped")
+        if outcome is not None:
             result.skipped.append(name)
-        elif case.find("failure") is not None or case.find("error") is not None:
+            result.reasons[name] = _reason(outcome)
+            continue
+        outcome = case.find("error")
+        if outcome is None:
+            outcome = case.find("failure")
+        if outcome is not None:
             result.failed.append(name)
-        else:
+            result.reasons[name] = _reason(outcome)
+            continue
+        if markers is None:
+            unmarked_passes.append(name)
+        elif marker in markers:
             result.passed.append(name)
-    if cases and not with_markers:
+    if unmarked_passes:
         raise ReportError(
-            f"{report} records no markers: run pytest with -p junit_markers "
-            "(with .ci on PYTHONPATH) so the report says which tests are which"
+            f"{report} records no markers for {len(unmarked_passes)} passed test(s): run "
+            "pytest with -p junit_markers (with .ci on PYTHONPATH) so the report says which "
+            "tests are which"
         )
     return result
 
@@ -83,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     """Check the report; print a summary; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("report", type=Path, help="JUnit XML written by pytest --junitxml")
-    parser.add_argument("--marker", default="windows", help="marker to count (default: windows)")
+    parser.add_argument(
+        "--marker",
+        default=DEFAULT_MARKER,
+        help=f"marker to count (default: {DEFAULT_MARKER})",
+    )
     args = parser.parse_args(argv)
     try:
         result = tally(args.report, args.marker)
@@ -91,20 +135,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"check_junit: {exc}", file=sys.stderr)
         return 2
     print(
-        f"check_junit: {result.total} '{args.marker}' tests: {len(result.passed)} passed, "
-        f"{len(result.skipped)} skipped, {len(result.failed)} failed or errored"
+        f"check_junit: {result.marked} '{args.marker}' tests, {len(result.passed)} passed; "
+        f"in the whole report {len(result.skipped)} skipped, "
+        f"{len(result.failed)} failed or errored"
     )
     for name in result.skipped:
-        print(f"  skipped: {name}")
+        print(f"  skipped: {name}: {result.reasons[name]}")
     for name in result.failed:
-        print(f"  failed:  {name}")
-    if result.total == 0:
-        print(f"check_junit: no '{args.marker}' test ran; this lane must run them", file=sys.stderr)
-        return 1
-    if result.skipped or result.failed:
-        print(f"check_junit: every '{args.marker}' test must run and pass here", file=sys.stderr)
-        return 1
-    return 0
+        print(f"  failed:  {name}: {result.reasons[name]}")
+    status = 0
+    if not result.passed:
+        print(
+            f"check_junit: no '{args.marker}' test passed; this lane must run them",
+            file=sys.stderr,
+        )
+        status = 1
+    if result.skipped:
+        print(
+            "check_junit: nothing may be skipped here (a module skipped at collection "
+            "counts): every test of this lane must run",
+            file=sys.stderr,
+        )
+        status = 1
+    if result.failed:
+        print("check_junit: every test of this lane must pass", file=sys.stderr)
+        status = 1
+    return status
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """pytest plugin: write each test's marker names into the JUnit XML report.
 
 Load it with ``-p junit_markers`` (``.ci`` on ``PYTHONPATH``). Every ``<testcase>`` then
-carries ``<property name="markers" value="windows ..."/>``, which ``.ci/check_junit.py``
-reads to count the tests of one marker, whatever ``-m`` selected.
+carries ``<property name="markers" value="windows_sspi ..."/>``, which ``.ci/check_junit.py``
+reads to count the tests of one marker, whatever ``-m`` selected. A module skipped or
+broken at collection yields no test, so its ``<testcase>`` has no such property:
+``check_junit`` counts it as skipped or failed all the same.
 """
 
 from __future__ import annotations

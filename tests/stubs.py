@@ -6,6 +6,11 @@
 functions.  :func:`build_stub` compiles it with gcc and :class:`Stub` wraps the
 loaded library.
 
+Off Windows only: on Windows :func:`build_stub` raises :class:`StubUnavailable`
+(see :data:`WINDOWS_REASON`), so the tests that need the stub skip there, and
+the Windows CI lane tests the real secur32 instead.  A library that builds but
+does not load also raises :class:`StubUnavailable`, never a bare ``OSError``.
+
 The stub's state is process-global per loaded library file: every
 ``ctypes.CDLL`` opened on the same path shares one set of counters, live
 handles and buffers.  Call :meth:`Stub.reset` between tests.
@@ -30,6 +35,7 @@ __all__ = [
     "HANDLE_UPPER",
     "SOURCE",
     "UINTPTR",
+    "WINDOWS_REASON",
     "SecBuffer",
     "SecHandle",
     "Stub",
@@ -70,8 +76,22 @@ _COMPILE_FLAGS: Final = ("-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-pthrea
 _COMPILE_TIMEOUT: Final = 120.0
 
 
+WINDOWS_REASON: Final = (
+    "cannot build the SSPI stub on Windows: the runners' MinGW gcc makes only x86-64 DLLs "
+    "(32-bit and arm64 Python refuse them with WinError 193), -pthread needs "
+    "libwinpthread-1.dll, which Python 3.8+ does not look for on PATH, and x86 Python would "
+    "call the stub's cdecl exports as stdcall; the stub's tests run on Linux and macOS, and the "
+    "Windows lane tests secur32 itself"
+)
+"""Why :func:`build_stub` refuses on Windows (the reason a skipped stub test shows)."""
+
+
 class StubUnavailable(RuntimeError):  # noqa: N818 - name fixed by the test API
-    """The stub library cannot be built (no gcc, or compilation failed)."""
+    """The stub library cannot be built or loaded here (the tests that need it skip).
+
+    Raised off Windows when gcc is missing or the compilation or the load fails, and
+    always on Windows (:data:`WINDOWS_REASON`).
+    """
 
 
 class SecHandle(ctypes.Structure):
@@ -106,9 +126,12 @@ def build_stub(directory: pathlib.Path) -> pathlib.Path:
     library in *directory* is overwritten.
 
     Raises:
-        StubUnavailable: gcc is not on ``PATH``, could not be run, or the
-            compilation failed (the compiler's output is in the message).
+        StubUnavailable: on Windows (:data:`WINDOWS_REASON`); or gcc is not on
+            ``PATH``, could not be run, or the compilation failed (the
+            compiler's output is in the message).
     """
+    if sys.platform == "win32":
+        raise StubUnavailable(WINDOWS_REASON)
     gcc = shutil.which("gcc")
     if gcc is None:
         raise StubUnavailable("cannot build the SSPI stub: gcc was not found on PATH")
@@ -155,14 +178,27 @@ class Stub:
     """The loaded stub library with Pythonic accessors for its control API."""
 
     def __init__(self, path: pathlib.Path) -> None:
-        """Load the library at *path* (see :func:`build_stub`) and declare prototypes."""
+        """Load the library at *path* (see :func:`build_stub`) and declare prototypes.
+
+        Raises:
+            StubUnavailable: the library could not be loaded (any ``OSError`` from
+                the loader, such as a wrong architecture or a missing dependency).
+        """
         self._path = pathlib.Path(path)
-        self._lib = ctypes.CDLL(str(self._path))
+        try:
+            self._lib = ctypes.CDLL(str(self._path))
+        except OSError as exc:
+            raise StubUnavailable(f"cannot load the SSPI stub {self._path}: {exc}") from exc
         self._declare()
 
     @classmethod
     def build(cls, directory: pathlib.Path) -> Stub:
-        """Build the stub into *directory* and load it."""
+        """Build the stub into *directory* and load it.
+
+        Raises:
+            StubUnavailable: the stub cannot be built or loaded here (always on
+                Windows); the message says why.
+        """
         return cls(build_stub(directory))
 
     @property
