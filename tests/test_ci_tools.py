@@ -505,7 +505,7 @@ def test_the_portable_tests_leave_out_the_plugins_marker() -> None:
 
 README = ROOT / "README.md"
 WINDOWS_SUBSTITUTIONS = (("python3 -m venv", "python -m venv"), (".venv/bin/", ".venv/Scripts/"))
-"""The changes the README says to make on Windows (``python``, ``.venv\\Scripts\\``), in Git Bash."""
+"""The changes the README says to make on Windows (``python``, ``.venv\\Scripts\\``)."""
 
 
 def _readme_commands() -> list[str]:
@@ -515,7 +515,8 @@ def _readme_commands() -> list[str]:
     assert section is not None, "README.md has no 'Try it on a fresh machine' section"
     blocks = re.findall(r"^```(?:bash|sh|console)?\n(.*?)^```", section[1], re.M | re.S)
     commands = [line for block in blocks for line in block.splitlines() if line.strip()]
-    assert "On Windows, use `python` for `python3` and `.venv\\Scripts\\` for `.venv/bin/`" in section[1]
+    windows = "On Windows, use `python` for `python3` and `.venv\\Scripts\\` for `.venv/bin/`"
+    assert windows in section[1]
     return commands
 
 
