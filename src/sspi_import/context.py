@@ -150,8 +150,13 @@ class SecurityContextBase(MessageProtection):
             free_context_buffer(self._lib, ctypes.cast(pointer, c_void_p))
 
     def sizes(self) -> ContextSizes:
-        """Token, signature, block and trailer sizes (``SECPKG_ATTR_SIZES``), asked once."""
+        """Token, signature, block and trailer sizes (``SECPKG_ATTR_SIZES``), asked once.
+
+        A closed context raises ``ValueError``, like every other call, cached or not.
+        """
         cached: ContextSizes | None = getattr(self, "_sizes", None)
+        if cached is not None and self._handle is None:
+            raise self._closed_error()
         if cached is None:
             raw = SecPkgContext_Sizes()
             self._query(C.SECPKG_ATTR_SIZES, raw)
