@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,9 +27,10 @@ RUN_FOR = 0.15  # seconds each round lets the workers run before the close
 
 
 @pytest.fixture(params=["sspi_rs", "sspi_fake"])
-def provider(request: pytest.FixtureRequest) -> Iterator[str]:
+def provider(request: pytest.FixtureRequest) -> str:
     request.getfixturevalue(request.param)
-    yield request.param
+    name: str = request.param
+    return name
 
 
 def _closed(exc: BaseException) -> bool:
@@ -50,7 +51,7 @@ class Workers:
             while True:
                 try:
                     action()
-                except BaseException as exc:  # noqa: BLE001 - judged by the test
+                except BaseException as exc:  # judged by the test
                     with self._lock:
                         self.errors.append(exc)
                     return
@@ -79,36 +80,41 @@ def _exporting(server: SecurityContext, provider: str) -> Callable[[], object]:
     return export
 
 
-def test_calls_racing_close_see_only_the_closed_error(provider: str) -> None:
+def _racing_round(provider: str) -> Workers:
     identity = ALICE if provider == "sspi_rs" else None
-    for _ in range(ROUNDS):
-        client, server = sspi_import.loopback("NTLM", identity)
-        with client:
-            queue = iter([client.encrypt(b"message %d" % i) for i in range(300)])
+    client, server = sspi_import.loopback("NTLM", identity)
+    with client:
+        queue = iter([client.encrypt(b"message %d" % i) for i in range(300)])
 
-            def decrypt_next() -> None:
-                message = next(queue, None)
-                if message is None:  # all decrypted: keep calling on the context
-                    assert server.user_name
-                else:
-                    assert server.decrypt(message).startswith(b"message ")
-
-            def query() -> None:
-                server.sizes()
+        def decrypt_next() -> None:
+            message = next(queue, None)
+            if message is None:  # all decrypted: keep calling on the context
                 assert server.user_name
-                if provider != "sspi_rs":  # sspi-rs answers no lifespan
-                    server.lifespan  # noqa: B018
+            else:
+                assert server.decrypt(message).startswith(b"message ")
 
-            workers = Workers()
-            # Decrypts in order on one thread (NTLM's receive sequence); encrypts, queries
-            # and exports on the same context from the others (its send state moves).
-            workers.start(decrypt_next)
-            workers.start(lambda: server.encrypt(b"x" * 64), WORKERS)
-            workers.start(query)
-            workers.start(_exporting(server, provider))
-            time.sleep(RUN_FOR)
-            server.close()
-            workers.join()
+        def query() -> None:
+            server.sizes()
+            assert server.user_name
+            if provider != "sspi_rs":  # sspi-rs answers no lifespan
+                server.lifespan  # noqa: B018
+
+        workers = Workers()
+        # Decrypts in order on one thread (NTLM's receive sequence); encrypts, queries
+        # and exports on the same context from the others (its send state moves).
+        workers.start(decrypt_next)
+        workers.start(lambda: server.encrypt(b"x" * 64), WORKERS)
+        workers.start(query)
+        workers.start(_exporting(server, provider))
+        time.sleep(RUN_FOR)
+        server.close()
+        workers.join()
+    return workers
+
+
+def test_calls_racing_close_see_only_the_closed_error(provider: str) -> None:
+    for _ in range(ROUNDS):
+        workers = _racing_round(provider)
         unexpected = [e for e in workers.errors if not _closed(e)]
         assert not unexpected, unexpected
         assert len(workers.errors) == WORKERS + 3  # every worker ended on "closed"
@@ -132,60 +138,67 @@ def test_close_from_many_threads_during_calls_deletes_once(sspi_fake: FakeSspi) 
     assert not sspi_fake.misuses
 
 
+def _consuming_round() -> Workers:
+    client, server = sspi_import.loopback("NTLM")
+    with client:
+        workers = Workers()
+        workers.start(lambda: server.encrypt(b"z" * 16), WORKERS)
+        time.sleep(0.02)
+        results: list[Any] = []
+
+        def consume() -> None:
+            try:
+                results.append(server.export(sspi_import.ExportFlags.DELETE_OLD))
+            except ValueError as exc:
+                results.append(exc)
+
+        racer = threading.Thread(target=consume)
+        racer.start()
+        server.close()
+        racer.join()
+        workers.join()
+        for result in results:
+            if isinstance(result, sspi_import.ExportedContext):
+                result.close()
+            else:
+                assert _closed(result)
+    return workers
+
+
 def test_consuming_export_racing_calls_and_close(sspi_fake: FakeSspi) -> None:
     for _ in range(ROUNDS):
-        client, server = sspi_import.loopback("NTLM")
-        with client:
-            workers = Workers()
-            workers.start(lambda: server.encrypt(b"z" * 16), WORKERS)
-            time.sleep(0.02)
-            results: list[Any] = []
-
-            def consume() -> None:
-                try:
-                    results.append(server.export(sspi_import.ExportFlags.DELETE_OLD))
-                except ValueError as exc:
-                    results.append(exc)
-
-            racer = threading.Thread(target=consume)
-            racer.start()
-            server.close()
-            racer.join()
-            workers.join()
-            for result in results:
-                if isinstance(result, sspi_import.ExportedContext):
-                    result.close()
-                else:
-                    assert _closed(result)
+        workers = _consuming_round()
         assert all(_closed(e) for e in workers.errors), workers.errors
     assert not sspi_fake.misuses
+
+
+def _shared_credentials_round(identity: sspi_import.Identity | None) -> None:
+    client_creds = sspi_import.Credentials.acquire("NTLM", "outbound", identity)
+    server_creds = sspi_import.Credentials.acquire("NTLM", "inbound", identity)
+
+    def handshake() -> None:
+        client = SecurityContext.initiator(client_creds, "host/x")
+        server = SecurityContext.acceptor(server_creds)
+        with client, server:
+            token = client.step(None)
+            while token is not None and not (client.complete and server.complete):
+                token = server.step(token)
+                if token is not None:
+                    token = client.step(token)
+
+    workers = Workers()
+    workers.start(handshake, WORKERS)
+    time.sleep(RUN_FOR / 3)
+    client_creds.close()  # freed after the steps using it, never under one
+    server_creds.close()
+    workers.join()
+    unexpected = [e for e in workers.errors if not _closed(e)]
+    assert not unexpected, unexpected
+    assert client_creds.closed
+    assert server_creds.closed
 
 
 def test_credentials_closed_while_handshakes_step_on_them(provider: str) -> None:
     identity = ALICE if provider == "sspi_rs" else None
     for _ in range(ROUNDS):
-        client_creds = sspi_import.Credentials.acquire("NTLM", "outbound", identity)
-        server_creds = sspi_import.Credentials.acquire("NTLM", "inbound", identity)
-        done: list[int] = []
-
-        def handshake() -> None:
-            client = SecurityContext.initiator(client_creds, "host/x")
-            server = SecurityContext.acceptor(server_creds)
-            with client, server:
-                token = client.step(None)
-                while token is not None and not (client.complete and server.complete):
-                    token = server.step(token)
-                    if token is not None:
-                        token = client.step(token)
-            done.append(1)
-
-        workers = Workers()
-        workers.start(handshake, WORKERS)
-        time.sleep(RUN_FOR / 3)
-        client_creds.close()  # freed after the steps using it, never under one
-        server_creds.close()
-        workers.join()
-        unexpected = [e for e in workers.errors if not _closed(e)]
-        assert not unexpected, unexpected
-        assert client_creds.closed
-        assert server_creds.closed
+        _shared_credentials_round(identity)

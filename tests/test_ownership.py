@@ -61,7 +61,13 @@ def test_no_owner_can_be_duplicated(
         assert "free it twice" in message
         assert not owner.closed  # the refusal took nothing away
         kinds.add(type(owner).__name__)
-    assert kinds == {"SecurityContext", "Credentials", "ImportedContext", "AdoptedContext", "_Token"}
+    assert kinds == {
+        "SecurityContext",
+        "Credentials",
+        "ImportedContext",
+        "AdoptedContext",
+        "_Token",
+    }
     assert not sspi_fake.misuses  # one owner each: nothing was freed twice
 
 
