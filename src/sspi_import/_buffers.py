@@ -12,7 +12,7 @@ import ctypes
 import mmap
 from typing import Any
 
-from ._cpython import BYTES_OFFSET, bytes_address
+from ._cpython import bytes_address
 from .errors import check
 
 __all__ = [
@@ -49,10 +49,9 @@ def readable(data: object, what: str = "blob") -> tuple[Any, int, int]:
     """
     if type(data) is bytes:
         length = len(data)
-        if BYTES_OFFSET is not None and 0 < length <= MAX_BUFFER:  # the hot path, inlined
-            return data, id(data) + BYTES_OFFSET, length
-        _check_length(length, what)
-        return data, bytes_address(data), length
+        if not 0 < length <= MAX_BUFFER:
+            _check_length(length, what)
+        return data, bytes_address(data), length  # _cpython: no copy, no ctypes.cast
     if isinstance(data, str) or not _is_buffer(data):
         raise TypeError(
             f"the {what} must be bytes, bytearray or memoryview, not {type(data).__name__}"
