@@ -38,7 +38,8 @@ def test_fresh_objects_are_new_and_addressed_exactly() -> None:
     assert made is not None
     value, at = made
     assert value == b"headtail"
-    assert value is not head and value is not tail
+    assert value is not head
+    assert value is not tail
     assert at == _address(value)
     source = b"0123456789"
     sliced = _cpython.fresh_slice(source, 2, 6)
