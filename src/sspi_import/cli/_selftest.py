@@ -180,7 +180,7 @@ def resolve_identity(
     *,
     environ: dict[str, str] | os._Environ[str] = os.environ,
     stdin: TextIO | None = None,
-    ask: Callable[[str], str] = getpass.getpass,
+    ask: Callable[[str], str] | None = None,
 ) -> Identity | None:
     """The explicit identity asked for, its password from the environment or a prompt.
 
@@ -212,7 +212,7 @@ def resolve_identity(
                     f"--user needs a password: set {PASSWORD_ENV}, or run in a "
                     "terminal to be asked for it."
                 )
-            password = ask(f"password for {shown}: ")
+            password = (ask or getpass.getpass)(f"password for {shown}: ")
     from ..credentials import Identity
 
     try:
