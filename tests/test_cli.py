@@ -223,8 +223,12 @@ def test_explain_needs_a_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert out == ""
 
 
-def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_has_examples(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
     status, out, _ = run(capsys, "--help")
+    assert fits(out), out
     assert status == 0
     assert "examples:" in out
     assert "sspi-import selftest --sspi-rs" in out
@@ -233,6 +237,7 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
         assert status == 0
         assert "examples:" in out
         assert "exit status:" in out
+        assert fits(out), out
 
 
 def _run_module(*argv: str, **env: str) -> subprocess.CompletedProcess[bytes]:

@@ -17,9 +17,9 @@ examples:
   sspi-import explain 0x80090306 -2146893054 SEC_E_INVALID_TOKEN
   sspi-import packages
   sspi-import packages --sspi-rs --json
-  sspi-import selftest            secur32 on Windows, the simulated provider elsewhere
+  sspi-import selftest            secur32 on Windows, simulated elsewhere
   sspi-import selftest --package Negotiate
-  sspi-import selftest --sspi-rs  real handshake; export fails (sspi-rs lacks it)
+  sspi-import selftest --sspi-rs  real handshake; sspi-rs cannot export
   sspi-import selftest --fake --json
 
 exit status: 0 success; 1 a failed step (unknown code, failed selftest step,
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Explain SSPI status codes: symbol, hex, signed value, meaning, advice.",
         epilog="examples:\n  sspi-import explain 0x80090306\n  sspi-import explain "
         "-2146893054 sec_e_invalid_token 2148074248\n\nexit status: 0 all known; "
-        "1 a code is not in winerror.h; 2 an argument is no status code",
+        "1 a code is not in winerror.h;\n2 an argument is no status code",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     explain.add_argument(
@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         "packages",
         parents=[json_option],
         help="list the installed security packages",
-        description="List security packages (EnumerateSecurityPackagesW): name, capabilities, "
-        "maximum token size, and whether the package can export contexts.",
+        description="List security packages (EnumerateSecurityPackagesW): name,\n"
+        "capabilities, maximum token size, and whether the package can export contexts.",
         epilog="examples:\n  sspi-import packages\n  sspi-import packages --sspi-rs --json"
         "\n\nexit status: 0 listed; 1 the provider could not be used; 2 usage error",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -81,12 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         "selftest",
         parents=[json_option],
         help="authenticate, export, import (here and in a child), use the context",
-        description="Run a loopback handshake, query and protect with the context, export "
-        "it, import it in this process and in a child process. One line per step with its "
-        "status; exit 0 only when every step passed.",
+        description="Run a loopback handshake, query and protect with the context,\n"
+        "export it, import it in this process and in a child process. One line per\n"
+        "step with its status; exit 0 only when every step passed.",
         epilog="examples:\n  sspi-import selftest\n  sspi-import selftest --package Negotiate\n"
-        f"  {_selftest.PASSWORD_ENV}=secret sspi-import selftest --sspi-rs --user alice "
-        "--domain EXAMPLE\n  sspi-import selftest --fake --json\n\n"
+        f"  {_selftest.PASSWORD_ENV}=secret sspi-import selftest --sspi-rs \\\n"
+        "      --user alice --domain EXAMPLE\n  sspi-import selftest --fake --json\n\n"
         "exit status: 0 every step passed; 1 a step failed; 2 usage error",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
