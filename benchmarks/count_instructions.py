@@ -32,8 +32,14 @@ from _common import KIB, ROOT, Case, build_stub, machine, print_table, write_jso
 
 PAIRS: dict[str, tuple[str, str]] = {
     # ratio name: (numerator case, denominator case)
+    "ImportedContext+close / careful": ("lib import", "careful import"),
+    "export_context / careful": ("lib export", "careful export"),
+    "ImportedContext+close / bare limit": ("lib import", "bare import"),
+    "export_context / bare limit": ("lib export", "bare export"),
     "ImportedContext+close / raw": ("lib import", "raw import"),
     "export_context / raw": ("lib export", "raw export"),
+    "round trip 64 B / sspilib minimal": ("lib rt 64", "sspilib-min rt 64"),
+    "round trip 64 KiB / sspilib minimal": ("lib rt 65536", "sspilib-min rt 65536"),
     "round trip 64 B / sspilib": ("lib rt 64", "sspilib rt 64"),
     "in place 64 B / sspilib": ("lib in place 64", "sspilib rt 64"),
     "round trip 64 KiB / sspilib": ("lib rt 65536", "sspilib rt 65536"),
@@ -60,12 +66,17 @@ def _stub_cases(stub_path: pathlib.Path) -> dict[str, Callable[[], Case]]:
     stub.reset()
     sspi_import.use_library(stub.path)
     raw = bench.RawSspi(stub.path)
+    careful = bench.CarefulSspi(stub.path)
     blob = bytes(range(256)) * 4  # 1 KiB, as in bench_overhead
 
     def lib_export() -> Case:
         return bench.lib_export(sspi_import.ImportedContext(bench.PACKAGE, blob))
 
     return {
+        "bare import": lambda: bench.bare_import_close(careful, bench.PACKAGE, blob),
+        "careful import": lambda: bench.careful_import_close(careful, bench.PACKAGE, blob),
+        "bare export": lambda: bench.bare_export(careful, SecHandle(*stub.new_context())),
+        "careful export": lambda: bench.careful_export(careful, SecHandle(*stub.new_context())),
         "raw import": lambda: bench.raw_import_close(raw, bench.PACKAGE, blob),
         "lib import": lambda: bench.lib_import_close(bench.PACKAGE, blob),
         "raw export": lambda: bench.raw_export(raw, SecHandle(*stub.new_context())),
@@ -85,6 +96,9 @@ def _round_trip_case(name: str) -> Case:
     if kind == ["sspilib", "rt"]:
         client, server, trailer = bench._sspilib_pair()
         return bench.sspilib_round_trip(client, server, trailer, message)
+    if kind == ["sspilib-min", "rt"]:
+        client, server, trailer = bench._sspilib_pair()
+        return bench.sspilib_minimal_round_trip(client, server, trailer, message)
     sspi_import.use_library(sspi_import.find_sspi_rs())
     ours = sspi_import.loopback("NTLM", Identity("user", "DOMAIN.LOCAL", "Password01"))
     if kind == ["lib", "rt"]:
