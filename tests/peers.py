@@ -70,7 +70,7 @@ class Peer:
 
     def wrap_winrm(self, data: bytes) -> bytes:
         result = self.context.wrap_winrm(data)  # pyspnego only
-        return struct.pack("<I", len(result.header)) + result.header + result.data
+        return struct.pack("<I", len(result.header)) + bytes(result.header) + bytes(result.data)
 
     def unwrap_winrm(self, frame: bytes) -> bytes:
         (length,) = struct.unpack_from("<I", frame)
