@@ -84,6 +84,7 @@ _COMMON = _DELEGATE | _MUTUAL | _REPLAY | _SEQUENCE | _CONFIDENTIALITY | _CONNEC
 _ISC_SUPPORTED = _COMMON | _ISC_INTEGRITY
 _ASC_SUPPORTED = _COMMON | _ASC_INTEGRITY
 _SECBUFFER_ATTRMASK = 0xF0000000
+_UNSEALED = C.SECBUFFER_READONLY | C.SECBUFFER_READONLY_WITH_CHECKSUM  # signed, not sealed
 _SECPKG_NEGOTIATION_COMPLETE, _SECPKG_NEGOTIATION_IN_PROGRESS = 0, 2
 _DUPLICATE_CLOSE_SOURCE = 0x1
 
@@ -945,7 +946,7 @@ class FakeSspi:
 
     @staticmethod
     def _xor_data(key: bytes, nonce: bytes, data: list[SecBuffer]) -> None:
-        writable = [b for b in data if not b.BufferType & C.SECBUFFER_READONLY and b.cbBuffer]
+        writable = [b for b in data if not b.BufferType & _UNSEALED and b.cbBuffer]
         plain = b"".join(_read(b) for b in writable)
         mixed = _wire.keystream_xor(key, nonce, plain)
         offset = 0
