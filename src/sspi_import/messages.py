@@ -438,9 +438,12 @@ class MessageProtection(OwnedHandle[SecHandle]):
         return _PREFIX + sizes.security_trailer + length + sizes.block_size
 
     def encrypt(self, data: Blob) -> bytes:
-        """Encrypt ``data`` (``EncryptMessage``) into one self-describing message.
+        """Encrypt ``data`` (``EncryptMessage``) into one message in the WinRM layout.
 
-        Wire layout (what ``decrypt`` reads)::
+        The layout of MS-WSMV's encrypted body, as pywinrm, pypsrp and pyspnego's
+        ``wrap_winrm``/``unwrap_winrm`` frame it. For GSS-API wrap, SASL, LDAP or SMB
+        peers (sspilib's and pyspnego's ``wrap``) use ``wrap`` instead. Wire layout
+        (what ``decrypt`` reads)::
 
             trailer length (4 bytes, little-endian) | trailer | ciphertext | padding
 
@@ -561,10 +564,15 @@ class MessageProtection(OwnedHandle[SecHandle]):
         return len(message)
 
     def decrypt(self, data: Blob) -> bytes:
-        """Decrypt a message ``encrypt`` produced on the peer (``DecryptMessage``).
+        """Decrypt a WinRM-layout message (``encrypt``, pyspnego's ``wrap_winrm``).
 
-        Raises ``ValueError`` for a message too short for its own layout, and the
-        provider's error (``MessageAlteredError`` on tampering) when SSPI rejects it.
+        Raises ``ValueError``, before SSPI sees the message, for a message too short
+        for its own layout and for a declared trailer length that cannot be right for
+        this context: more than ``sizes().security_trailer``, or, for NTLM, anything
+        but exactly that (16 bytes). A ``wrap`` message (``token || data``) handed
+        here by mistake is refused so, instead of desynchronizing the context's
+        sealing state; open it with ``unwrap``. Raises the provider's error
+        (``MessageAlteredError`` on tampering) when SSPI rejects the message.
         ``data`` is not changed; to decrypt a writable buffer where it is, without a
         copy, use ``decrypt_in_place``.
         """
@@ -642,7 +650,8 @@ class MessageProtection(OwnedHandle[SecHandle]):
         zeroed (it may hold partly decrypted bytes) and the error is raised.
 
         Raises ``TypeError`` for a read-only buffer (``bytes``: use ``decrypt``),
-        ``ValueError`` for a message too short for its own layout.
+        ``ValueError`` for a message too short for its own layout or whose declared
+        trailer length cannot be right for this context (as ``decrypt``).
         """
         view, base, length = writable(buffer, "message")
         trailer = _trailer_length(view, length)
