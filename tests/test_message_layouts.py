@@ -264,3 +264,35 @@ def test_ntlm_trailer_is_exactly_16_on_sspi_rs(sspi_rs: object) -> None:
             server.decrypt(wrapped)
         assert server.unwrap(wrapped) == b"GSS-API wrap"
         assert server.decrypt(client.encrypt(b"then WinRM")) == b"then WinRM"
+
+
+# Windows: real NTLM (the Windows lane runs these) ---------------------------------------
+
+
+@pytest.mark.windows_sspi
+@pytest.mark.parametrize("size", [0, 1, 16, 17, 65536, 1 << 20])
+def test_windows_ntlm_wrap_unwrap_and_the_guard(size: int) -> None:
+    client, server = sspi_import.loopback("NTLM")
+    with client, server:
+        assert client.sizes().security_trailer == 16
+        data = bytes(i % 253 for i in range(size))
+        assert server.unwrap(client.wrap(data)) == data
+        assert client.unwrap(server.wrap(data)) == data
+        wrapped = client.wrap(b"GSS-API wrap")
+        with pytest.raises(ValueError, match="exactly 16"):
+            server.decrypt(wrapped)
+        assert server.unwrap(wrapped) == b"GSS-API wrap"
+        assert server.decrypt(client.encrypt(b"WinRM")) == b"WinRM"
+
+
+@pytest.mark.windows_sspi
+def test_windows_ntlm_sign_only_is_reported_and_refused() -> None:
+    # What secur32's NTLM reports for a sign-only wrap is the question this answers.
+    client, server = sspi_import.loopback("NTLM")
+    with client, server:
+        signed = client.wrap(b"in the clear", encrypt=False)
+        assert b"in the clear" in signed
+        with pytest.raises(UnencryptedMessageError):
+            server.unwrap(signed)
+        again = client.wrap(b"in the clear", encrypt=False)
+        assert server.unwrap(again, allow_unencrypted=True) == b"in the clear"
