@@ -207,3 +207,6 @@ const long long abi_const__SECPKG_FLAG_APPCONTAINER_PASSTHROUGH = (long long)(SE
 const long long abi_const__SECPKG_FLAG_APPCONTAINER_CHECKS = (long long)(SECPKG_FLAG_APPCONTAINER_CHECKS);
 const long long abi_const__SECPKG_FLAG_CREDENTIAL_ISOLATION_ENABLED = (long long)(SECPKG_FLAG_CREDENTIAL_ISOLATION_ENABLED);
 const long long abi_const__SECPKG_FLAG_APPLY_LOOPBACK = (long long)(SECPKG_FLAG_APPLY_LOOPBACK);
+const long long abi_const__SECBUFFER_ATTRMASK = (long long)(SECBUFFER_ATTRMASK);
+const long long abi_const__SECBUFFER_READONLY_WITH_CHECKSUM = (long long)(SECBUFFER_READONLY_WITH_CHECKSUM);
+const long long abi_const__SECQOP_WRAP_OOB_DATA = (long long)(SECQOP_WRAP_OOB_DATA);

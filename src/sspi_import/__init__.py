@@ -53,12 +53,14 @@ from .exported import ExportedContext
 from .handoff import ExportFlags, ImportedContext, export_context
 from .handshake import RequestFlags, SecurityContext, loopback
 from .library import find_sspi_rs, library_description, use_library
+from .messages import BufferType, IovBuffer, IovResult, UnencryptedMessageError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AdoptedContext",
     "BufferTooSmallError",
+    "BufferType",
     "CannotPackError",
     "CleanupWarning",
     "ContextExpiredError",
@@ -75,6 +77,8 @@ __all__ = [
     "InvalidHandleError",
     "InvalidParameterError",
     "InvalidTokenError",
+    "IovBuffer",
+    "IovResult",
     "LogonDeniedError",
     "MessageAlteredError",
     "NoAuthenticatingAuthorityError",
@@ -90,6 +94,7 @@ __all__ = [
     "StatusInfo",
     "TargetUnknownError",
     "TimeSkewError",
+    "UnencryptedMessageError",
     "UnknownCredentialsError",
     "UnsupportedFunctionError",
     "WrongPrincipalError",

@@ -1,8 +1,18 @@
-"""Message protection on every context: sign/verify and encrypt/decrypt.
+"""Message protection on every context, in every layout real peers use.
 
-``encrypt``/``decrypt`` (and ``encrypt_into``/``decrypt_in_place``) speak one wire
-layout, ``trailer length (4 bytes LE) || trailer || ciphertext || padding``: the layout
-WinRM uses (pywinrm, pypsrp: MS-WSMV's encrypted body). Every call holds the context's
+- ``wrap``/``unwrap``: ``token || data || padding``, the layout of GSS-API wrap, SASL,
+  LDAP and SMB, and of sspilib's and pyspnego's ``wrap``. ``unwrap`` hands the whole
+  message to SSPI as ``SECBUFFER_STREAM`` + ``SECBUFFER_DATA`` and the provider splits it.
+- ``encrypt``/``decrypt`` (and ``encrypt_into``/``decrypt_in_place``): ``trailer length
+  (4 bytes LE) || trailer || ciphertext || padding``, the layout WinRM uses (MS-WSMV's
+  encrypted body, as pywinrm, pypsrp and pyspnego's ``wrap_winrm``/``unwrap_winrm``
+  frame it). ``decrypt`` refuses a declared trailer length that cannot be right for
+  the context before SSPI sees the frame, so a framing mistake cannot desynchronize it.
+- ``wrap_iov``/``unwrap_iov``: the caller's own list of buffers (``IovBuffer``), for
+  protocols that keep token and data apart (DCE/RPC, SMB, WinRM).
+- ``sign``/``verify``: a detached signature.
+
+Every call holds the context's
 lock (``OwnedHandle``), so calls on one context are serialized: NTLM's sealing state
 (RC4 stream, sequence numbers) moves with each message, and providers are not safe for
 concurrent calls on one context.
@@ -21,8 +31,11 @@ work in the caller's own writable buffer instead.
 from __future__ import annotations
 
 import ctypes
+import enum
 import struct
+from collections.abc import Callable, Iterable
 from ctypes import byref, c_uint32
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._buffers import MAX_BUFFER, Blob, WritableBlob, readable, writable
@@ -30,12 +43,18 @@ from ._cpython import fresh_bytes, fresh_copy, fresh_slice
 from ._handle import OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.structs import SecBuffer, SecBufferDesc, SecHandle
-from .errors import InternalError, check, status_info
+from .errors import InternalError, SspiError, check, status_info
 
 if TYPE_CHECKING:
     from .context import ContextSizes
 
-__all__ = ["MessageProtection"]
+__all__ = [
+    "BufferType",
+    "IovBuffer",
+    "IovResult",
+    "MessageProtection",
+    "UnencryptedMessageError",
+]
 
 _TRAILER_LENGTH = struct.Struct("<I")
 _PREFIX = _TRAILER_LENGTH.size  # a sealed message starts with its trailer length
@@ -118,11 +137,168 @@ def _data_buffer(fields: tuple[int, ...]) -> tuple[int, int]:
     raise InternalError(_INTERNAL_ERROR, "DecryptMessage", "no data buffer came back")
 
 
-class MessageProtection(OwnedHandle[SecHandle]):
-    """``sign``, ``verify``, ``encrypt``, ``decrypt`` and their in-place forms."""
+_NO_ENCRYPT = C.SECQOP_WRAP_NO_ENCRYPT
+_STREAM = C.SECBUFFER_STREAM
+_CONFIDENTIALITY = C.ISC_RET_CONFIDENTIALITY  # == ASC_RET_CONFIDENTIALITY (and the REQ bits)
+_ULONG_MAX = 0xFFFF_FFFF
+_MAX_IOV = 64
 
-    __slots__ = ("_sizes",)
+
+class UnencryptedMessageError(ValueError):
+    """``unwrap`` refused a message that was signed but not encrypted.
+
+    The context negotiated confidentiality, yet the provider reported that the message
+    was only signed (``DecryptMessage``'s QOP holds ``SECQOP_WRAP_NO_ENCRYPT``). The
+    signature was valid: the peer (or whoever holds the session key) sent it in the
+    clear. The message counts as received (its sequence number is used; the next one
+    still opens), and its plaintext is withheld and wiped. Pass
+    ``allow_unencrypted=True`` to accept such messages. ``qop`` is the QOP reported.
+    """
+
+    qop: int
+
+    def __init__(self, qop: int) -> None:
+        super().__init__(
+            f"the message was signed but not encrypted (QOP 0x{qop:08X}), although the "
+            "context negotiated confidentiality; pass allow_unencrypted=True to accept it"
+        )
+        self.qop = qop
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.qop,))
+
+
+class BufferType(enum.IntEnum):
+    """``SecBuffer.BufferType`` values ``wrap_iov`` and ``unwrap_iov`` take (sspi.h)."""
+
+    EMPTY = C.SECBUFFER_EMPTY
+    """Nothing; the provider may fill it (an output it reports)."""
+    DATA = C.SECBUFFER_DATA
+    """The message: encrypted and signed in place."""
+    TOKEN = C.SECBUFFER_TOKEN
+    """The security token (signature, Kerberos header); ``None`` sizes it to the trailer."""
+    PADDING = C.SECBUFFER_PADDING
+    """Block-cipher padding; ``None`` sizes it to ``sizes().block_size``."""
+    STREAM = C.SECBUFFER_STREAM
+    """A whole ``token || data`` message for ``unwrap_iov``; the provider splits it."""
+    READONLY = C.SECBUFFER_DATA | C.SECBUFFER_READONLY
+    """Data the provider only reads: not encrypted (``SECBUFFER_DATA | SECBUFFER_READONLY``)."""
+    READONLY_WITH_CHECKSUM = C.SECBUFFER_DATA | C.SECBUFFER_READONLY_WITH_CHECKSUM
+    """Data signed but not encrypted, such as a DCE/RPC PDU header
+    (``SECBUFFER_DATA | SECBUFFER_READONLY_WITH_CHECKSUM``)."""
+
+
+IovData = bytes | bytearray | memoryview | int | None
+
+
+@dataclass(frozen=True)
+class IovBuffer:
+    """One ``SecBuffer`` of a ``wrap_iov``/``unwrap_iov`` call: its type and its bytes.
+
+    As input, ``data`` is one of:
+
+    - a writable buffer (``bytearray``, writable ``memoryview``): handed to SSPI as it
+      is, and written in place (zero-copy, like ``encrypt_into``);
+    - ``bytes`` (or a read-only view): copied into a private buffer first, never written;
+    - an ``int``: a new zeroed buffer of that many bytes (room for the provider);
+    - ``None``: ``TOKEN`` gets ``sizes().security_trailer`` bytes, ``PADDING``
+      ``sizes().block_size``, any other type none (an output the provider points).
+
+    As output (``IovResult.buffers``), ``data`` is what the provider left in the buffer:
+    a ``memoryview`` of the caller's writable buffer where it lies there, else ``bytes``.
+    """
+
+    type: BufferType
+    data: IovData = None
+
+    def __post_init__(self) -> None:
+        """Check the type, and that ``data`` is bytes-like, a size or ``None``."""
+        try:
+            kind = BufferType(self.type)
+        except ValueError:
+            raise ValueError(
+                f"unknown buffer type {self.type!r}; use a sspi_import.BufferType member"
+            ) from None
+        object.__setattr__(self, "type", kind)
+        data = self.data
+        if isinstance(data, bool) or (
+            data is not None and not isinstance(data, int | bytes | bytearray | memoryview)
+        ):
+            raise TypeError(
+                "IovBuffer data must be bytes, bytearray, memoryview, a size or None, "
+                f"not {type(data).__name__}"
+            )
+        if isinstance(data, int) and not 0 <= data <= MAX_BUFFER:
+            raise ValueError(f"a buffer size must be between 0 and {MAX_BUFFER}, not {data}")
+
+    def __repr__(self) -> str:
+        """Type and length only: the bytes may be plaintext."""
+        data = self.data
+        size = data if isinstance(data, int) or data is None else memoryview(data).nbytes
+        return f"IovBuffer({self.type.name}, {size!r} bytes)"
+
+
+@dataclass(frozen=True)
+class IovResult:
+    """What ``wrap_iov``/``unwrap_iov`` return: the buffers as the provider left them."""
+
+    buffers: tuple[IovBuffer, ...]
+    """One per input buffer, in order, with the type and bytes the provider reported."""
+    qop: int
+    """The QOP: the one used (``wrap_iov``) or the one ``DecryptMessage`` reported."""
+
+    @property
+    def encrypted(self) -> bool:
+        """``False`` when the QOP says sign-only (``SECQOP_WRAP_NO_ENCRYPT``)."""
+        return not self.qop & _NO_ENCRYPT
+
+    def __repr__(self) -> str:
+        """Buffer types and lengths, never their bytes."""
+        return f"IovResult(buffers={list(self.buffers)!r}, qop=0x{self.qop:08X})"
+
+
+def _ulong(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= _ULONG_MAX:
+        raise ValueError(f"{what} must be between 0 and 0x{_ULONG_MAX:X}, not {value}")
+    return value
+
+
+def _wrap_qop(encrypt: bool, qop: int) -> int:
+    """The ``fQOP`` for ``EncryptMessage``: ``qop``, plus sign-only when not encrypting."""
+    qop = _ulong(qop, "qop")
+    if encrypt and qop & _NO_ENCRYPT == _NO_ENCRYPT:
+        raise ValueError("qop asks for SECQOP_WRAP_NO_ENCRYPT: pass encrypt=False instead")
+    return qop if encrypt else qop | _NO_ENCRYPT
+
+
+def _whole_message(data: object) -> tuple[Any, int]:
+    """``(source, length)`` for ``wrap``: any bytes-like object, empty included."""
+    if type(data) is bytes:
+        if len(data) > MAX_BUFFER:
+            readable(data, "message")  # raises
+        return data, len(data)
+    if isinstance(data, bytearray | memoryview) and memoryview(data).nbytes == 0:
+        return b"", 0
+    source, _address, length = readable(data, "message")
+    return source, length
+
+
+def _copy_out(address: int, length: int) -> bytes:
+    return ctypes.string_at(address, length) if length else b""
+
+
+class MessageProtection(OwnedHandle[SecHandle]):
+    """Message protection in every layout, on every context.
+
+    ``wrap``/``unwrap`` (token || data), ``encrypt``/``decrypt`` (WinRM),
+    ``wrap_iov``/``unwrap_iov`` (the caller's buffers), ``sign``/``verify``.
+    """
+
+    __slots__ = ("_frame", "_sizes")
     _sizes: ContextSizes  # set on first sizes()
+    _frame: tuple[int, bool]  # (largest trailer, NTLM: trailer is exactly that), first decrypt
 
     def sizes(self) -> ContextSizes:  # pragma: no cover - defined by SecurityContextBase
         """Token, signature, block and trailer sizes of the context."""
@@ -134,25 +310,77 @@ class MessageProtection(OwnedHandle[SecHandle]):
         except AttributeError:
             return self.sizes()
 
+    def _frame_rule(self) -> tuple[int, bool]:
+        """What a WinRM frame's declared trailer length may be: ``(largest, exact)``.
+
+        At most ``sizes().security_trailer``; for NTLM (also when Negotiate chose it)
+        exactly that, since an NTLM signature has one size (16 bytes on Windows and
+        sspi-rs). Asked once per context.
+        """
+        limit = self._cached_sizes().security_trailer
+        package: Any = getattr(self, "package", None)
+        if not isinstance(package, str) or package.lower() == "negotiate":
+            try:
+                package = getattr(self, "package_name", None)
+            except SspiError:  # no package info: only the size limit applies
+                package = None
+        rule = (limit, isinstance(package, str) and package.lower() == "ntlm")
+        self._frame = rule
+        return rule
+
+    def _refuse_trailer(self, declared: int, limit: int, exact: bool) -> None:
+        """Raise the ``ValueError`` for a declared trailer length that cannot be right."""
+        if exact:
+            expected = f"an NTLM trailer is exactly {limit} bytes"
+        else:
+            expected = f"this context's trailers are at most {limit} bytes"
+        hint = ""
+        if declared < limit:
+            hint = (
+                "; a message from wrap() (sspilib, pyspnego, GSS-API: token || data) "
+                "has no length prefix: open it with unwrap()"
+            )
+        raise ValueError(
+            f"the message declares a {declared}-byte trailer, but {expected}: it is not "
+            f"a WinRM-layout frame, so it was not handed to SSPI{hint}"
+        )
+
+    def _check_trailer(self, declared: int) -> None:
+        try:
+            limit, exact = self._frame
+        except AttributeError:
+            limit, exact = self._frame_rule()
+        if declared != limit and (exact or declared > limit):
+            self._refuse_trailer(declared, limit, exact)
+
+    def _confidential(self) -> bool:
+        """Whether the context negotiated confidentiality; ``True`` when it cannot say."""
+        try:
+            return bool(int(getattr(self, "flags", _CONFIDENTIALITY)) & _CONFIDENTIALITY)
+        except SspiError:
+            return True  # fail closed: refuse what may be a downgrade
+
     # EncryptMessage and DecryptMessage go through the bare bindings (_raw.functions._bare):
     # byref() for the pointers, plain ints. The lock is held for the call (OwnedHandle).
 
-    def _encrypt_message(self, desc: Any) -> None:
+    def _encrypt_message(self, desc: Any, qop: int = 0, seq_no: int = 0) -> None:
         with self._lock:
             handle = self._handle
             if handle is None:
                 raise self._closed_error()
-            status = self._lib.EncryptMessage_bare(byref(handle), 0, byref(desc), 0)
+            status = self._lib.EncryptMessage_bare(byref(handle), qop, byref(desc), seq_no)
         check(status, "EncryptMessage")
 
-    def _decrypt_message(self, desc: Any) -> None:
+    def _decrypt_message(self, desc: Any, seq_no: int = 0) -> int:
+        """``DecryptMessage``; returns the QOP the provider reported (``pfQOP``)."""
         qop = c_uint32()
         with self._lock:
             handle = self._handle
             if handle is None:
                 raise self._closed_error()
-            status = self._lib.DecryptMessage_bare(byref(handle), byref(desc), 0, byref(qop))
+            status = self._lib.DecryptMessage_bare(byref(handle), byref(desc), seq_no, byref(qop))
         check(status, "DecryptMessage")
+        return qop.value
 
     def _refuse_closed(self) -> None:
         """Fail early, before plaintext is copied; the call itself checks again, locked."""
@@ -210,9 +438,12 @@ class MessageProtection(OwnedHandle[SecHandle]):
         return _PREFIX + sizes.security_trailer + length + sizes.block_size
 
     def encrypt(self, data: Blob) -> bytes:
-        """Encrypt ``data`` (``EncryptMessage``) into one self-describing message.
+        """Encrypt ``data`` (``EncryptMessage``) into one message in the WinRM layout.
 
-        Wire layout (what ``decrypt`` reads)::
+        The layout of MS-WSMV's encrypted body, as pywinrm, pypsrp and pyspnego's
+        ``wrap_winrm``/``unwrap_winrm`` frame it. For GSS-API wrap, SASL, LDAP or SMB
+        peers (sspilib's and pyspnego's ``wrap``) use ``wrap`` instead. Wire layout
+        (what ``decrypt`` reads)::
 
             trailer length (4 bytes, little-endian) | trailer | ciphertext | padding
 
@@ -333,10 +564,15 @@ class MessageProtection(OwnedHandle[SecHandle]):
         return len(message)
 
     def decrypt(self, data: Blob) -> bytes:
-        """Decrypt a message ``encrypt`` produced on the peer (``DecryptMessage``).
+        """Decrypt a WinRM-layout message (``encrypt``, pyspnego's ``wrap_winrm``).
 
-        Raises ``ValueError`` for a message too short for its own layout, and the
-        provider's error (``MessageAlteredError`` on tampering) when SSPI rejects it.
+        Raises ``ValueError``, before SSPI sees the message, for a message too short
+        for its own layout and for a declared trailer length that cannot be right for
+        this context: more than ``sizes().security_trailer``, or, for NTLM, anything
+        but exactly that (16 bytes). A ``wrap`` message (``token || data``) handed
+        here by mistake is refused so, instead of desynchronizing the context's
+        sealing state; open it with ``unwrap``. Raises the provider's error
+        (``MessageAlteredError`` on tampering) when SSPI rejects the message.
         ``data`` is not changed; to decrypt a writable buffer where it is, without a
         copy, use ``decrypt_in_place``.
         """
@@ -350,6 +586,12 @@ class MessageProtection(OwnedHandle[SecHandle]):
         else:
             source, address, length = readable(data, "message")
             trailer = _trailer_length(source, length)
+        try:  # _check_trailer inlined: decrypt is the hot path
+            limit, exact = self._frame
+        except AttributeError:
+            limit, exact = self._frame_rule()
+        if trailer != limit and (exact or trailer > limit):
+            self._refuse_trailer(trailer, limit, exact)
         start = _PREFIX + trailer
         size = length - start
         # Private copies of the trailer and of the ciphertext, new objects nobody else
@@ -408,10 +650,12 @@ class MessageProtection(OwnedHandle[SecHandle]):
         zeroed (it may hold partly decrypted bytes) and the error is raised.
 
         Raises ``TypeError`` for a read-only buffer (``bytes``: use ``decrypt``),
-        ``ValueError`` for a message too short for its own layout.
+        ``ValueError`` for a message too short for its own layout or whose declared
+        trailer length cannot be right for this context (as ``decrypt``).
         """
         view, base, length = writable(buffer, "message")
         trailer = _trailer_length(view, length)
+        self._check_trailer(trailer)
         start = _PREFIX + trailer
         body_length = length - start
         desc = _Desc2()
@@ -437,3 +681,252 @@ class MessageProtection(OwnedHandle[SecHandle]):
             raise
         first = d_at - base if d_len else start
         return view[first : first + d_len]
+
+    # The standard layout: token || data || padding ----------------------------------
+
+    def wrap(self, data: Blob, *, encrypt: bool = True, qop: int = 0) -> bytes:
+        """Protect ``data`` (``EncryptMessage``) as ``token || data || padding``.
+
+        The layout of GSS-API wrap, SASL, LDAP and SMB, byte for byte the one
+        sspilib's and pyspnego's ``wrap`` produce: the ``SECBUFFER_TOKEN`` the provider
+        filled (its real length), the ciphertext, then the padding (empty for NTLM's
+        RC4). There is no length prefix: the peer's ``unwrap`` (or ``gss_unwrap``)
+        lets its provider find the token. ``data`` may be empty and is never changed.
+
+        ``encrypt=False`` signs without encrypting (``SECQOP_WRAP_NO_ENCRYPT``; the
+        data then travels in the clear, and a peer that negotiated confidentiality
+        refuses it by default). ``qop`` is passed to the package as ``fQOP``; it must
+        not itself ask for ``SECQOP_WRAP_NO_ENCRYPT``. Whether a package honours a
+        sign-only request is its own choice: sspi-rs encrypts anyway.
+        """
+        qop = _wrap_qop(encrypt, qop)
+        sizes = self._cached_sizes()
+        trailer, block = sizes.security_trailer, sizes.block_size
+        source, length = _whole_message(data)
+        self._refuse_closed()  # before the plaintext is copied
+        desc = _Desc3()
+        at = _addressof(desc)
+        fresh = fresh_bytes(bytes(trailer), source) if trailer and length else None
+        if fresh is not None:  # sealed in place in the bytes object returned
+            sealed: Any = fresh[0]
+            base = fresh[1]
+            if block <= _PADDING_ROOM:
+                padding_at = at + _PADDING_AT
+            else:
+                room = bytearray(block)
+                padding_at = _addressof(ctypes.c_char.from_buffer(room))
+        else:  # empty data, or not CPython: seal in a bytearray, copy out once
+            sealed = bytearray(trailer + length + block)
+            sealed[trailer : trailer + length] = source
+            base = _addressof(ctypes.c_char.from_buffer(sealed))
+            padding_at = base + trailer + length
+        del source
+        data_at = base + trailer
+        _PACK3.pack_into(
+            desc, 0, _VERSION, 3, at + _BUFFERS_AT,
+            trailer, _TOKEN, base,
+            length, _DATA, data_at,
+            block, _PADDING, padding_at,
+        )  # fmt: skip
+        try:
+            self._encrypt_message(desc, qop)
+        except BaseException:
+            ctypes.memset(data_at, 0, length)  # still the plaintext
+            raise
+        _, _, _, t_len, _, t_at, d_len, _, d_at, p_len, _, p_at = _PACK3.unpack_from(desc)
+        in_place = t_len == trailer and t_at == base and d_len == length and d_at == data_at
+        if in_place and type(sealed) is bytes and not p_len:
+            return sealed  # sealed where it is
+        if in_place and type(sealed) is bytearray and (not p_len or p_at == data_at + length):
+            with memoryview(sealed) as view:
+                message = bytes(view[: trailer + length + p_len])
+        else:
+            message = _copy_out(t_at, t_len) + _copy_out(d_at, d_len) + _copy_out(p_at, p_len)
+        ctypes.memset(data_at, 0, length)  # plaintext, if the provider wrote elsewhere
+        return message
+
+    def unwrap(self, message: Blob, *, allow_unencrypted: bool = False) -> bytes:
+        """Open a ``wrap`` message (``token || data || padding``); return the data.
+
+        Opens what sspilib's and pyspnego's ``wrap`` and GSS-API's ``gss_wrap`` produce:
+        the whole message goes to ``DecryptMessage`` as one ``SECBUFFER_STREAM`` with
+        an empty ``SECBUFFER_DATA``, and the provider splits token from data itself, so
+        any package and any token size works. ``message`` is never changed: SSPI works
+        on a private copy, wiped afterwards.
+
+        A message that was signed but not encrypted (the provider reports
+        ``SECQOP_WRAP_NO_ENCRYPT``) on a context that negotiated confidentiality is
+        refused with ``UnencryptedMessageError``, its plaintext withheld, unless
+        ``allow_unencrypted=True``: a peer must not be able to drop encryption
+        silently. On a context without confidentiality such messages open as usual.
+        Raises ``ValueError`` for an empty message, and the provider's error
+        (``MessageAlteredError`` on tampering) when SSPI rejects it.
+        """
+        source, _address, length = readable(message, "message")
+        self._refuse_closed()
+        work = bytearray(source)
+        del source
+        base = _addressof(ctypes.c_char.from_buffer(work))
+        desc = _Desc2()
+        at = _addressof(desc)
+        _PACK2.pack_into(
+            desc, 0, _VERSION, 2, at + _BUFFERS_AT,
+            length, _STREAM, base,
+            0, _DATA, 0,
+        )  # fmt: skip
+        try:
+            qop = self._decrypt_message(desc)
+            if qop & _NO_ENCRYPT and not allow_unencrypted and self._confidential():
+                raise UnencryptedMessageError(qop)
+            d_len, d_at = _data_buffer(_PACK2.unpack_from(desc))
+            if not d_len:
+                return b""
+            if base <= d_at and d_at + d_len <= base + length:
+                offset = d_at - base
+                return bytes(memoryview(work)[offset : offset + d_len])
+            return ctypes.string_at(d_at, d_len)  # the provider's own memory
+        finally:
+            ctypes.memset(base, 0, length)  # decrypted in place: plaintext
+
+    # The caller's buffers: wrap_iov / unwrap_iov --------------------------------------
+
+    def wrap_iov(
+        self,
+        buffers: Iterable[IovBuffer],
+        *,
+        encrypt: bool = True,
+        qop: int = 0,
+        seq_no: int = 0,
+    ) -> IovResult:
+        """``EncryptMessage`` over the caller's own list of buffers.
+
+        For protocols that keep token and data apart (DCE/RPC, SMB, WinRM): for
+        example ``[IovBuffer(BufferType.READONLY_WITH_CHECKSUM, pdu_header),
+        IovBuffer(BufferType.DATA, bytearray(body)), IovBuffer(BufferType.TOKEN)]``.
+        A writable ``data`` (``bytearray``, writable ``memoryview``) is encrypted in
+        place, with no copy; ``bytes`` are copied first (see ``IovBuffer``). Returns
+        the buffers as the provider left them (the token's real length) and the QOP.
+
+        ``encrypt=False`` asks for sign-only protection (``SECQOP_WRAP_NO_ENCRYPT``);
+        ``seq_no`` is ``MessageSeqNo``, which datagram contexts (``DATAGRAM``) number
+        messages by and connection contexts ignore (leave it 0). If SSPI fails,
+        private copies are wiped; the caller's own writable buffers may be partly
+        encrypted.
+        """
+        qop = _wrap_qop(encrypt, qop)
+        seq_no = _ulong(seq_no, "seq_no")
+        return self._iov("EncryptMessage", buffers, qop, seq_no, allow_unencrypted=True)
+
+    def unwrap_iov(
+        self,
+        buffers: Iterable[IovBuffer],
+        *,
+        seq_no: int = 0,
+        allow_unencrypted: bool = False,
+    ) -> IovResult:
+        """``DecryptMessage`` over the caller's own list of buffers.
+
+        ``[IovBuffer(BufferType.STREAM, message), IovBuffer(BufferType.DATA)]`` opens
+        a ``wrap`` message (what ``unwrap`` does); ``[IovBuffer(BufferType.TOKEN,
+        token), IovBuffer(BufferType.DATA, bytearray(ciphertext))]`` opens token and
+        data kept apart, the ciphertext decrypted in place (zero-copy) and returned as
+        a ``memoryview`` of it. Returns the buffers as the provider left them and the
+        QOP it reported; ``IovResult.encrypted`` tells whether the message was
+        encrypted. As with ``unwrap``, a sign-only message on a context that negotiated
+        confidentiality raises ``UnencryptedMessageError`` (private copies wiped)
+        unless ``allow_unencrypted=True``. ``seq_no``: see ``wrap_iov``.
+        """
+        seq_no = _ulong(seq_no, "seq_no")
+        return self._iov("DecryptMessage", buffers, 0, seq_no, allow_unencrypted=allow_unencrypted)
+
+    def _iov(
+        self,
+        function: str,
+        buffers: Iterable[IovBuffer],
+        qop: int,
+        seq_no: int,
+        *,
+        allow_unencrypted: bool,
+    ) -> IovResult:
+        items = list(buffers)
+        if not items:
+            raise ValueError("give at least one IovBuffer")
+        if len(items) > _MAX_IOV:
+            raise ValueError(f"at most {_MAX_IOV} buffers, not {len(items)}")
+        for item in items:
+            if not isinstance(item, IovBuffer):
+                raise TypeError(f"buffers must be IovBuffer, not {type(item).__name__}")
+        sizes = self._cached_sizes()
+        self._refuse_closed()  # before anything is copied
+        array = (SecBuffer * len(items))()
+        # (start, length, the caller's view or None for a private copy) per region
+        regions: list[tuple[int, int, memoryview | None]] = []
+        private: list[tuple[int, int]] = []
+        keep: list[Any] = []
+        try:
+            for slot, item in zip(array, items, strict=True):
+                slot.BufferType = item.type
+                data = item.data
+                if data is None:
+                    data = _AUTO_SIZE[item.type](sizes) if item.type in _AUTO_SIZE else 0
+                view: memoryview | None = None
+                if isinstance(data, int):
+                    room: Any = bytearray(data)
+                elif isinstance(data, bytearray | memoryview) and not memoryview(data).readonly:
+                    if memoryview(data).nbytes:  # in place; ValueError if not contiguous
+                        view = writable(data, "IovBuffer data")[0]
+                    room = view
+                else:
+                    room = bytearray(data)
+                if room is None or not len(room):
+                    continue  # cbBuffer 0, pvBuffer NULL: an output the provider points
+                start = _addressof(ctypes.c_char.from_buffer(room))
+                keep.append(room)
+                slot.cbBuffer, slot.pvBuffer = len(room), start
+                regions.append((start, len(room), view))
+                if view is None:
+                    private.append((start, len(room)))
+            desc = SecBufferDesc(_VERSION, len(items), array)
+            if function == "EncryptMessage":
+                self._encrypt_message(desc, qop, seq_no)
+            else:
+                qop = self._decrypt_message(desc, seq_no)
+                if qop & _NO_ENCRYPT and not allow_unencrypted and self._confidential():
+                    raise UnencryptedMessageError(qop)
+            out = tuple(
+                IovBuffer(_known_type(slot.BufferType, item.type), _result(slot, regions, function))
+                for slot, item in zip(array, items, strict=True)
+            )
+        finally:
+            for start, length in private:
+                ctypes.memset(start, 0, length)  # may hold plaintext
+        return IovResult(out, qop)
+
+
+_AUTO_SIZE: dict[BufferType, Callable[[ContextSizes], int]] = {
+    BufferType.TOKEN: lambda sizes: sizes.security_trailer,
+    BufferType.PADDING: lambda sizes: sizes.block_size,
+}
+
+
+def _known_type(value: int, given: BufferType) -> BufferType:
+    """The type the provider left in a buffer; the one given if it is not a known one."""
+    try:
+        return BufferType(value)
+    except ValueError:
+        return given
+
+
+def _result(
+    slot: SecBuffer, regions: list[tuple[int, int, memoryview | None]], function: str
+) -> Blob:
+    """What the provider left in ``slot``: a view of the caller's buffer, or a copy."""
+    length, at = slot.cbBuffer, slot.pvBuffer
+    if not length:
+        return b""
+    if not at:
+        raise InternalError(_INTERNAL_ERROR, function, "a buffer came back without memory")
+    for start, size, view in regions:
+        if view is not None and start <= at and at + length <= start + size:
+            return view[at - start : at - start + length]
+    return ctypes.string_at(at, length)

@@ -72,6 +72,7 @@ SEC_E_OUT_OF_SEQUENCE = _s("SEC_E_OUT_OF_SEQUENCE")
 SEC_E_CONTEXT_EXPIRED = _s("SEC_E_CONTEXT_EXPIRED")
 SEC_E_UNSUPPORTED_FUNCTION = _s("SEC_E_UNSUPPORTED_FUNCTION")
 SEC_E_QOP_NOT_SUPPORTED = _s("SEC_E_QOP_NOT_SUPPORTED")
+SEC_E_INCOMPLETE_MESSAGE = _s("SEC_E_INCOMPLETE_MESSAGE")
 SEC_E_NO_IMPERSONATION = _s("SEC_E_NO_IMPERSONATION")
 SEC_E_CANNOT_PACK = _s("SEC_E_CANNOT_PACK")
 
@@ -83,6 +84,7 @@ _COMMON = _DELEGATE | _MUTUAL | _REPLAY | _SEQUENCE | _CONFIDENTIALITY | _CONNEC
 _ISC_SUPPORTED = _COMMON | _ISC_INTEGRITY
 _ASC_SUPPORTED = _COMMON | _ASC_INTEGRITY
 _SECBUFFER_ATTRMASK = 0xF0000000
+_UNSEALED = C.SECBUFFER_READONLY | C.SECBUFFER_READONLY_WITH_CHECKSUM  # signed, not sealed
 _SECPKG_NEGOTIATION_COMPLETE, _SECPKG_NEGOTIATION_IN_PROGRESS = 0, 2
 _DUPLICATE_CLOSE_SOURCE = 0x1
 
@@ -908,6 +910,9 @@ class FakeSspi:
     def _unprotect(self, ph: Any, p_message: Any, pf_qop: Any, function: str, seal: bool) -> int:
         ctx = self._ready(ph, function)
         buffers = _buffers(p_message)
+        streams = _of_type(buffers, C.SECBUFFER_STREAM)
+        if streams:  # the whole message in one buffer: split it as real packages do
+            buffers = self._split_stream(streams[0], buffers)
         trailer = _read(self._trailer(buffers))
         if len(trailer) < _wire.SIGNATURE_SIZE:
             return SEC_E_INVALID_TOKEN
@@ -926,8 +931,22 @@ class FakeSspi:
         return SEC_E_OK
 
     @staticmethod
+    def _split_stream(stream: SecBuffer, buffers: list[SecBuffer]) -> list[SecBuffer]:
+        """``token || data`` in a ``SECBUFFER_STREAM``: the ``SECBUFFER_DATA`` is pointed in it."""
+        outputs = _of_type(buffers, C.SECBUFFER_DATA)
+        if not outputs or not stream.pvBuffer:
+            raise _FaultError(SEC_E_INVALID_TOKEN)
+        if stream.cbBuffer < _wire.SIGNATURE_SIZE:
+            raise _FaultError(SEC_E_INCOMPLETE_MESSAGE)
+        token = SecBuffer(_wire.SIGNATURE_SIZE, C.SECBUFFER_TOKEN, stream.pvBuffer)
+        data = outputs[0]
+        data.pvBuffer = stream.pvBuffer + _wire.SIGNATURE_SIZE
+        data.cbBuffer = stream.cbBuffer - _wire.SIGNATURE_SIZE
+        return [token, data]
+
+    @staticmethod
     def _xor_data(key: bytes, nonce: bytes, data: list[SecBuffer]) -> None:
-        writable = [b for b in data if not b.BufferType & C.SECBUFFER_READONLY and b.cbBuffer]
+        writable = [b for b in data if not b.BufferType & _UNSEALED and b.cbBuffer]
         plain = b"".join(_read(b) for b in writable)
         mixed = _wire.keystream_xor(key, nonce, plain)
         offset = 0
