@@ -243,16 +243,16 @@ def test_start_python_child_bypasses_a_venv_launcher_on_windows(
 ) -> None:
     from sspi_import import exported as module
 
-    monkeypatch.setattr(module.sys, "platform", "win32")
-    monkeypatch.setattr(module.sys, "executable", r"C:\venv\Scripts\python.exe")
-    monkeypatch.setattr(module.sys, "_base_executable", r"C:\Python313\python.exe", raising=False)
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(sys, "executable", r"C:\venv\Scripts\python.exe")
+    monkeypatch.setattr(sys, "_base_executable", r"C:\Python313\python.exe", raising=False)
     executable, env = module._python_for_children({"KEEP": "1"})
     assert executable == r"C:\Python313\python.exe"
     assert env == {"KEEP": "1", "__PYVENV_LAUNCHER__": r"C:\venv\Scripts\python.exe"}
-    monkeypatch.setattr(module.sys, "_base_executable", r"C:\venv\Scripts\python.exe")
+    monkeypatch.setattr(sys, "_base_executable", r"C:\venv\Scripts\python.exe")
     assert module._python_for_children(None) == (r"C:\venv\Scripts\python.exe", None)
-    monkeypatch.setattr(module.sys, "platform", "linux")
-    monkeypatch.setattr(module.sys, "_base_executable", "/usr/bin/python3")
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(sys, "_base_executable", "/usr/bin/python3")
     assert module._python_for_children(None) == (r"C:\venv\Scripts\python.exe", None)
     with pytest.raises(TypeError, match="sequence of arguments"):
         module.start_python_child("-c pass")

@@ -583,9 +583,7 @@ class _LocalCopy(ExportedContext):
         return token.detach(), os.getpid(), 0  # the payload owns it from here
 
 
-def start_python_child(
-    args: Sequence[str], **popen_kwargs: Any
-) -> subprocess.Popen[bytes] | subprocess.Popen[str]:
+def start_python_child(args: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[Any]:
     """Start ``python args...`` as a child whose ``.pid`` is the interpreter that runs.
 
     On Windows inside a venv, ``sys.executable`` is a redirector (venvlauncher) that
