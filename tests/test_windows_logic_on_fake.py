@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 import sspi_import
+import sspi_import.handoff
 import test_windows_handoff as windows
 from sspi_import.testing import FakeSspi
 
@@ -39,3 +40,44 @@ def test_windows_test_logic_holds_on_the_fake(
         # That test exports a deleted handle on purpose: the one misuse the fake must see.
         assert [m.kind for m in sspi_fake.misuses] == ["deleted context"]
         sspi_fake.misuses.clear()
+
+
+def test_negotiate_default_name_logic_holds_on_the_fake(sspi_fake: FakeSspi) -> None:
+    client, server = sspi_import.loopback("Negotiate")
+    with client, server:
+        windows.test_a_negotiate_export_imports_under_the_recorded_default((client, server))
+
+
+@pytest.mark.parametrize("name", ["negotiated", "Negotiate"])
+def test_negotiate_each_name_logic_holds_on_the_fake(sspi_fake: FakeSspi, name: str) -> None:
+    recorded: dict[str, object] = {}
+    client, server = sspi_import.loopback("Negotiate")
+    with client, server:
+        windows.test_a_negotiate_export_under_each_name(
+            (client, server), name, recorded.__setitem__
+        )
+    package = "NTLM" if name == "negotiated" else "Negotiate"
+    assert recorded == {f"negotiate_export_imports_as_{package}": "works"}  # the fake takes both
+
+
+def test_the_default_name_test_names_the_switch_when_it_is_wrong(
+    sspi_fake: FakeSspi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A provider that refuses the negotiated name: the test must fail and name the switch.
+    real = sspi_import.handoff.ImportedContext.__init__
+
+    def refuse_ntlm(
+        self: sspi_import.ImportedContext, package: str, *args: object, **kw: object
+    ) -> None:
+        if package == "NTLM":
+            raise sspi_import.PackageNotFoundError(0x80090305, "ImportSecurityContextW")
+        real(self, package, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sspi_import.handoff.ImportedContext, "__init__", refuse_ntlm)
+    client, server = sspi_import.loopback("Negotiate")
+    with (
+        client,
+        server,
+        pytest.raises(pytest.fail.Exception, match="NEGOTIATE_IMPORTS_AS = 'credentials'"),
+    ):
+        windows.test_a_negotiate_export_imports_under_the_recorded_default((client, server))

@@ -1,26 +1,73 @@
-"""SSPI ``TimeStamp`` values (FILETIME ticks: 100 ns since 1601) as ``datetime``."""
+"""SSPI ``TimeStamp`` values (FILETIME ticks: 100 ns since 1601) as ``datetime``.
+
+Which clock a ``TimeStamp`` is on is the package's choice. Microsoft's pages ask for
+local time: the ``SecPkgContext_Lifespan`` remarks say "It is recommended that the
+security package always return these values in local time", and the
+``AcquireCredentialsHandle``/``InitializeSecurityContext`` pages say the same of
+``ptsExpiry``. pywin32 and sspilib read them as UTC. Nothing here can tell which the
+Windows packages really do, so the reading is ONE switch, ``TIMESTAMPS_ARE_LOCAL``,
+that the Windows lane decides: ``tests/test_windows_handoff.py``
+(``test_timestamps_follow_the_time_zone_switch``) measures the packages' time stamps
+in two time zones and fails, naming this switch, if it is set the wrong way.
+"""
 
 from __future__ import annotations
 
 import datetime
 
-__all__ = ["NEVER", "filetime_to_datetime"]
+__all__ = ["NEVER", "TIMESTAMPS_ARE_LOCAL", "filetime_to_datetime", "local_wall_to_utc"]
 
-_EPOCH_1601 = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
-NEVER = datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
+TIMESTAMPS_ARE_LOCAL = False
+"""``True``: SSPI time stamps are local wall-clock time and are converted to UTC.
+
+``False`` (today): they are read as UTC, as pywin32 and sspilib read them. The first
+run of the Windows lane's time-zone test settles it; flip it here if that test says so.
+"""
+
+_UTC = datetime.timezone.utc
+_EPOCH_1601 = datetime.datetime(1601, 1, 1)  # naive: the ticks' own clock, UTC or local
+NEVER = datetime.datetime.max.replace(tzinfo=_UTC)
 """What a 'never expires' time stamp becomes (``0x7FFFFFFFFFFFFFFF`` and anything else
 past year 9999, such as Kerberos' ``0x7FFFFF36D5969FFF``)."""
-_MAX_TICKS = (NEVER - _EPOCH_1601) // datetime.timedelta(microseconds=1) * 10
+_MAX_TICKS = (datetime.datetime.max - _EPOCH_1601) // datetime.timedelta(microseconds=1) * 10
+_DAY = datetime.timedelta(days=1)
 
 
-def filetime_to_datetime(ticks: int) -> datetime.datetime | None:
+def local_wall_to_utc(wall: datetime.datetime) -> datetime.datetime:
+    """An aware UTC ``datetime`` for the naive local wall-clock time ``wall``.
+
+    Uses this process's time zone (``datetime.astimezone``, which asks the C runtime).
+    Where the C runtime cannot convert (before 1970 or far in the future on Windows),
+    the current UTC offset is used instead. A wall time too close to
+    ``datetime.min``/``max`` to shift stays as it is, read as UTC.
+    """
+    if wall.tzinfo is not None:
+        raise ValueError("local_wall_to_utc() takes a naive datetime")
+    try:
+        return wall.astimezone(_UTC)
+    except (OverflowError, OSError, ValueError):
+        offset = datetime.datetime.now().astimezone().utcoffset() or datetime.timedelta()
+        try:
+            return (wall - offset).replace(tzinfo=_UTC)
+        except OverflowError:
+            return wall.replace(tzinfo=_UTC)
+
+
+def filetime_to_datetime(ticks: int, *, local: bool | None = None) -> datetime.datetime | None:
     """An aware UTC ``datetime`` from FILETIME ticks (100 ns since 1601).
 
     ``None`` for 0 or less (the provider reported no time: sspi-rs does this), and
     ``NEVER`` (``datetime.max`` in UTC) for values past what ``datetime`` can hold.
+    ``local`` says whether the ticks count local wall-clock time (converted to UTC
+    with ``local_wall_to_utc``) or UTC; ``None`` means ``TIMESTAMPS_ARE_LOCAL``.
     """
     if ticks <= 0:
         return None
     if ticks >= _MAX_TICKS:
         return NEVER
-    return _EPOCH_1601 + datetime.timedelta(microseconds=ticks // 10)
+    wall = _EPOCH_1601 + datetime.timedelta(microseconds=ticks // 10)
+    if TIMESTAMPS_ARE_LOCAL if local is None else local:
+        if wall >= datetime.datetime.max - _DAY:  # within a day of the end: 'never'
+            return NEVER
+        return local_wall_to_utc(wall)
+    return wall.replace(tzinfo=_UTC)

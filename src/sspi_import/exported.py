@@ -9,8 +9,11 @@ token is valid in one process only and must be duplicated for the receiver.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+import sys
+from collections.abc import Mapping, Sequence
 from ctypes import byref, c_void_p
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -22,9 +25,11 @@ from ._raw.structs import POINTER_BYTES
 from .errors import SspiUnavailableError, check_win32
 
 if TYPE_CHECKING:
+    import subprocess
+
     from typing_extensions import Self
 
-__all__ = ["ExportedContext"]
+__all__ = ["ExportedContext", "start_python_child"]
 
 _E = TypeVar("_E", bound="ExportedContext")
 
@@ -180,25 +185,33 @@ class ExportedContext(Closeable):
 
     # Crossing processes -----------------------------------------------------------
 
-    def _transfer_token(self) -> tuple[int, int]:
-        """``(token, target pid)`` to serialize; refuses a token valid only here."""
+    def _check_importable(self) -> None:
+        """Raise ``ValueError`` when this value must not be imported in this process."""
+
+    def _transfer_token(self) -> tuple[int, int, int]:
+        """``(token, pid, flags)`` to serialize; refuses a token valid only here."""
         if not self.closed:
             raise TypeError(
-                "this ExportedContext owns a token that is valid only in this process; "
-                "call for_process(target) and send that copy (its token is duplicated "
-                "into the target process), or close()/detach() the token first"
+                "this ExportedContext owns a token that is valid only in this process, so it "
+                "cannot be pickled or written with to_bytes() as it is. Make a copy for the "
+                "receiver and send that: for_process(pid) duplicates the token into the "
+                "process with that pid (for this very process: for_process(os.getpid())); "
+                "for_any_process() lets the receiver duplicate it from this process, whatever "
+                "its pid. Or close()/detach() the token to send the context without it"
             )
-        return 0, 0
+        return 0, 0, 0
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle: package, blob, buffer type, and a token duplicated for the receiver.
 
         The restored copy owns its token (closes it once); it is meant for the process
         the token was duplicated into (``for_process``) and refuses to unpickle anywhere
-        else. A context whose token is valid only here cannot be pickled.
+        else, or it duplicates the token from the exporter (``for_any_process``). A
+        context whose token is valid only here cannot be pickled.
         """
-        token, pid = self._transfer_token()
-        return (_restore_exported, (self._package, self._blob, self._buffer_type, token, pid))
+        token, pid, flags = self._transfer_token()
+        args = (self._package, self._blob, self._buffer_type, token, pid, flags)
+        return (_restore_exported, args)
 
     def to_bytes(self) -> bytes:
         """Serialize to a versioned byte layout that ``from_bytes`` reads back.
@@ -207,24 +220,29 @@ class ExportedContext(Closeable):
 
             magic  b"SSPX"                4 bytes
             version                       1 byte   (1)
-            flags                         1 byte   (bit 0: has token, bit 1: has package)
+            flags                         1 byte   (bit 0: has token, bit 1: has package,
+                                                    bit 2: the receiver duplicates the
+                                                    token from the pid below)
             package length                2 bytes  (UTF-8 bytes)
             buffer type                   4 bytes  (SecBuffer.BufferType)
             token                         8 bytes  (0 when none)
-            target pid                    4 bytes  (0 when no token)
+            pid                           4 bytes  (0 when no token: the process the
+                                                    token was duplicated for, or with
+                                                    bit 2 the exporter's)
             blob length                   4 bytes
             package (UTF-8), then blob
 
         The same ownership rules as pickling apply: the token must have been duplicated
-        for the receiving process (``for_process``), which owns it once read back.
+        for the receiving process (``for_process``), which owns it once read back, or be
+        left for the receiver to duplicate (``for_any_process``).
         """
-        token, pid = self._transfer_token()
+        token, pid, extra = self._transfer_token()
         package = b"" if self._package is None else self._package.encode("utf-8")
         flags = (_HAS_TOKEN if token else 0) | (_HAS_PACKAGE if self._package is not None else 0)
         head = _LAYOUT.pack(
             _MAGIC,
             _LAYOUT_VERSION,
-            flags,
+            flags | extra,
             len(package),
             self._buffer_type,
             token,
@@ -237,8 +255,11 @@ class ExportedContext(Closeable):
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> ExportedContext:
         """Read what ``to_bytes`` wrote; ``ValueError`` for anything else.
 
-        A token in it is owned by the result (closed once), and only in the process it
-        was duplicated for: elsewhere this raises ``ValueError``.
+        A token in it is owned by the result (closed once). A ``for_process`` token is
+        usable only in the process it was duplicated for: elsewhere this raises
+        ``ValueError``. A ``for_any_process`` token is duplicated here from the exporter
+        (``OpenProcess`` + ``DuplicateHandle``), so the library must be installed
+        before ``from_bytes`` is called, and the exporter must still hold its token.
         """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"from_bytes() takes bytes, not {type(data).__name__}")
@@ -252,11 +273,13 @@ class ExportedContext(Closeable):
             raise ValueError("not an exported context: bad magic")
         if version != _LAYOUT_VERSION:
             raise ValueError(f"exported context layout version {version} is not supported")
-        if flags & ~(_HAS_TOKEN | _HAS_PACKAGE):
+        if flags & ~(_HAS_TOKEN | _HAS_PACKAGE | _PULL):
             raise ValueError(f"exported context has unknown flags {flags:#x}")
         if len(raw) != _LAYOUT.size + package_length + blob_length:
             raise ValueError("exported context is truncated or has trailing bytes")
         if bool(flags & _HAS_TOKEN) != bool(token) or bool(token) != bool(pid):
+            raise ValueError("exported context has an inconsistent token field")
+        if flags & _PULL and not flags & _HAS_TOKEN:
             raise ValueError("exported context has an inconsistent token field")
         if not flags & _HAS_PACKAGE and package_length:
             raise ValueError("exported context has an inconsistent package field")
@@ -267,7 +290,7 @@ class ExportedContext(Closeable):
                 package = raw[_LAYOUT.size : start].decode("utf-8")
             except UnicodeDecodeError:
                 raise ValueError("exported context has a package name that is not UTF-8") from None
-        return _restore_exported(package, raw[start:], buffer_type, token, pid)
+        return _restore_exported(package, raw[start:], buffer_type, token, pid, flags & _PULL)
 
     def _copy_as(self, kind: type[_E]) -> _E:
         """A new value of ``kind`` with this one's package, blob and buffer type, no token."""
@@ -280,6 +303,13 @@ class ExportedContext(Closeable):
         copy._token = None
         return copy
 
+    def _open_token(self) -> _Token | None:
+        """The token, checked to be open, or ``None`` when there is none to send."""
+        token = self._token
+        if token is None or token._handle is None:
+            return None
+        return token
+
     def for_process(self, process: int | _HasPid) -> ExportedContext:
         """A copy for another process, with the token duplicated into that process.
 
@@ -287,56 +317,60 @@ class ExportedContext(Closeable):
         ``subprocess.Popen`` (anything with an int ``.pid``). The token is duplicated
         with ``OpenProcess`` + ``DuplicateHandle(DUPLICATE_SAME_ACCESS)``; the copy's
         token is valid in the target process only, so the copy never closes it here
-        (``closed`` is ``True``); send it (pickle or ``to_bytes``) and the receiver owns
-        it. For this very process the copy owns a fresh duplicate. With no token, the
-        copy is a plain copy. Off Windows duplicating needs a library that simulates it
+        (``closed`` is ``True``) and refuses to be imported here; send it (pickle or
+        ``to_bytes``) and the receiver owns it. With no token, the copy is a plain copy.
+        Off Windows duplicating needs a library that simulates it
         (``sspi_import.testing.FakeSspi`` does); otherwise ``SspiUnavailableError``.
         The original keeps its own token: close it when done.
+
+        For this very process (``os.getpid()``) the copy owns a fresh duplicate, and
+        pickling it or ``to_bytes()`` hands that duplicate to the payload (the copy is
+        closed afterwards): read it back once, here, with ``from_bytes``.
+
+        On Windows, ``subprocess.Popen([sys.executable, ...])`` inside a venv starts a
+        launcher whose pid is not the worker's: start Python workers with
+        ``start_python_child`` (or ``multiprocessing``), or send ``for_any_process()``.
         """
         pid = _target_pid(process)
-        token = self._token
-        handle = None if token is None else token._handle
-        if token is None or handle is None:  # no token to duplicate: a plain copy
+        token = self._open_token()
+        if token is None:  # no token to duplicate: a plain copy
             return self._copy_as(ExportedContext)
-        lib = token.bound_lib()
-        if not (lib.has("OpenProcess") and lib.has("DuplicateHandle")):
-            raise SspiUnavailableError(
-                f"{lib.description} cannot duplicate a token into another process: that "
-                "needs Windows (kernel32 DuplicateHandle) or a provider that simulates it "
-                "(sspi_import.testing.FakeSspi). Close or detach the token and send the "
-                "context without it"
-            )
-        current = lib.GetCurrentProcess()
-        target = c_void_p()
-        if pid == os.getpid():
-            duplicated = lib.DuplicateHandle(
-                current, handle, current, byref(target), 0, False, C.DUPLICATE_SAME_ACCESS
-            )
-            check_win32(duplicated, "DuplicateHandle")
-            copy = self._copy_as(ExportedContext)
-            if target.value:
-                copy._token = _Token.own(target.value, self._package, lib)
-            return copy
-        process_handle = check_win32(
-            lib.OpenProcess(_PROCESS_DUP_HANDLE, False, pid), "OpenProcess"
-        )
-        try:
-            duplicated = lib.DuplicateHandle(
-                current,
-                handle,
-                process_handle,
-                byref(target),
-                0,
-                False,
-                C.DUPLICATE_SAME_ACCESS,
-            )
-            check_win32(duplicated, "DuplicateHandle")
-        finally:
-            check_win32(lib.CloseHandle(process_handle), "CloseHandle")
+        lib = _duplicating_lib(token.bound_lib())
+        handle = token._handle
+        assert handle is not None
+        me = os.getpid()
+        value = _duplicate(lib, me, handle, pid)
+        if pid == me:
+            local = self._copy_as(_LocalCopy)
+            if value:
+                local._token = _Token.own(value, self._package, lib)
+            return local
         remote = self._copy_as(_TargetCopy)  # valid in the target process only: not ours
-        remote._target_token = target.value or 0
+        remote._target_token = value
         remote._target_pid = pid
         return remote
+
+    def for_any_process(self) -> ExportedContext:
+        """A copy whose token the receiver duplicates from this process, whatever its pid.
+
+        The copy carries this process's pid and the token's value here; ``from_bytes``
+        (or unpickling) in the receiver opens this process (``OpenProcess`` with
+        ``PROCESS_DUP_HANDLE``) and duplicates the token into itself, so the hand-off
+        reaches the process that imports however it was started (a venv launcher, a
+        shell, a service). The price: this ``ExportedContext`` must keep its token open
+        until the receiver has read the copy (wait for its answer before ``close()``),
+        and the receiver needs ``PROCESS_DUP_HANDLE`` on this process (the same user has
+        it; it lets the receiver duplicate *any* handle of this process, so send to
+        workers you trust as much as this process). The copy owns nothing (``closed``
+        is ``True``) and refuses to be imported here. With no token, a plain copy.
+        """
+        token = self._open_token()
+        if token is None:
+            return self._copy_as(ExportedContext)
+        _duplicating_lib(token.bound_lib())  # refuse now, not in the receiver
+        pulled = self._copy_as(_PullCopy)
+        pulled._source = token
+        return pulled
 
 
 class _HasPid(Protocol):
@@ -347,7 +381,7 @@ class _HasPid(Protocol):
 _PROCESS_DUP_HANDLE = 0x0040  # winnt.h: OpenProcess access right for DuplicateHandle
 _MAGIC = b"SSPX"
 _LAYOUT_VERSION = 1
-_HAS_TOKEN, _HAS_PACKAGE = 0x1, 0x2
+_HAS_TOKEN, _HAS_PACKAGE, _PULL = 0x1, 0x2, 0x4
 _LAYOUT = struct.Struct("<4sBBHIQII")
 
 
@@ -365,23 +399,99 @@ def _target_pid(process: object) -> int:
     return pid
 
 
-def _restore_exported(
-    package: str | None, blob: bytes, buffer_type: int, token: int, pid: int
-) -> ExportedContext:
-    """Rebuild a pickled or ``to_bytes`` copy; it owns its token, in its target process."""
-    if token and pid != os.getpid():
-        raise ValueError(
-            f"this exported context's token was duplicated for process {pid}, not for this "
-            f"one ({os.getpid()}); only that process can use it"
+def _duplicating_lib(lib: Any) -> Any:
+    """``lib`` if it can duplicate handles between processes; ``SspiUnavailableError`` if not."""
+    if not (lib.has("OpenProcess") and lib.has("DuplicateHandle")):
+        raise SspiUnavailableError(
+            f"{lib.description} cannot duplicate a token between processes: that "
+            "needs Windows (kernel32 DuplicateHandle) or a provider that simulates it "
+            "(sspi_import.testing.FakeSspi). Close or detach the token and send the "
+            "context without it"
         )
+    return lib
+
+
+def _duplicate(lib: Any, from_pid: int, handle: int, to_pid: int) -> int:
+    """``DuplicateHandle(DUPLICATE_SAME_ACCESS)`` of ``handle`` from one process to another.
+
+    One of the two is this process; the other is opened with ``PROCESS_DUP_HANDLE``
+    (not at all when both are this process). Returns the new handle's value, valid in
+    ``to_pid``. The process handle is closed whatever happens; when the duplication
+    failed, its error is the one raised.
+    """
+    me = os.getpid()
+    current = lib.GetCurrentProcess()
+    other = to_pid if from_pid == me else from_pid
+    opened = None
+    if other != me:
+        opened = check_win32(lib.OpenProcess(_PROCESS_DUP_HANDLE, False, other), "OpenProcess")
+    source = current if from_pid == me else opened
+    target_process = current if to_pid == me else opened
+    target = c_void_p()
+    try:
+        duplicated = lib.DuplicateHandle(
+            source, handle, target_process, byref(target), 0, False, C.DUPLICATE_SAME_ACCESS
+        )
+        check_win32(duplicated, "DuplicateHandle")
+    except BaseException:
+        if opened is not None:
+            with contextlib.suppress(Exception):
+                lib.CloseHandle(opened)
+        raise
+    if opened is not None:
+        check_win32(lib.CloseHandle(opened), "CloseHandle")
+    return target.value or 0
+
+
+def _restore_exported(
+    package: str | None, blob: bytes, buffer_type: int, token: int, pid: int, flags: int = 0
+) -> ExportedContext:
+    """Rebuild a pickled or ``to_bytes`` copy; it owns its token, in this process."""
     exported = ExportedContext(package, blob, buffer_type)
     value = _check_token(token)
-    if value is not None:
-        exported._token = _Token.own(value, package, None)  # library bound on first use
+    if value is None:
+        return exported
+    if flags & _PULL:  # the token is the exporter's: duplicate it into this process
+        lib = _duplicating_lib(api())
+        duplicate = _duplicate(lib, pid, value, os.getpid())
+        if duplicate:
+            exported._token = _Token.own(duplicate, package, lib)
+        return exported
+    if pid != os.getpid():
+        raise ValueError(
+            f"this exported context's token was duplicated for process {pid}, not for this "
+            f"one ({os.getpid()}), so only that process can use it. The sender must call "
+            "for_process() with this process's pid; if it passed a subprocess.Popen of "
+            "sys.executable in a Windows venv, that pid is the venv launcher's: start the "
+            "worker with sspi_import.exported.start_python_child(), or send "
+            "for_any_process() instead, which this process duplicates from the sender"
+        )
+    exported._token = _Token.own(value, package, None)  # library bound on first use
     return exported
 
 
-class _TargetCopy(ExportedContext):
+class _OutboundCopy(ExportedContext):
+    """A copy made to be sent to a receiver: it owns no token and is never imported here."""
+
+    __slots__ = ()
+
+    def for_process(self, process: int | _HasPid) -> ExportedContext:
+        """Refused: duplicate from the original, whose token is valid in this process."""
+        _target_pid(process)  # the same argument errors as the original's
+        raise ValueError(
+            "this is a copy made for sending; call for_process() on the original "
+            "ExportedContext (the one export_context() returned), whose token is open here"
+        )
+
+    def for_any_process(self) -> ExportedContext:
+        """Refused: make the copy from the original."""
+        raise ValueError(
+            "this is a copy made for sending; call for_any_process() on the original "
+            "ExportedContext (the one export_context() returned)"
+        )
+
+
+class _TargetCopy(_OutboundCopy):
     """What ``for_process`` returns for another process: the token is not ours to close."""
 
     __slots__ = ("_target_pid", "_target_token")
@@ -393,19 +503,115 @@ class _TargetCopy(ExportedContext):
         """The token's value in the target process (not valid here)."""
         return self._target_token or None
 
+    def _check_importable(self) -> None:
+        raise ValueError(
+            f"this copy was made by for_process({self._target_pid}): its token is a handle "
+            f"in process {self._target_pid} and means nothing (or another handle) here. "
+            f"Send it there (to_bytes() or pickle) and import it in process "
+            f"{self._target_pid}; to import in this process, use the original "
+            "ExportedContext, or for_process(os.getpid())"
+        )
+
     def for_process(self, process: int | _HasPid) -> ExportedContext:
         """Refused: duplicate from the original, whose token is valid in this process."""
         _target_pid(process)  # the same argument errors as the original's
         raise ValueError(
-            f"this copy's token belongs to process {self._target_pid}; "
-            "duplicate from the original ExportedContext"
+            f"this copy's token belongs to process {self._target_pid}; duplicate from the "
+            "original: call for_process() on the ExportedContext export_context() returned"
         )
 
-    def _transfer_token(self) -> tuple[int, int]:
-        return self._target_token, self._target_pid
+    def _transfer_token(self) -> tuple[int, int, int]:
+        return self._target_token, self._target_pid, 0
 
     def _describe(self, *, closed: bool) -> str:
         return (
             f"<ExportedContext package={self._package!r} blob=<{len(self._blob)} bytes> "
             f"buffer_type={self._buffer_type} token for process {self._target_pid}>"
         )
+
+
+class _PullCopy(_OutboundCopy):
+    """What ``for_any_process`` returns: the receiver duplicates the original's token."""
+
+    __slots__ = ("_source",)
+    _source: _Token
+
+    @property
+    def token(self) -> int | None:
+        """The original's token value in this process (owned by the original)."""
+        return self._source._handle
+
+    def _check_importable(self) -> None:
+        raise ValueError(
+            "this copy was made by for_any_process() to be sent: the receiver duplicates "
+            "the token from this process when it reads it (from_bytes() or unpickling). "
+            "To import here, use the original ExportedContext"
+        )
+
+    def _transfer_token(self) -> tuple[int, int, int]:
+        value = self._source._handle
+        if value is None:
+            raise ValueError(
+                "the original ExportedContext's token was closed, so the receiver could not "
+                "duplicate it: call for_any_process() on an export whose token is open, and "
+                "keep it open until the receiver has read the copy"
+            )
+        return value, os.getpid(), _PULL
+
+    def _describe(self, *, closed: bool) -> str:
+        return (
+            f"<ExportedContext package={self._package!r} blob=<{len(self._blob)} bytes> "
+            f"buffer_type={self._buffer_type} token for the receiver to duplicate>"
+        )
+
+
+class _LocalCopy(ExportedContext):
+    """What ``for_process(os.getpid())`` returns: owns a duplicate it can serialize once."""
+
+    __slots__ = ()
+
+    def _transfer_token(self) -> tuple[int, int, int]:
+        token = self._token
+        if token is None:
+            return 0, 0, 0
+        if token._handle is None:
+            raise ValueError(
+                "this copy's token was closed, or already handed to a payload (to_bytes() "
+                "or pickle hand it over once): call for_process(os.getpid()) on the "
+                "original ExportedContext again for another copy"
+            )
+        return token.detach(), os.getpid(), 0  # the payload owns it from here
+
+
+def start_python_child(args: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[Any]:
+    """Start ``python args...`` as a child whose ``.pid`` is the interpreter that runs.
+
+    On Windows inside a venv, ``sys.executable`` is a redirector (venvlauncher) that
+    starts the base interpreter as a second process, so
+    ``subprocess.Popen([sys.executable, ...]).pid`` names the launcher and
+    ``for_process(popen)`` would hand the token to it. This starts the base
+    interpreter directly with ``__PYVENV_LAUNCHER__`` set to the venv's executable,
+    which is what ``multiprocessing`` does (CPython ``popen_spawn_win32.py``,
+    bpo-35797): the child still runs in the venv, and its pid is the worker's.
+    Elsewhere (and outside a venv) it is ``Popen([sys.executable, *args])``.
+    ``popen_kwargs`` go to ``subprocess.Popen`` (``env`` is copied, not changed).
+    """
+    import subprocess  # here: only the processes that start children pay for the import
+
+    if isinstance(args, (str, bytes)):
+        raise TypeError("args must be a sequence of arguments, not one string")
+    executable, env = _python_for_children(popen_kwargs.pop("env", None))
+    return subprocess.Popen([executable, *args], env=env, **popen_kwargs)
+
+
+def _python_for_children(
+    env: Mapping[str, str] | None,
+) -> tuple[str, Mapping[str, str] | None]:
+    """The interpreter and environment ``start_python_child`` uses (see there)."""
+    executable = sys.executable
+    base = getattr(sys, "_base_executable", None) or executable
+    if sys.platform == "win32" and os.path.normcase(base) != os.path.normcase(executable):
+        env = dict(os.environ if env is None else env)
+        env["__PYVENV_LAUNCHER__"] = executable
+        return base, env
+    return executable, env

@@ -1101,12 +1101,16 @@ class FakeSspi:
         inherit: int,
         options: int,
     ) -> int:
-        if self._process_pid(source_process, "DuplicateHandle") != os.getpid():
-            return 0
-        value = self._live_token((source or 0) & _POINTER_MASK, "DuplicateHandle")
+        source_pid = self._process_pid(source_process, "DuplicateHandle")
         pid = self._process_pid(target_process, "DuplicateHandle")
         if not p_target:
             return 0
+        if source_pid != os.getpid():  # pulled from another process's fake: unseen here
+            if pid != os.getpid() or not source:
+                return 0
+            p_target[0] = self._new_token(f"a token duplicated from process {source_pid}")
+            return 1
+        value = self._live_token((source or 0) & _POINTER_MASK, "DuplicateHandle")
         user = self._tokens[value]
         if pid == os.getpid():
             p_target[0] = self._new_token(user)
