@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import SspiError, _lookup
-from ..exported import ExportedContext
+from ..exported import ExportedContext, start_python_child
 from ..handoff import ImportedContext
 from ._output import (
     SafeText,
@@ -301,8 +301,10 @@ def start_child(provider_args: Sequence[str]) -> subprocess.Popen[str]:
 
     Its stdin takes one JSON request, its stdout gives one JSON answer (both ASCII).
     """
-    return subprocess.Popen(
-        [sys.executable, "-c", _CHILD_CODE, *provider_args],
+    # Not Popen([sys.executable, ...]): in a Windows venv its pid is the venv launcher's,
+    # and for_process() would hand the token to the launcher (bpo-35797).
+    return start_python_child(
+        ["-c", _CHILD_CODE, *provider_args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
