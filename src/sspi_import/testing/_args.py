@@ -7,7 +7,6 @@ Anything malformed becomes a ``FaultError`` carrying the status the callback ret
 from __future__ import annotations
 
 import ctypes
-import struct
 from collections.abc import Iterable
 from ctypes import c_void_p
 from typing import Any
@@ -65,16 +64,18 @@ def filetime(seconds: float) -> int:
 
 
 def read_wstr(address: int | None) -> str | None:
-    """A NUL-terminated UTF-16 string at ``address`` (``None`` for NULL)."""
+    """A NUL-terminated UTF-16 string at ``address`` (``None`` for NULL).
+
+    Read one unit at a time, never past the terminator: the caller's buffer may end there.
+    """
     if not address:
         return None
-    units: list[int] = []
-    while len(units) < 32767:
-        unit = ctypes.c_uint16.from_address(address + 2 * len(units)).value
-        if unit == 0:
-            break
-        units.append(unit)
-    raw = struct.pack(f"<{len(units)}H", *units)
+    end = address
+    limit = address + 2 * 32767
+    from_address = ctypes.c_uint16.from_address
+    while end < limit and from_address(end).value:
+        end += 2
+    raw = ctypes.string_at(address, end - address)
     try:
         return raw.decode("utf-16-le")
     except UnicodeDecodeError:

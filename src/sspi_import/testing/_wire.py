@@ -6,7 +6,8 @@ context costs two hash calls, not one per 32 bytes:
 - keys: HMAC-SHA256 of a fixed constant and the machine name (the "machine key"), so
   two processes simulating the same machine agree on it, and subkeys derived from it
   once per machine;
-- a packed context: a versioned header with a fresh 16-byte nonce, the state encrypted
+- a packed context: a versioned header with a unique 16-byte nonce (a random prefix per
+  process and a counter: a stream cipher needs uniqueness), the state encrypted
   with a SHAKE-256 keystream of ``(seal key, nonce)``, and one HMAC-SHA256 over header
   and ciphertext. Any altered byte, or a blob packed on another simulated machine,
   fails the MAC (``WireError``) before anything is decrypted or parsed.
@@ -17,9 +18,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import struct
+import threading
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -45,8 +49,7 @@ BLOB_MAGIC = b"FKSC"
 BLOB_VERSION = 2  # 1: JSON state, a keystream of one HMAC per 32 bytes
 _BLOB_HEAD = struct.Struct("<4sHH16sI")  # magic, version, reserved, nonce, payload length
 _BLOB_MAC = 32
-_STATE_HEAD = struct.Struct("<BBIqqQQ32s")  # role, has_token, flags, start, expiry, seqs, key
-_STR_LEN = struct.Struct("<H")
+_STATE_HEAD = struct.Struct("<BBIqqQQ32s4H")  # role, token?, flags, times, seqs, key, lengths
 _NO_TARGET = 0xFFFF
 _ROLES = ("initiator", "acceptor")
 _TOKEN_MAGIC = b"FKTK"
@@ -133,64 +136,87 @@ def unpack_token(data: bytes, kind: int) -> dict[str, Any]:
 
 
 def _encode_state(state: State) -> bytes:
-    parts = [
-        _STATE_HEAD.pack(
-            _ROLES.index(state.role),
-            1 if state.has_token else 0,
-            state.flags,
-            state.start,
-            state.expiry,
-            state.send_seq,
-            state.recv_seq,
-            state.session_key,
-        )
-    ]
-    for text in (state.package, state.mech, state.user):
-        encoded = text.encode("utf-8")
-        parts += (_STR_LEN.pack(len(encoded)), encoded)
-    if state.target is None:
-        parts.append(_STR_LEN.pack(_NO_TARGET))
-    else:
-        encoded = state.target.encode("utf-8")
-        parts += (_STR_LEN.pack(len(encoded)), encoded)
-    return b"".join(parts)
+    texts = [t.encode("utf-8") for t in (state.package, state.mech, state.user)]
+    target = b"" if state.target is None else state.target.encode("utf-8")
+    if any(len(t) >= _NO_TARGET for t in (*texts, target)):
+        raise WireError("a name in the context is too long to pack")
+    head = _STATE_HEAD.pack(
+        _ROLES.index(state.role),
+        1 if state.has_token else 0,
+        state.flags,
+        state.start,
+        state.expiry,
+        state.send_seq,
+        state.recv_seq,
+        state.session_key,
+        *(len(t) for t in texts),
+        _NO_TARGET if state.target is None else len(target),
+    )
+    return b"".join((head, *texts, target))
 
 
 def _decode_state(plain: bytes) -> State:
     try:
-        role, has_token, flags, start, expiry, send, recv, key = _STATE_HEAD.unpack_from(plain)
-        offset = _STATE_HEAD.size
-        texts: list[str | None] = []
-        for _ in range(4):
-            (length,) = _STR_LEN.unpack_from(plain, offset)
-            offset += _STR_LEN.size
-            if length == _NO_TARGET and len(texts) == 3:
-                texts.append(None)
-                continue
-            if offset + length > len(plain):
-                raise WireError("garbled packed context")
-            texts.append(plain[offset : offset + length].decode("utf-8"))
-            offset += length
-    except (struct.error, UnicodeDecodeError):
+        fields = _STATE_HEAD.unpack_from(plain)
+    except struct.error:
         raise WireError("garbled packed context") from None
-    if offset != len(plain) or role >= len(_ROLES) or has_token > 1:
+    role, has_token, flags, start, expiry, send, recv, key, *lengths = fields
+    target_length = lengths[3]
+    sizes = [*lengths[:3], 0 if target_length == _NO_TARGET else target_length]
+    if _STATE_HEAD.size + sum(sizes) != len(plain) or role >= len(_ROLES) or has_token > 1:
         raise WireError("garbled packed context")
-    package, mech, user, target = texts
-    if package is None or mech is None or user is None:  # only the target may be absent
-        raise WireError("garbled packed context")
+    texts: list[str] = []
+    offset = _STATE_HEAD.size
+    try:
+        for size in sizes:
+            texts.append(plain[offset : offset + size].decode("utf-8"))
+            offset += size
+    except UnicodeDecodeError:
+        raise WireError("garbled packed context") from None
     return State(
-        _ROLES[role], package, mech, user, flags, start, expiry, key, send, recv,
-        bool(has_token), target,
+        _ROLES[role], texts[0], texts[1], texts[2], flags, start, expiry, key, send, recv,
+        bool(has_token), None if target_length == _NO_TARGET else texts[3],
     )  # fmt: skip
+
+
+def _nonces() -> Iterator[bytes]:
+    """Unique 16-byte nonces: a random prefix per process, then a counter."""
+    prefix = os.urandom(8)
+    for number in itertools.count():
+        yield prefix + number.to_bytes(8, "little")
+
+
+_NONCES = _nonces()
+_NONCE_LOCK = threading.Lock()
+
+
+def _mac(mac_key: bytes, body: bytes) -> bytes:
+    """HMAC-SHA256 of ``body``, from the key's precomputed inner and outer states."""
+    inner, outer = _mac_states(mac_key)
+    inner = inner.copy()
+    inner.update(body)
+    outer = outer.copy()
+    outer.update(inner.digest())
+    tag: bytes = outer.digest()
+    return tag
+
+
+@functools.lru_cache(maxsize=16)
+def _mac_states(mac_key: bytes) -> tuple[Any, Any]:
+    padded = mac_key.ljust(64, b"\0")  # RFC 2104: a 32-byte key, padded to the block
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+    return inner, outer
 
 
 def pack_blob(machine: str, state: State) -> bytes:
     """A packed context: versioned header, encrypted state, one HMAC over all of it."""
     seal_key, mac_key = _blob_keys(machine)
-    nonce = os.urandom(16)
+    with _NONCE_LOCK:
+        nonce = next(_NONCES)
     payload = keystream_xor(seal_key, nonce, _encode_state(state))
     body = _BLOB_HEAD.pack(BLOB_MAGIC, BLOB_VERSION, 0, nonce, len(payload)) + payload
-    return body + hmac.digest(mac_key, body, "sha256")
+    return body + _mac(mac_key, body)
 
 
 def unpack_blob(machine: str, blob: bytes) -> State:
@@ -206,6 +232,6 @@ def unpack_blob(machine: str, blob: bytes) -> State:
         raise WireError("truncated packed context")
     seal_key, mac_key = _blob_keys(machine)
     body, tag = blob[:-_BLOB_MAC], blob[-_BLOB_MAC:]
-    if not hmac.compare_digest(tag, hmac.digest(mac_key, body, "sha256")):
+    if not hmac.compare_digest(tag, _mac(mac_key, body)):
         raise WireError("the packed context was altered or packed on another machine")
     return _decode_state(keystream_xor(seal_key, nonce, body[_BLOB_HEAD.size :]))
