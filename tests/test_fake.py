@@ -464,11 +464,12 @@ def test_fail_accepts_numbers_and_rejects_unknown_names(fake: FakeSspi) -> None:
     with pytest.raises(sspi_import.NotOwnerError):
         Raw().api.EnumerateSecurityPackagesW(byref(ULONG()), byref(info))
     with pytest.raises(ValueError, match="not an SSPI function"):
-        fake.fail("QuerySecurityPackageInfoW", 0x80090306)  # the library never calls it
+        # the library never calls QuerySecurityPackageInfoW
+        fake.fail("QuerySecurityPackageInfoW", 0x80090306)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not an SSPI function"):
-        fake.fail("ImportSecurityContextA", 0x80090306)
+        fake.fail("ImportSecurityContextA", 0x80090306)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not an SSPI function"):
-        fake.calls("Nope")
+        fake.calls("Nope")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="times"):
         fake.fail("DeleteSecurityContext", 0x80090306, times=0)
     with pytest.raises(ValueError, match="SEC_E_NOPE"):

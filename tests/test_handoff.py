@@ -10,7 +10,7 @@ import pickle
 import subprocess
 import sys
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
@@ -18,7 +18,7 @@ import sspi_import
 import sspi_import.exported
 import sspi_import.testing._fake
 from sspi_import import ExportedContext, ExportFlags, ImportedContext
-from sspi_import.testing import FakeSspi
+from sspi_import.testing import FakeSspi, SspiFunction
 
 MACHINE = "HANDOFF-TEST"
 EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / "examples" / "worker_handoff.py"
@@ -102,10 +102,7 @@ def test_example_runs() -> None:
 
 # Copies for this process, copies the receiver pulls, and a venv-like launcher ---------
 
-ALL_CALLS = sorted(
-    name
-    for name in sspi_import.testing._fake._SYMBOLS  # every function the fake simulates
-)
+ALL_CALLS: list[SspiFunction] = sorted(get_args(SspiFunction))  # every function simulated
 
 
 def _total_calls(fake: FakeSspi) -> int:

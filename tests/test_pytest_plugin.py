@@ -63,8 +63,61 @@ def test_double_free(sspi_fake):
 """
 
 
+FINALIZED = """
+import gc
+import pytest
+import sspi_import
+from sspi_import.testing import FakeSspi
+
+
+def test_pair_never_closed(sspi_fake: FakeSspi) -> None:
+    client, server = sspi_import.loopback("NTLM")  # dropped: finalizers close them
+
+
+def test_credentials_left_in_a_cycle(sspi_fake: FakeSspi) -> None:
+    holder = [sspi_import.Credentials.acquire("NTLM", "outbound")]
+    holder.append(holder)  # only the gc.collect() at teardown frees it
+
+
+@pytest.mark.xfail(reason="on purpose")
+def test_xfailed_is_not_checked(sspi_fake: FakeSspi) -> None:
+    sspi_import.loopback("NTLM")
+    raise AssertionError("expected")
+
+
+def test_imperative_xfail_is_not_checked(sspi_fake: FakeSspi) -> None:
+    sspi_import.loopback("NTLM")
+    pytest.xfail("on purpose")
+
+
+def test_closed_properly(sspi_fake: FakeSspi) -> None:
+    client, server = sspi_import.loopback("NTLM")
+    with client, server:
+        assert client.decrypt(server.encrypt(b"hi")) == b"hi"
+
+
+def test_dropped_on_purpose(sspi_fake: FakeSspi) -> None:
+    with pytest.warns(ResourceWarning):
+        sspi_import.Credentials.acquire("NTLM", "outbound")
+        gc.collect()
+
+
+def test_other_warnings_still_reach_pytest(sspi_fake: FakeSspi) -> None:
+    import warnings
+    warnings.warn("a user warning", UserWarning)
+
+
+def test_plain() -> None:
+    assert 1
+"""
+
+
 def _run(
-    tmp_path: pathlib.Path, source: str, *, autoload: bool = False
+    tmp_path: pathlib.Path,
+    source: str,
+    *,
+    autoload: bool = False,
+    warning_options: tuple[str, ...] = ("-W", "error"),
 ) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_downstream.py").write_text(source)
     env = dict(os.environ)
@@ -83,7 +136,7 @@ def _run(
     if not autoload:
         env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         args += ["-p", PLUGIN]
-    args += ["-W", "error", str(tmp_path)]
+    args += [*warning_options, str(tmp_path)]
     return subprocess.run(
         args, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env, check=False
     )
@@ -110,6 +163,74 @@ def test_fixture_reports_leaks_at_teardown(tmp_path: pathlib.Path) -> None:
     assert "FAILED test_downstream.py::test_failed_test_is_not_also" in output, output
     assert "AssertionError: FakeSspi: credentials 0x" in output, output
     assert "FakeSspi: handles misused: [Misuse(function='FreeContextBuffer'" in output, output
+
+
+@pytest.mark.parametrize(
+    "warning_options",
+    [(), ("-W", "error"), ("-W", "ignore::ResourceWarning"), ("-W", "ignore")],
+    ids=["default-filters", "W-error", "W-ignore-ResourceWarning", "W-ignore"],
+)
+def test_a_handle_left_to_a_finalizer_fails_whatever_the_filters(
+    tmp_path: pathlib.Path, warning_options: tuple[str, ...]
+) -> None:
+    result = _run(tmp_path, FINALIZED, warning_options=warning_options)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "2 errors" in output, output  # in teardown: their calls passed
+    assert "ERROR test_downstream.py::test_pair_never_closed" in output, output
+    assert "ERROR test_downstream.py::test_credentials_left_in_a_cycle" in output, output
+    assert "sspi_fake: left to a finalizer (close it or use 'with'): unclosed" in output
+    assert "2 xfailed" in output, output
+    assert "ERROR test_downstream.py::test_xfailed" not in output, output
+    assert "ERROR test_downstream.py::test_imperative" not in output, output
+    assert "ERROR test_downstream.py::test_closed_properly" not in output, output
+    assert "ERROR test_downstream.py::test_dropped_on_purpose" not in output, output
+    assert "ERROR test_downstream.py::test_plain" not in output, output
+    if warning_options == ("-W", "error"):  # the user's warning still obeys -W error
+        assert "FAILED test_downstream.py::test_other_warnings_still_reach_pytest" in output
+        assert "1 failed, 5 passed, 2 xfailed, 2 errors" in output, output
+    elif warning_options != ("-W", "ignore"):
+        assert "6 passed, 2 xfailed, 1 warning, 2 errors" in output, output
+        assert "UserWarning: a user warning" in output, output  # in pytest's summary
+    else:
+        assert "6 passed, 2 xfailed, 2 errors" in output, output
+        assert "a user warning" not in output, output  # the user's -W ignore holds
+
+
+FAULTS = """
+import pytest
+import sspi_import
+from sspi_import.testing import FaultInjector
+
+
+def test_faults_fixture(sspi_faults: FaultInjector) -> None:
+    sspi_faults.fail("AcceptSecurityContext", "SEC_E_INSUFFICIENT_MEMORY")
+    with pytest.raises(sspi_import.InsufficientMemoryError):
+        sspi_import.loopback("NTLM")
+    assert sspi_faults.calls("AcceptSecurityContext") == 1
+
+
+def test_factory_over_a_fake(sspi_faults_factory) -> None:
+    from sspi_import.testing import FakeSspi
+    fake = FakeSspi()
+    faults = sspi_faults_factory(fake)
+    faults.fail("ImportSecurityContextW", "SEC_E_NOT_OWNER")
+    with pytest.raises(sspi_import.NotOwnerError):
+        sspi_import.ImportedContext("NTLM", b"blob")
+    assert fake.calls("ImportSecurityContextW") == 0  # the failure never reached it
+    assert faults.calls("ImportSecurityContextW") == 1
+"""
+
+
+def test_fault_fixtures(tmp_path: pathlib.Path) -> None:
+    result = _run(tmp_path, FAULTS)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    if sys.platform == "win32":
+        assert "2 passed" in output, output
+    else:
+        assert "1 passed, 1 skipped" in output, output
+        assert "sspi_faults: no real SSPI provider here: this is not Windows" in output
 
 
 def test_entry_point_is_declared() -> None:

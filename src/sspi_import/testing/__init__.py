@@ -1,4 +1,4 @@
-r"""Test without Windows: ``FakeSspi``, a simulated SSPI provider, and a pytest plugin.
+r"""Test without Windows, and test failures on Windows: ``FakeSspi``, ``FaultInjector``.
 
 ``FakeSspi`` implements every SSPI call the library makes as ctypes callbacks with the
 real prototypes, so code under test runs exactly as against ``secur32.dll``::
@@ -9,9 +9,13 @@ real prototypes, so code under test runs exactly as against ``secur32.dll``::
         ...  # establish, export, import contexts
         fake.assert_no_leaks()
 
-With pytest, the ``sspi_fake`` fixture of ``sspi_import.testing.pytest_plugin`` (loaded
-automatically once ``sspi-import`` is installed) gives each test a fresh, installed
-``FakeSspi`` and checks for leaks afterwards.
+``FaultInjector`` wraps a real provider (secur32 by default on Windows, sspi-rs, any
+path) and makes chosen calls fail with chosen statuses, everything else going to the
+real library.
+
+With pytest, the plugin ``sspi_import.testing.pytest_plugin`` (loaded automatically
+once ``sspi-import`` is installed) gives each test a fresh, installed ``FakeSspi``
+(``sspi_fake``) or ``FaultInjector`` (``sspi_faults``) and checks for leaks afterwards.
 
 Packed contexts are authenticated with a key derived from the ``machine`` name, so a
 blob exported by one process's ``FakeSspi`` imports in another process whose
@@ -20,6 +24,16 @@ blob exported by one process's ``FakeSspi`` imports in another process whose
 
 from __future__ import annotations
 
-from ._fake import FakeSspi, Misuse, Outstanding
+from ._fake import FakeSspi
+from ._faults import FaultInjector, default_library
+from ._names import SspiFunction
+from ._state import Misuse, Outstanding
 
-__all__ = ["FakeSspi", "Misuse", "Outstanding"]
+__all__ = [
+    "FakeSspi",
+    "FaultInjector",
+    "Misuse",
+    "Outstanding",
+    "SspiFunction",
+    "default_library",
+]
