@@ -209,7 +209,7 @@ def export_context(
     pointer = packed.pvBuffer  # each ctypes field read builds a new int: read once
     if status < 0:
         _discard(lib, pointer, token.value)
-        check(status, "ExportSecurityContext")
+    check(status, "ExportSecurityContext")  # raises a failure; logs every status
     cleanup: list[BaseException] = []
     if fflags & _DELETE_OLD:
         if owner is not None:
