@@ -260,24 +260,22 @@ _HANDLE_KINDS: dict[str, str] = {
 _logger: logging.Logger | None = None
 
 
-def _debug_logger() -> logging.Logger | None:
-    """The ``sspi_import`` logger when it records ``DEBUG``, else ``None``; cheap.
+def _find_logger() -> logging.Logger | None:
+    """The ``sspi_import`` logger, once some code has imported ``logging``; else ``None``.
 
     ``logging`` is not imported by this library (it is a large share of start-up): until
-    some other code imports it, no handler can exist and nothing is looked up. The
-    logger is then fetched once and given a ``NullHandler``, as libraries do.
+    other code imports it, no handler can exist and nothing is looked up. The logger is
+    then fetched once, given a ``NullHandler`` as libraries do, and kept.
     """
     global _logger
-    logger = _logger
-    if logger is None:
-        logging_module = _MODULES.get("logging")
-        if logging_module is None:
-            return None
-        logger = logging_module.getLogger(_LOGGER_NAME)
-        if not any(type(h) is logging_module.NullHandler for h in logger.handlers):
-            logger.addHandler(logging_module.NullHandler())
-        _logger = logger
-    return logger if logger.isEnabledFor(_DEBUG) else None
+    logging_module = _MODULES.get("logging")
+    if logging_module is None:
+        return None
+    logger: logging.Logger = logging_module.getLogger(_LOGGER_NAME)
+    if not any(type(h) is logging_module.NullHandler for h in logger.handlers):
+        logger.addHandler(logging_module.NullHandler())
+    _logger = logger
+    return logger
 
 
 def _log_status(logger: logging.Logger, status: int, function: str) -> None:
@@ -309,10 +307,11 @@ def check(status: int, function: str) -> int:
     returned for the caller to act on. When the ``"sspi_import"`` logger records
     ``DEBUG``, each status is logged first (function, handle kind, status symbol).
     """
-    if _logger is not None or "logging" in _MODULES:
-        logger = _debug_logger()
-        if logger is not None:
-            _log_status(logger, status, function)
+    logger = _logger  # cheap when off: a global, a dict look-up, one cached level test
+    if logger is None and "logging" in _MODULES:
+        logger = _find_logger()
+    if logger is not None and logger.isEnabledFor(_DEBUG):
+        _log_status(logger, status, function)
     if status < 0:
         raise error_from_status(status, function)
     return status
@@ -327,16 +326,16 @@ def check_win32(result: int | None, function: str) -> int:
     Logged like ``check``: the function, its handle kind and success or the error
     code, never the handle value.
     """
+    logger = _logger
+    if logger is None and "logging" in _MODULES:
+        logger = _find_logger()
     if result:
-        if _logger is not None or "logging" in _MODULES:
-            logger = _debug_logger()
-            if logger is not None:
-                _log_win32(logger, function, True, 0)
+        if logger is not None and logger.isEnabledFor(_DEBUG):
+            _log_win32(logger, function, True, 0)
         return result
     get_last_error = getattr(ctypes, "get_last_error", None)
     code = get_last_error() if get_last_error is not None else 0
-    logger = _debug_logger()
-    if logger is not None:
+    if logger is not None and logger.isEnabledFor(_DEBUG):
         _log_win32(logger, function, False, code)
     win_error = getattr(ctypes, "WinError", None)
     if win_error is not None and code:
