@@ -16,7 +16,13 @@ the library named by ``SSPI_IMPORT_LIBRARY`` / ``use_library``).
 from __future__ import annotations
 
 from ._handle import CleanupWarning
-from .adopt import AdoptedContext, adopt_context
+from .adopt import (
+    AdoptedContext,
+    ForeignContextHandle,
+    PyCtxtHandleLike,
+    SecHandle,
+    adopt_context,
+)
 from .context import ContextSizes, SecurityContextBase
 from .credentials import Credentials, Identity
 from .errors import (
@@ -49,10 +55,10 @@ from .errors import (
     explain,
     status_info,
 )
-from .exported import ExportedContext
+from .exported import ExportedContext, HasPid
 from .handoff import ExportFlags, ImportedContext, export_context
 from .handshake import RequestFlags, SecurityContext, loopback
-from .library import find_sspi_rs, library_description, use_library
+from .library import SspiLibrary, find_sspi_rs, library_description, use_library
 
 __version__ = "0.1.0"
 
@@ -67,6 +73,8 @@ __all__ = [
     "DecryptFailureError",
     "ExportFlags",
     "ExportedContext",
+    "ForeignContextHandle",
+    "HasPid",
     "Identity",
     "ImportedContext",
     "IncompleteMessageError",
@@ -82,10 +90,13 @@ __all__ = [
     "NotOwnerError",
     "OutOfSequenceError",
     "PackageNotFoundError",
+    "PyCtxtHandleLike",
     "RequestFlags",
+    "SecHandle",
     "SecurityContext",
     "SecurityContextBase",
     "SspiError",
+    "SspiLibrary",
     "SspiUnavailableError",
     "StatusInfo",
     "TargetUnknownError",

@@ -24,7 +24,7 @@ from .errors import SspiUnavailableError, check_win32
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["ExportedContext"]
+__all__ = ["ExportedContext", "HasPid"]
 
 _E = TypeVar("_E", bound="ExportedContext")
 
@@ -280,7 +280,7 @@ class ExportedContext(Closeable):
         copy._token = None
         return copy
 
-    def for_process(self, process: int | _HasPid) -> ExportedContext:
+    def for_process(self, process: int | HasPid) -> ExportedContext:
         """A copy for another process, with the token duplicated into that process.
 
         ``process`` is a pid, or a started ``multiprocessing.Process`` /
@@ -339,9 +339,17 @@ class ExportedContext(Closeable):
         return remote
 
 
-class _HasPid(Protocol):
+class HasPid(Protocol):
+    """A process object ``for_process`` accepts: anything with an ``int`` ``.pid``.
+
+    ``multiprocessing.Process`` and ``subprocess.Popen`` are two; ``pid`` is ``None``
+    for a process that has not started, which ``for_process`` refuses.
+    """
+
     @property
-    def pid(self) -> int | None: ...
+    def pid(self) -> int | None:
+        """The process id, or ``None`` before the process has started."""
+        ...
 
 
 _PROCESS_DUP_HANDLE = 0x0040  # winnt.h: OpenProcess access right for DuplicateHandle
@@ -393,7 +401,7 @@ class _TargetCopy(ExportedContext):
         """The token's value in the target process (not valid here)."""
         return self._target_token or None
 
-    def for_process(self, process: int | _HasPid) -> ExportedContext:
+    def for_process(self, process: int | HasPid) -> ExportedContext:
         """Refused: duplicate from the original, whose token is valid in this process."""
         _target_pid(process)  # the same argument errors as the original's
         raise ValueError(

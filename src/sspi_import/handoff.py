@@ -22,7 +22,7 @@ from ._handle import report_cleanup
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.loader import api
 from ._raw.structs import SecBuffer, SecHandle
-from .adopt import foreign_pair
+from .adopt import ForeignContextHandle, foreign_pair
 from .context import SecurityContextBase
 from .errors import check
 from .exported import ExportedContext, _check_token, _Token
@@ -162,7 +162,7 @@ def _foreign_handle(context: object) -> SecHandle:
 
 
 def export_context(
-    context: SecurityContextBase | SecHandle | tuple[int, int] | int | Any,
+    context: SecurityContextBase | ForeignContextHandle,
     flags: ExportFlags | int = ExportFlags.NONE,
 ) -> ExportedContext:
     """Serialize ``context`` with ``ExportSecurityContext`` so another process can import it.
