@@ -104,12 +104,10 @@ def test_snippet_runs(snippet: Snippet, tmp_path: Path, monkeypatch: pytest.Monk
     code = compile(snippet.code, f"{snippet.page}:{snippet.line}", "exec")
     namespace: dict[str, Any] = {"__name__": "__snippet__"}
     provider = (
-        contextlib.nullcontext()
-        if "FakeSspi(" in snippet.code
-        else FakeSspi(user="EXAMPLE\\alice")
+        contextlib.nullcontext() if "FakeSspi(" in snippet.code else FakeSspi(user="EXAMPLE\\alice")
     )
     with provider:
-        exec(code, namespace)  # noqa: S102 - the documentation's own code
+        exec(code, namespace)  # the documentation's own code
         for name, value in list(namespace.items()):
             if name.startswith("test_") and callable(value):
                 value()
