@@ -10,7 +10,9 @@ provider itself (Windows behaviour is never claimed: the block runs on the simul
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -98,7 +100,24 @@ def test_pending_entries_are_still_there() -> None:
     assert sorted(set(PENDING) - keys) == []
 
 
+@pytest.fixture
+def _logging_restored() -> Iterator[None]:
+    """A snippet may configure logging (docs/debugging.md does): undo it afterwards.
+
+    Left at DEBUG, every later test would build a record per SSPI call.
+    """
+    loggers = [logging.getLogger(), logging.getLogger("sspi_import")]
+    saved = [(logger, logger.level, list(logger.handlers)) for logger in loggers]
+    yield
+    for logger, level, handlers in saved:
+        logger.setLevel(level)
+        for handler in logger.handlers[:]:
+            if handler not in handlers:
+                logger.removeHandler(handler)
+
+
 @pytest.mark.parametrize("snippet", [_param(s) for s in RUNNABLE])
+@pytest.mark.usefixtures("_logging_restored")
 def test_snippet_runs(snippet: Snippet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     code = compile(snippet.code, f"{snippet.page}:{snippet.line}", "exec")
@@ -113,3 +132,8 @@ def test_snippet_runs(snippet: Snippet, tmp_path: Path, monkeypatch: pytest.Monk
                 value()
         if isinstance(provider, FakeSspi):
             provider.assert_no_leaks()
+
+
+def test_snippets_leave_logging_as_they_found_it() -> None:
+    # Runs after the snippets (file order): the debugging page's DEBUG level is undone.
+    assert logging.getLogger("sspi_import").level == logging.NOTSET
