@@ -40,7 +40,7 @@ else:
 """
 
 
-def pywin32_server_handle() -> object:
+def pywin32_server_handle() -> sspi_import.PyCtxtHandleLike:
     """pywin32's own NTLM loopback; returns the server's ``PyCtxtHandle``."""
     import sspi  # type: ignore[import-not-found]  # pywin32, Windows only
 
@@ -50,7 +50,8 @@ def pywin32_server_handle() -> object:
         _, out = client.authorize(token)
         status, reply = server.authorize(out[0].Buffer)
         if status == 0:
-            return server.ctxt
+            ctxt: sspi_import.PyCtxtHandleLike = server.ctxt
+            return ctxt
         token = reply[0].Buffer
 
 
@@ -65,7 +66,7 @@ def simulated_handle() -> int:
     return handle_to_int(lower, upper)
 
 
-def hand_off(handle: object, mode: str) -> str:
+def hand_off(handle: sspi_import.ForeignContextHandle, mode: str) -> str:
     """Adopt ``handle``, export it with DELETE_OLD, and import it in a child process."""
     with adopt_context(handle) as context:
         print(f"adopted: {context!r}, user {context.user_name}")

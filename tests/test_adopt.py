@@ -119,13 +119,13 @@ def test_bad_handles_are_refused_before_anything(
     stub: Stub, handle: object, exc: type[Exception]
 ) -> None:
     with pytest.raises(exc):
-        adopt_context(handle)
+        adopt_context(handle)  # type: ignore[arg-type]
     assert stub.calls("DeleteSecurityContext") == 0
 
 
 def test_a_context_of_this_library_is_refused(stub: Stub) -> None:
     with adopt_context(stub.new_context(), "NTLM") as ctx, pytest.raises(TypeError):
-        adopt_context(ctx)
+        adopt_context(ctx)  # type: ignore[arg-type]
 
 
 def test_bad_package_is_refused_before_detaching(stub: Stub) -> None:

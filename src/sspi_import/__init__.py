@@ -16,7 +16,13 @@ the library named by ``SSPI_IMPORT_LIBRARY`` / ``use_library``).
 from __future__ import annotations
 
 from ._handle import CleanupWarning
-from .adopt import AdoptedContext, adopt_context
+from .adopt import (
+    AdoptedContext,
+    ForeignContextHandle,
+    PyCtxtHandleLike,
+    SecHandle,
+    adopt_context,
+)
 from .context import ContextSizes, SecurityContextBase
 from .credentials import Credentials, Identity
 from .errors import (
@@ -49,10 +55,10 @@ from .errors import (
     explain,
     status_info,
 )
-from .exported import ExportedContext
+from .exported import ExportedContext, HasPid
 from .handoff import ExportFlags, ImportedContext, export_context
 from .handshake import RequestFlags, SecurityContext, loopback
-from .library import find_sspi_rs, library_description, use_library
+from .library import SspiLibrary, find_sspi_rs, library_description, use_library
 from .messages import BufferType, IovBuffer, IovResult, UnencryptedMessageError
 
 __version__ = "0.1.0"
@@ -69,6 +75,8 @@ __all__ = [
     "DecryptFailureError",
     "ExportFlags",
     "ExportedContext",
+    "ForeignContextHandle",
+    "HasPid",
     "Identity",
     "ImportedContext",
     "IncompleteMessageError",
@@ -86,10 +94,13 @@ __all__ = [
     "NotOwnerError",
     "OutOfSequenceError",
     "PackageNotFoundError",
+    "PyCtxtHandleLike",
     "RequestFlags",
+    "SecHandle",
     "SecurityContext",
     "SecurityContextBase",
     "SspiError",
+    "SspiLibrary",
     "SspiUnavailableError",
     "StatusInfo",
     "TargetUnknownError",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
 from ._buffers import encode_name
 from ._cpython import is_pywin32_handle
@@ -28,7 +28,16 @@ from ._raw.structs import POINTER_BYTES, SecHandle
 from .context import SecurityContextBase
 from .errors import SspiError, SspiUnavailableError
 
-__all__ = ["AdoptedContext", "adopt_context", "foreign_pair", "handle_from_int", "handle_to_int"]
+__all__ = [
+    "AdoptedContext",
+    "ForeignContextHandle",
+    "PyCtxtHandleLike",
+    "SecHandle",
+    "adopt_context",
+    "foreign_pair",
+    "handle_from_int",
+    "handle_to_int",
+]
 
 
 def _word_max(pointer_bytes: int) -> int:
@@ -156,7 +165,25 @@ def _take_handle(handle: object) -> tuple[int, int]:
     )
 
 
-def adopt_context(handle: object, package: str | None = None) -> AdoptedContext:
+class PyCtxtHandleLike(Protocol):
+    """pywin32's ``PyCtxtHandle``, as this library uses it: ``Detach()`` gives the handle.
+
+    ``Detach()`` returns the handle packed in one integer and makes pywin32 give it up,
+    so that it never deletes the context.
+    """
+
+    def Detach(self) -> int:  # noqa: N802 - pywin32's name
+        """Give up the handle and return it as one integer."""
+        ...
+
+
+ForeignContextHandle: TypeAlias = SecHandle | tuple[int, int] | int | PyCtxtHandleLike
+"""A context handle made outside this library: a ctypes ``SecHandle`` (``CtxtHandle``),
+a ``(dwLower, dwUpper)`` pair, the integer pywin32's ``Detach()`` returns, or a pywin32
+``PyCtxtHandle``."""
+
+
+def adopt_context(handle: ForeignContextHandle, package: str | None = None) -> AdoptedContext:
     """Own an existing security context handle from now on.
 
     ``handle`` is a ``(dwLower, dwUpper)`` tuple, a ctypes ``SecHandle``, the integer

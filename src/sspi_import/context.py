@@ -15,8 +15,7 @@ import ctypes
 import datetime
 from collections.abc import Iterator
 from ctypes import byref, c_void_p
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._buffers import free_context_buffer, read_utf16z
 from ._filetime import filetime_to_datetime
@@ -43,9 +42,8 @@ __all__ = ["ContextSizes", "SecurityContextBase"]
 _INTERNAL_ERROR = status_info("SEC_E_INTERNAL_ERROR").status  # type: ignore[union-attr]
 
 
-@dataclass(frozen=True)
-class ContextSizes:
-    """``SECPKG_ATTR_SIZES`` of a context, in bytes."""
+class ContextSizes(NamedTuple):
+    """``SECPKG_ATTR_SIZES`` of a context, in bytes: an immutable named tuple."""
 
     max_token: int
     """Largest token the handshake can produce."""

@@ -4,13 +4,20 @@ Status codes are unsigned 32-bit everywhere in the public API (``0x80090306``, a
 headers and search engines write them); ``.winerror`` carries the signed value that
 Windows' own ``OSError`` uses. Every failing call raises through ``error_from_status``,
 so the class, message and attributes never depend on which function failed.
+
+``check`` and ``check_win32`` are also where every call is logged: one ``DEBUG`` record
+per SSPI or kernel32 call on the ``"sspi_import"`` logger (see docs/debugging.md).
 """
 
 from __future__ import annotations
 
 import ctypes
 import re
-from typing import Any, ClassVar, NamedTuple
+import sys
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+if TYPE_CHECKING:
+    import logging
 
 from ._raw.loader import SspiUnavailableError
 from ._raw.status_codes import ALIASES, STATUS_CODES
@@ -211,13 +218,100 @@ def error_from_status(status: int, function: str | None = None) -> SspiError:
     return _CLASSES.get(unsigned, SspiError)(unsigned, function)
 
 
+_LOGGER_NAME = "sspi_import"  # logging.getLogger("sspi_import"): every call is recorded there
+_DEBUG = 10  # logging.DEBUG, without importing logging
+_MODULES = sys.modules
+
+# What each function's handle is, for the log record: declared here rather than guessed
+# from the name. A name missing here is logged as "other"; tests/test_logging.py holds
+# the table against the prototype table.
+_HANDLE_KINDS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "InitializeSecurityContextW",
+            "AcceptSecurityContext",
+            "CompleteAuthToken",
+            "DeleteSecurityContext",
+            "QueryContextAttributesW",
+            "ImpersonateSecurityContext",
+            "RevertSecurityContext",
+            "ExportSecurityContext",
+            "ImportSecurityContextW",
+            "MakeSignature",
+            "VerifySignature",
+            "EncryptMessage",
+            "DecryptMessage",
+        ),
+        "context",
+    ),
+    **dict.fromkeys(
+        ("AcquireCredentialsHandleW", "FreeCredentialsHandle", "QueryCredentialsAttributesW"),
+        "credentials",
+    ),
+    "FreeContextBuffer": "buffer",
+    "EnumerateSecurityPackagesW": "package list",
+    "QuerySecurityPackageInfoW": "package list",
+    "DuplicateHandle": "token",
+    "CloseHandle": "token",
+    "OpenProcess": "process",
+    "GetCurrentProcess": "process",
+}
+
+_logger: logging.Logger | None = None
+
+
+def _find_logger() -> logging.Logger | None:
+    """The ``sspi_import`` logger, once some code has imported ``logging``; else ``None``.
+
+    ``logging`` is not imported by this library (it is a large share of start-up): until
+    other code imports it, no handler can exist and nothing is looked up. The logger is
+    then fetched once, given a ``NullHandler`` as libraries do, and kept.
+    """
+    global _logger
+    logging_module = _MODULES.get("logging")
+    if logging_module is None:
+        return None
+    logger: logging.Logger = logging_module.getLogger(_LOGGER_NAME)
+    if not any(type(h) is logging_module.NullHandler for h in logger.handlers):
+        logger.addHandler(logging_module.NullHandler())
+    _logger = logger
+    return logger
+
+
+def _log_status(logger: logging.Logger, status: int, function: str) -> None:
+    # The function, its handle kind and the status: never an argument, buffer or result.
+    unsigned = status & 0xFFFF_FFFF
+    info = _BY_STATUS.get(unsigned)
+    symbol = info.symbol if info is not None else "unknown status"
+    kind = _HANDLE_KINDS.get(function, "other")
+    logger.debug(
+        "%s (%s): %s (0x%08X)",
+        function,
+        kind,
+        symbol,
+        unsigned,
+        extra={
+            "sspi_function": function,
+            "sspi_handle_kind": kind,
+            "sspi_status": unsigned,
+            "sspi_symbol": info.symbol if info is not None else None,
+        },
+    )
+
+
 def check(status: int, function: str) -> int:
     """Return ``status`` if it is a success code; raise its typed ``SspiError`` if not.
 
     The one place a ``SECURITY_STATUS`` becomes an exception: every SSPI call this
     library makes hands its result here. Success codes (``SEC_E_OK``, ``SEC_I_*``) are
-    returned for the caller to act on.
+    returned for the caller to act on. When the ``"sspi_import"`` logger records
+    ``DEBUG``, each status is logged first (function, handle kind, status symbol).
     """
+    logger = _logger  # cheap when off: a global, a dict look-up, one cached level test
+    if logger is None and "logging" in _MODULES:
+        logger = _find_logger()
+    if logger is not None and logger.isEnabledFor(_DEBUG):
+        _log_status(logger, status, function)
     if status < 0:
         raise error_from_status(status, function)
     return status
@@ -229,17 +323,44 @@ def check_win32(result: int | None, function: str) -> int:
     The error carries the thread's last error as ``winerror`` (Windows' own
     ``OSError`` subclass for it, as ``ctypes.WinError`` makes), read right after the call
     through ctypes' saved copy (the prototypes are declared with ``use_last_error``).
+    Logged like ``check``: the function, its handle kind and success or the error
+    code, never the handle value.
     """
+    logger = _logger
+    if logger is None and "logging" in _MODULES:
+        logger = _find_logger()
     if result:
+        if logger is not None and logger.isEnabledFor(_DEBUG):
+            _log_win32(logger, function, True, 0)
         return result
     get_last_error = getattr(ctypes, "get_last_error", None)
     code = get_last_error() if get_last_error is not None else 0
+    if logger is not None and logger.isEnabledFor(_DEBUG):
+        _log_win32(logger, function, False, code)
     win_error = getattr(ctypes, "WinError", None)
     if win_error is not None and code:
         error: OSError = win_error(code)
         error.strerror = f"{function} failed: {error.strerror}"
         raise error
     raise OSError(None, f"{function} failed (Windows error {code})", None, code or None)
+
+
+def _log_win32(logger: logging.Logger, function: str, succeeded: bool, code: int) -> None:
+    kind = _HANDLE_KINDS.get(function, "other")
+    outcome = "succeeded" if succeeded else f"failed (Windows error {code})"
+    logger.debug(
+        "%s (%s): %s",
+        function,
+        kind,
+        outcome,
+        extra={
+            "sspi_function": function,
+            "sspi_handle_kind": kind,
+            "sspi_status": None,
+            "sspi_symbol": None,
+            "sspi_winerror": None if succeeded else code,
+        },
+    )
 
 
 class InsufficientMemoryError(SspiError):

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-__all__ = ["ExportedContext", "start_python_child"]
+__all__ = ["ExportedContext", "HasPid", "start_python_child"]
 
 _E = TypeVar("_E", bound="ExportedContext")
 
@@ -310,7 +310,7 @@ class ExportedContext(Closeable):
             return None
         return token
 
-    def for_process(self, process: int | _HasPid) -> ExportedContext:
+    def for_process(self, process: int | HasPid) -> ExportedContext:
         """A copy for another process, with the token duplicated into that process.
 
         ``process`` is a pid, or a started ``multiprocessing.Process`` /
@@ -373,9 +373,17 @@ class ExportedContext(Closeable):
         return pulled
 
 
-class _HasPid(Protocol):
+class HasPid(Protocol):
+    """A process object ``for_process`` accepts: anything with an ``int`` ``.pid``.
+
+    ``multiprocessing.Process`` and ``subprocess.Popen`` are two; ``pid`` is ``None``
+    for a process that has not started, which ``for_process`` refuses.
+    """
+
     @property
-    def pid(self) -> int | None: ...
+    def pid(self) -> int | None:
+        """The process id, or ``None`` before the process has started."""
+        ...
 
 
 _PROCESS_DUP_HANDLE = 0x0040  # winnt.h: OpenProcess access right for DuplicateHandle
@@ -475,7 +483,7 @@ class _OutboundCopy(ExportedContext):
 
     __slots__ = ()
 
-    def for_process(self, process: int | _HasPid) -> ExportedContext:
+    def for_process(self, process: int | HasPid) -> ExportedContext:
         """Refused: duplicate from the original, whose token is valid in this process."""
         _target_pid(process)  # the same argument errors as the original's
         raise ValueError(
@@ -512,7 +520,7 @@ class _TargetCopy(_OutboundCopy):
             "ExportedContext, or for_process(os.getpid())"
         )
 
-    def for_process(self, process: int | _HasPid) -> ExportedContext:
+    def for_process(self, process: int | HasPid) -> ExportedContext:
         """Refused: duplicate from the original, whose token is valid in this process."""
         _target_pid(process)  # the same argument errors as the original's
         raise ValueError(

@@ -22,7 +22,7 @@ from ._handle import report_cleanup
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.loader import api
 from ._raw.structs import SecBuffer, SecHandle
-from .adopt import foreign_pair
+from .adopt import ForeignContextHandle, foreign_pair
 from .context import SecurityContextBase
 from .errors import SspiError, check
 from .exported import ExportedContext, _check_token, _Token
@@ -194,7 +194,7 @@ def _foreign_handle(context: object) -> SecHandle:
 
 
 def export_context(
-    context: SecurityContextBase | SecHandle | tuple[int, int] | int | Any,
+    context: SecurityContextBase | ForeignContextHandle,
     flags: ExportFlags | int = ExportFlags.NONE,
 ) -> ExportedContext:
     """Serialize ``context`` with ``ExportSecurityContext`` so another process can import it.
@@ -241,7 +241,7 @@ def export_context(
     pointer = packed.pvBuffer  # each ctypes field read builds a new int: read once
     if status < 0:
         _discard(lib, pointer, token.value)
-        check(status, "ExportSecurityContext")
+    check(status, "ExportSecurityContext")  # raises a failure; logs every status
     cleanup: list[BaseException] = []
     if fflags & _DELETE_OLD:
         if owner is not None:

@@ -11,16 +11,19 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from importlib import metadata
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._raw import loader
+from ._raw.loader import SspiLibrary
 from .errors import SspiUnavailableError
 
-__all__ = ["find_sspi_rs", "library_description", "use_library"]
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["SspiLibrary", "find_sspi_rs", "library_description", "use_library"]
 
 
-def use_library(library: str | os.PathLike[str] | ctypes.CDLL | loader.SspiLibrary | None) -> None:
+def use_library(library: str | os.PathLike[str] | ctypes.CDLL | SspiLibrary | None) -> None:
     """Send every following SSPI call to ``library``; ``None`` goes back to the default.
 
     ``library`` is a path to an SSPI-compatible shared library (loaded at once, so a bad
@@ -42,6 +45,11 @@ def find_sspi_rs() -> Path:
     Raises ``SspiUnavailableError`` saying what to install when it is not there. On
     Windows, sspilib uses secur32 and bundles nothing: use the default library there.
     """
+    # Imported here, not at the top: importlib.metadata and pathlib are a large share of
+    # the cost of `import sspi_import`, and only this function needs them.
+    from importlib import metadata
+    from pathlib import Path
+
     try:
         files = metadata.files("sspilib") or []
     except metadata.PackageNotFoundError:
