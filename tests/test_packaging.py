@@ -33,6 +33,8 @@ TEST_SUPPORT = [
     "benchmarks/_common.py",
     ".ci/check_junit.py",
     ".ci/junit_markers.py",
+    ".github/workflows/ci.yml",
+    ".github/workflows/release.yml",
     "CHANGELOG.md",
 ]
 
