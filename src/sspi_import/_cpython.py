@@ -106,7 +106,14 @@ def is_pywin32_handle(obj: object) -> TypeGuard[Any]:
 
 def peek_pywin32(obj: Any) -> tuple[int, int]:
     """Read a ``PyCtxtHandle``'s handle without detaching it (pywin32 keeps ownership)."""
-    if type(obj).__basicsize__ != _HEADER + ctypes.sizeof(SecHandle):
+    kind = type(obj)
+    # The size alone is not enough: on 3.10 a plain class with __dict__ and __weakref__
+    # slots is also a header plus two pointers. pywin32's object has neither.
+    if (
+        kind.__basicsize__ != _HEADER + ctypes.sizeof(SecHandle)
+        or kind.__dictoffset__
+        or kind.__weakrefoffset__
+    ):
         raise TypeError(
             "this pywin32 build lays out PyCtxtHandle in an unknown way, so its handle "
             "cannot be read without taking it over: use sspi_import.adopt_context(handle)"
