@@ -28,19 +28,7 @@ FRAGMENT = re.compile(r"#\s*fragment:\s*\S")
 # is expected to fail (strict), keyed by page and first code line so that line moves do
 # not matter. Mark the block (first line "# fragment: ...") or make it run, then delete
 # its entry here: a block that starts to run fails this list (XPASS, strict).
-PENDING: dict[tuple[str, str], str] = {
-    ("README.md", "import sspi_import"): "needs server_context, worker, send_to_worker",
-    (
-        "docs/guides/testing.md",
-        "def test_import_fails_cleanly(sspi_fake) -> None:",
-    ): "needs the sspi_fake fixture and imports of pytest, sspi_import, ImportedContext",
-    ("docs/guides/worker-handoff.md", "import sspi_import"): "needs server_context, worker",
-    (
-        "docs/guides/worker-handoff.md",
-        "from sspi_import import ExportedContext, ImportedContext",
-    ): "needs receive_privately, serve_request",
-    ("docs/guides/worker-handoff.md", "import sspi  # pywin32"): "needs pywin32 on Windows",
-}
+PENDING: dict[tuple[str, str], str] = {}
 
 
 class Snippet(NamedTuple):
