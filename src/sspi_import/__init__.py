@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from ._handle import CleanupWarning
 from .adopt import AdoptedContext, adopt_context
+from .bindings import ChannelBindings
 from .context import ContextSizes, SecurityContextBase
 from .credentials import Credentials, Identity
 from .errors import (
+    BadBindingsError,
     BufferTooSmallError,
     CannotPackError,
     ContextExpiredError,
@@ -58,8 +60,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdoptedContext",
+    "BadBindingsError",
     "BufferTooSmallError",
     "CannotPackError",
+    "ChannelBindings",
     "CleanupWarning",
     "ContextExpiredError",
     "ContextSizes",

@@ -74,6 +74,7 @@ SEC_E_UNSUPPORTED_FUNCTION = _s("SEC_E_UNSUPPORTED_FUNCTION")
 SEC_E_QOP_NOT_SUPPORTED = _s("SEC_E_QOP_NOT_SUPPORTED")
 SEC_E_NO_IMPERSONATION = _s("SEC_E_NO_IMPERSONATION")
 SEC_E_CANNOT_PACK = _s("SEC_E_CANNOT_PACK")
+SEC_E_INCOMPLETE_MESSAGE = _s("SEC_E_INCOMPLETE_MESSAGE")
 
 # sspi.h request/return flags the fake grants (ISC_REQ_* and ASC_REQ_* share most bits).
 _DELEGATE, _MUTUAL, _REPLAY, _SEQUENCE, _CONFIDENTIALITY = 0x1, 0x2, 0x4, 0x8, 0x10
@@ -615,10 +616,23 @@ class FakeSspi:
 
     @staticmethod
     def _input_token(desc: Any) -> bytes:
-        tokens = _of_type(_buffers(desc), C.SECBUFFER_TOKEN)
+        buffers = _buffers(desc)
+        tokens = _of_type(buffers, C.SECBUFFER_TOKEN)
         if not tokens or not tokens[0].cbBuffer:
             raise _FaultError(SEC_E_INVALID_TOKEN)
-        return _read(tokens[0])
+        data = _read(tokens[0])
+        # As real packages do: part of a token is SEC_E_INCOMPLETE_MESSAGE (nothing
+        # consumed), bytes after a whole token go back in an EMPTY buffer as EXTRA.
+        used = _wire.token_extent(data)
+        if used is None:
+            raise _FaultError(SEC_E_INCOMPLETE_MESSAGE)
+        if used < len(data):
+            empty = _of_type(buffers, C.SECBUFFER_EMPTY)
+            if empty:
+                empty[0].BufferType = C.SECBUFFER_EXTRA
+                empty[0].cbBuffer = len(data) - used
+            data = data[:used]
+        return data
 
     @staticmethod
     def _put_ulong(pointer: Any, value: int) -> None:
