@@ -98,7 +98,7 @@ def test_value_semantics() -> None:
     assert hash(a) == hash(ChannelBindings(application_data=b"x"))
     assert pickle.loads(pickle.dumps(a)) == a
     with pytest.raises(AttributeError, match="immutable"):
-        a._application_data = b"z"  # type: ignore[misc]
+        a._application_data = b"z"
     assert "tls-server-end-point:<32-byte hash>" in repr(
         ChannelBindings(application_data=PREFIX + bytes(32))
     )
