@@ -247,6 +247,7 @@ def _with_algorithm(oid_der: bytes) -> bytes:
         pytest.param("06072a8648ce3d0401", id="ecdsa-with-SHA1"),
         pytest.param("06072a8648ce380403", id="dsa-with-sha1"),
         pytest.param("06092a864886f70d01010a", id="rsassa-pss-default-sha1"),
+        pytest.param("06092a864886f70d01010a" + "300ba009300706052b0e03021a", id="rsassa-pss-sha1"),
     ],
 )
 def test_md5_and_sha1_signatures_bind_with_sha256(oid: str) -> None:
@@ -254,6 +255,14 @@ def test_md5_and_sha1_signatures_bind_with_sha256(oid: str) -> None:
     der = _with_algorithm(bytes.fromhex(oid))
     cb = ChannelBindings.tls_server_end_point(der)
     assert cb.application_data == PREFIX + hashlib.sha256(der).digest()
+
+
+def test_rsassa_pss_names_its_hash_in_the_parameters() -> None:
+    sha512 = "300b0609608648016503040203"  # AlgorithmIdentifier { id-sha512 }
+    params = "300f" + "a00d" + sha512  # RSASSA-PSS-params { hashAlgorithm [0] }
+    der = _with_algorithm(bytes.fromhex("06092a864886f70d01010a" + params))
+    cb = ChannelBindings.tls_server_end_point(der)
+    assert cb.application_data == PREFIX + hashlib.sha512(der).digest()
 
 
 def test_unknown_signature_algorithm_is_named() -> None:

@@ -600,7 +600,9 @@ def test_result_bits_that_differ_from_the_request_bits() -> None:
 
 def test_new_flags_reach_both_calls_translated(provider: Provider) -> None:
     wanted = RequestFlags.USE_DCE_STYLE | RequestFlags.EXTENDED_ERROR | RequestFlags.STREAM
-    provider.isc = [(SEC_E_OK, b"t", C.ISC_RET_USED_DCE_STYLE | C.ISC_RET_EXTENDED_ERROR)]
+    # INTERMEDIATE_RETURN is 0x1000, ISC_REQ_CALL_LEVEL's value: not a granted request.
+    granted = C.ISC_RET_USED_DCE_STYLE | C.ISC_RET_EXTENDED_ERROR | C.ISC_RET_INTERMEDIATE_RETURN
+    provider.isc = [(SEC_E_OK, b"t", granted)]
     provider.asc = [(SEC_E_OK, None, C.ASC_RET_EXTENDED_ERROR | C.ASC_RET_STREAM)]
     with Credentials.acquire("NTLM", "both") as creds:
         with SecurityContext.initiator(creds, None, wanted) as client:
