@@ -713,6 +713,7 @@ def test_incomplete_token_can_be_retried_with_more(sspi_fake: Any) -> None:
         assert challenge is not None
         with pytest.raises(sspi_import.IncompleteMessageError):
             client.step(challenge[:-2])
+        assert client.extra == b""
         assert client.started
         assert not client.closed
         last = client.step(challenge)
@@ -720,6 +721,17 @@ def test_incomplete_token_can_be_retried_with_more(sspi_fake: Any) -> None:
         server.step(last)
         assert client.complete
         assert server.complete
+
+
+def test_incomplete_from_complete_auth_token_is_not_retried(provider: Provider) -> None:
+    provider.isc = [(SEC_I_COMPLETE_NEEDED, b"t", 0)]
+    provider.lib.CompleteAuthToken.return_value = -2146893032  # SEC_E_INCOMPLETE_MESSAGE
+    with Credentials.acquire("NTLM") as creds, SecurityContext.initiator(creds) as ctx:
+        with pytest.raises(sspi_import.IncompleteMessageError) as info:
+            ctx.step(None)
+        assert info.value.function == "CompleteAuthToken"
+        with pytest.raises(ValueError, match="failed"):
+            ctx.step(b"more")
 
 
 def test_other_failures_still_end_the_handshake(sspi_fake: Any) -> None:

@@ -489,8 +489,12 @@ class SecurityContext(SecurityContextBase):
                     self._complete(handle, out_desc)
             token = _read_token(out_desc)
         except IncompleteMessageError as exc:
+            if exc.function != self._function:  # not the handshake call: no retry
+                self._failed = True
+                raise
             # Nothing was consumed and (on a first call) nothing was made: the same step
             # may be retried with more input.
+            self._extra = b""
             raise IncompleteMessageError(
                 exc.status,
                 exc.function,
