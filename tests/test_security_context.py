@@ -691,6 +691,10 @@ def test_extra_is_the_unconsumed_tail(sspi_fake: Any) -> None:
         last = client.step(memoryview(challenge + b"!"))
         assert client.extra == b"!"
         assert last is not None
+        assert server.extra == b"START OF NEXT"
+        with pytest.raises(sspi_import.IncompleteMessageError):
+            server.step(last[:12])
+        assert server.extra == b""  # nothing of the earlier input is left to hand on
         server.step(last)
         assert server.extra == b""  # reset by every step
         assert client.complete
