@@ -15,6 +15,7 @@ import gc
 import http.client
 import importlib.util
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Iterator
@@ -229,3 +230,94 @@ def test_example_states_the_sspi_rs_caution() -> None:
 
 def test_public_names_are_used_as_documented() -> None:
     assert example.Credentials is sspi_import.Credentials
+
+
+# Over TLS, with requests-ntlm's channel bindings (RFC 5929 tls-server-end-point) ------
+
+
+@pytest.fixture
+def tls_certificate(tmp_path: Path) -> tuple[Path, Path, bytes]:
+    """A self-signed certificate for 127.0.0.1: (cert.pem, key.pem, DER)."""
+    x509 = pytest.importorskip("cryptography.x509")
+    import datetime
+    import ipaddress
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA384())  # ecdsa-with-SHA384: the binding hash is SHA-384
+    )
+    cert_pem = tmp_path / "cert.pem"
+    key_pem = tmp_path / "key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_pem, key_pem, cert.public_bytes(serialization.Encoding.DER)
+
+
+def _tls_running(
+    certificate: tuple[Path, Path, bytes], bindings: sspi_import.ChannelBindings
+) -> Running:
+    cert_pem, key_pem, _ = certificate
+    running = Running(identity=example.DEMO_IDENTITY, channel_bindings=bindings)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_pem, key_pem)
+    running.server.socket = context.wrap_socket(running.server.socket, server_side=True)
+    running.url = running.url.replace("http://", "https://")
+    return running
+
+
+@pytest.mark.sspi_rs
+def test_requests_ntlm_over_tls_with_channel_bindings(
+    sspi_rs: Path, tls_certificate: tuple[Path, Path, bytes]
+) -> None:
+    der = tls_certificate[2]
+    running = _tls_running(tls_certificate, sspi_import.ChannelBindings.tls_server_end_point(der))
+    try:
+        auth = ntlm(user(example.DEMO_IDENTITY), example.DEMO_IDENTITY_HINT)
+        response = requests.get(running.url, auth=auth, verify=tls_certificate[0], timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.text == f"hello {user(example.DEMO_IDENTITY)}\n"
+        del response
+    finally:
+        running.stop()
+
+
+@pytest.mark.sspi_rs
+def test_requests_ntlm_over_tls_with_other_bindings_is_refused(
+    sspi_rs: Path, tls_certificate: tuple[Path, Path, bytes]
+) -> None:
+    """A server that binds to another certificate (a relay): SEC_E_BAD_BINDINGS, 401."""
+    real = sspi_import.ChannelBindings.tls_server_end_point(tls_certificate[2]).application_data
+    other = sspi_import.ChannelBindings(application_data=real[:-1] + bytes([real[-1] ^ 1]))
+    running = _tls_running(tls_certificate, other)
+    try:
+        auth = ntlm(user(example.DEMO_IDENTITY), example.DEMO_IDENTITY_HINT)
+        response = requests.get(running.url, auth=auth, verify=tls_certificate[0], timeout=30)
+        assert response.status_code == 401
+        assert response.text == "authentication failed: SEC_E_BAD_BINDINGS\n"
+        del response
+    finally:
+        running.stop()
