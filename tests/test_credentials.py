@@ -6,6 +6,7 @@ import ctypes
 import datetime
 import gc
 import pickle
+import socket
 from typing import Any
 from unittest.mock import Mock
 
@@ -265,3 +266,187 @@ def test_windows_unknown_package() -> None:
     with pytest.raises(sspi_import.PackageNotFoundError) as info:
         Credentials.acquire("NoSuchPackage")
     assert info.value.function == "AcquireCredentialsHandleW"
+
+
+# Negotiate's package list (SEC_WINNT_AUTH_IDENTITY_EXW) ----------------------------------
+
+
+def _seen_ex(lib: Mock) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def acquire(*args: Any) -> int:
+        auth = args[4]._obj
+        seen["type"] = type(auth).__name__
+        seen["version"] = auth.Version
+        seen["length"] = auth.Length
+        seen["flags"] = auth.Flags
+        seen["packages"] = utf16_at(auth.PackageList, auth.PackageListLength)
+        seen["nul"] = ctypes.string_at(auth.PackageList + 2 * auth.PackageListLength, 2)
+        seen["user"] = auth.User and utf16_at(auth.User, auth.UserLength)
+        seen["domain"] = auth.Domain and utf16_at(auth.Domain, auth.DomainLength)
+        seen["password"] = auth.Password and utf16_at(auth.Password, auth.PasswordLength)
+        seen["lengths"] = (auth.UserLength, auth.DomainLength, auth.PasswordLength)
+        args[7]._obj.dwLower = 1
+        return 0
+
+    lib.AcquireCredentialsHandleW.side_effect = acquire
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("packages", "text"),
+    [
+        ("!ntlm", "!ntlm"),
+        (["kerberos", "!ntlm"], "kerberos,!ntlm"),
+        (("!kerberos",), "!kerberos"),
+        ("Kerberos,NTLM", "Kerberos,NTLM"),
+    ],
+)
+def test_package_list_goes_in_an_identity_ex(lib: Mock, packages: Any, text: str) -> None:
+    seen = _seen_ex(lib)
+    identity = Identity("alice", "EXAMPLE", PASSWORD)
+    with Credentials.acquire("Negotiate", "outbound", identity, packages=packages):
+        pass
+    assert seen["type"] == "SEC_WINNT_AUTH_IDENTITY_EXW"
+    assert seen["version"] == C.SEC_WINNT_AUTH_IDENTITY_VERSION
+    assert seen["length"] == ctypes.sizeof(sspi_import._raw.structs.SEC_WINNT_AUTH_IDENTITY_EXW)
+    assert seen["flags"] == C.SEC_WINNT_AUTH_IDENTITY_UNICODE
+    assert seen["packages"] == text
+    assert seen["nul"] == b"\0\0"
+    assert (seen["user"], seen["domain"], seen["password"]) == ("alice", "EXAMPLE", PASSWORD)
+
+
+def test_package_list_for_the_logged_on_user_has_no_user(lib: Mock) -> None:
+    seen = _seen_ex(lib)
+    with Credentials.acquire("negotiate", "inbound", packages="!ntlm"):
+        pass
+    assert seen["packages"] == "!ntlm"
+    assert (seen["user"], seen["domain"], seen["password"]) == (None, None, None)  # NULL
+    assert seen["lengths"] == (0, 0, 0)
+
+
+def test_without_a_package_list_the_plain_identity_is_passed(lib: Mock) -> None:
+    seen: dict[str, Any] = {}
+
+    def acquire(*args: Any) -> int:
+        seen["type"] = type(args[4]._obj).__name__
+        return 0
+
+    lib.AcquireCredentialsHandleW.side_effect = acquire
+    with Credentials.acquire("Negotiate", "outbound", Identity("alice", "", "pw")):
+        pass
+    assert seen["type"] == "SEC_WINNT_AUTH_IDENTITY_W"
+
+
+@pytest.mark.parametrize(
+    ("package", "packages", "error", "match"),
+    [
+        ("NTLM", "!kerberos", ValueError, "only applies to Negotiate"),
+        ("Kerberos", ["ntlm"], ValueError, "only applies to Negotiate"),
+        ("Negotiate", [], ValueError, "empty"),
+        ("Negotiate", "", ValueError, "not a package name"),
+        ("Negotiate", "kerberos,,ntlm", ValueError, "not a package name"),
+        ("Negotiate", ["!"], ValueError, "not a package name"),
+        ("Negotiate", ["!!ntlm"], ValueError, "not a package name"),
+        ("Negotiate", ["kerberos,ntlm"], ValueError, "not a package name"),
+        ("Negotiate", ["ntlm\0"], ValueError, "not a package name"),
+        ("Negotiate", [b"ntlm"], TypeError, "must be a str"),
+        ("Negotiate", b"ntlm", TypeError, "list of package names"),
+        ("Negotiate", 3, TypeError, "list of package names"),
+    ],
+)
+def test_package_list_is_checked_before_any_call(
+    lib: Mock, package: str, packages: Any, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        Credentials.acquire(package, "outbound", packages=packages)
+    lib.AcquireCredentialsHandleW.assert_not_called()
+
+
+def test_a_refused_package_list_says_so(lib: Mock) -> None:
+    lib.AcquireCredentialsHandleW.side_effect = None
+    lib.AcquireCredentialsHandleW.return_value = -2146893043  # SEC_E_UNKNOWN_CREDENTIALS
+    with pytest.raises(sspi_import.UnknownCredentialsError) as info:
+        Credentials.acquire("Negotiate", "outbound", Identity("a", "", PASSWORD), packages="!ntlm")
+    message = str(info.value)
+    assert "SEC_WINNT_AUTH_IDENTITY_EXW" in message
+    assert "'!ntlm'" in message
+    assert "without packages=" in message
+    assert PASSWORD not in message
+    assert info.value.function == "AcquireCredentialsHandleW"
+    with pytest.raises(sspi_import.UnknownCredentialsError) as plain:
+        Credentials.acquire("Negotiate", "outbound")
+    assert "SEC_WINNT_AUTH_IDENTITY_EXW" not in str(plain.value)
+    assert lib.freed == []
+
+
+SSPI_RS_IDENTITY = Identity("alice", "EXAMPLE", "Passw0rd!")
+
+
+@pytest.mark.sspi_rs
+def test_sspi_rs_honours_the_package_list(sspi_rs: Any) -> None:
+    """Measured on sspi-rs: "!ntlm" leaves Kerberos, which has no KDC here; "!kerberos" NTLM."""
+    from sspi_import import SecurityContext
+
+    def first_token(packages: str | None) -> bytes:
+        creds = Credentials.acquire("Negotiate", "outbound", SSPI_RS_IDENTITY, packages=packages)
+        with creds, SecurityContext.initiator(creds, "HTTP/localhost") as ctx:
+            token = ctx.step(None)
+            assert token is not None
+            return token
+
+    ntlm_oid = bytes.fromhex("060a2b06010401823702020a")  # 1.3.6.1.4.1.311.2.2.10
+    assert ntlm_oid in first_token(None)
+    assert ntlm_oid in first_token("!kerberos")
+    assert ntlm_oid in first_token("ntlm")
+    with pytest.raises(sspi_import.NoAuthenticatingAuthorityError):
+        first_token("!ntlm")
+    with pytest.raises(sspi_import.NoAuthenticatingAuthorityError):
+        first_token("kerberos")
+
+
+def _windows_negotiate(packages: str) -> tuple[Any, Any]:
+    from sspi_import import SecurityContext
+
+    client_creds = Credentials.acquire("Negotiate", "outbound", packages=packages)
+    server_creds = Credentials.acquire("Negotiate", "inbound")
+    client = SecurityContext.initiator(client_creds, f"host/{socket.gethostname()}")
+    server = SecurityContext.acceptor(server_creds)
+    client._owns_credentials = server._owns_credentials = True
+    try:
+        token = client.step(None)
+        while token is not None and not server.complete:
+            token = server.step(token)
+            if token is not None:
+                token = client.step(token)
+    except BaseException:
+        client.close()
+        server.close()
+        raise
+    return client, server
+
+
+@pytest.mark.windows_sspi
+def test_windows_negotiate_without_ntlm_fails_or_picks_kerberos() -> None:
+    failure: sspi_import.SspiError | None = None
+    try:
+        client, server = _windows_negotiate("!ntlm")
+    except sspi_import.SspiError as exc:  # a workgroup machine: no KDC, and NTLM excluded
+        failure = exc
+    if failure is not None:
+        assert failure.function in ("InitializeSecurityContextW", "AcceptSecurityContext")
+        return
+    with client, server:
+        assert client.complete
+        assert server.complete
+        assert server.package_name == "Kerberos"
+
+
+@pytest.mark.windows_sspi
+def test_windows_negotiate_without_kerberos_gives_ntlm() -> None:
+    client, server = _windows_negotiate("!kerberos")
+    with client, server:
+        assert client.complete
+        assert server.complete
+        assert server.package_name == "NTLM"
+        assert client.package_name == "NTLM"

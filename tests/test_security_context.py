@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from unittest.mock import Mock
 
@@ -12,10 +15,12 @@ import pytest
 from pytest_mock import MockerFixture
 
 import sspi_import
+from sspi_import import ChannelBindings, handshake
 from sspi_import import credentials as credentials_module
 from sspi_import._raw import constants as C  # noqa: N812
 from sspi_import.credentials import Credentials
 from sspi_import.handshake import (
+    ACCEPTOR_FLAGS,
     DEFAULT_FLAGS,
     SEC_E_OK,
     SEC_I_COMPLETE_AND_CONTINUE,
@@ -47,6 +52,7 @@ class Provider:
         self.deleted: list[tuple[int, int]] = []
         self.creds_freed: list[tuple[int, int]] = []
         self.inputs: list[bytes | None] = []
+        self.input_buffers: list[list[tuple[int, bytes]]] = []  # (BufferType, bytes) per call
         self.existing: list[tuple[int, int] | None] = []
         self._keep: list[Any] = []
         self.lib.AcquireCredentialsHandleW.side_effect = self._acquire
@@ -86,9 +92,14 @@ class Provider:
             self.existing.append((existing._obj.dwLower, existing._obj.dwUpper))
         if inputs is None:
             self.inputs.append(None)
+            self.input_buffers.append([])
         else:
-            buffer = inputs._obj.pBuffers[0]
-            self.inputs.append(ctypes.string_at(buffer.pvBuffer, buffer.cbBuffer))
+            desc = inputs._obj
+            buffers = [desc.pBuffers[i] for i in range(desc.cBuffers)]
+            seen = [(b.BufferType, ctypes.string_at(b.pvBuffer, b.cbBuffer)) for b in buffers]
+            self.input_buffers.append(seen)
+            tokens = [data for kind, data in seen if kind == C.SECBUFFER_TOKEN]
+            self.inputs.append(tokens[0] if tokens else None)
         if token is not None:
             memory = ctypes.create_string_buffer(token, len(token))
             self._keep.append(memory)
@@ -508,3 +519,230 @@ def test_windows_loopback_leaks_nothing(mocker: MockerFixture) -> None:
 @pytest.mark.windows_sspi
 def test_windows_lane_has_secur32() -> None:
     assert "secur32" in sspi_import.library_description().lower()
+
+
+# Every request flag, both ways -----------------------------------------------------------
+
+ABI = json.loads((Path(__file__).resolve().parent.parent / "tools/abi_table.json").read_text())
+HEADER = ABI["targets"]["x86_64"]["constants"]  # the same values on i686 (test_abi)
+# Where the result bit or the acceptor bit is not named as the request: looked up in sspi.h.
+ISC_RET_NAME = {
+    "PROMPT_FOR_CREDS": "USED_COLLECTED_CREDS",
+    "USE_SUPPLIED_CREDS": "USED_SUPPLIED_CREDS",
+    "USE_DCE_STYLE": "USED_DCE_STYLE",
+    "FRAGMENT_TO_FIT": "FRAGMENT_ONLY",
+    "USE_HTTP_STYLE": "USED_HTTP_STYLE",
+}
+ASC_REQ_NAME = {"NULL_SESSION": "ALLOW_NULL_SESSION"}
+ASC_RET_NAME = {
+    "USE_DCE_STYLE": "USED_DCE_STYLE",
+    "FRAGMENT_TO_FIT": "FRAGMENT_ONLY",
+}
+NOT_ON_ACCEPTOR = {
+    "PROMPT_FOR_CREDS",
+    "USE_SUPPLIED_CREDS",
+    "MANUAL_CRED_VALIDATION",
+    "FORWARD_CREDENTIALS",
+    "NO_INTEGRITY",
+    "USE_HTTP_STYLE",
+    "UNVERIFIED_TARGET_NAME",
+    "CONFIDENTIALITY_ONLY",
+}
+LEFT_OUT = {"ALLOCATE_MEMORY", "RESERVED1", "MESSAGES"}  # internal, undocumented, 64-bit
+
+
+def test_request_flags_name_every_isc_req_bit_of_the_header() -> None:
+    header = Path("/usr/share/mingw-w64/include/sspi.h")
+    if header.exists():  # the table holds only what constants.py declares: read the header too
+        named = set(re.findall(r"#define ISC_REQ_(\w+) ", header.read_text()))
+    else:
+        named = {k.removeprefix("ISC_REQ_") for k in HEADER if k.startswith("ISC_REQ_")}
+    members = {m.name for m in RequestFlags if m.name != "NONE"}
+    assert members == named - LEFT_OUT
+    for member in RequestFlags:
+        if member.name != "NONE":
+            assert member.value == HEADER[f"ISC_REQ_{member.name}"], member
+
+
+def test_acceptor_flags_are_the_header_bits() -> None:
+    assert {m.name for m in RequestFlags if m & ~ACCEPTOR_FLAGS} == NOT_ON_ACCEPTOR
+    for member in RequestFlags:
+        name = str(member.name)
+        if name == "NONE" or name in NOT_ON_ACCEPTOR:
+            continue
+        asc = HEADER[f"ASC_REQ_{ASC_REQ_NAME.get(name, name)}"]
+        assert handshake._to_asc_req(member) == asc, name
+        ret = HEADER.get(f"ASC_RET_{ASC_RET_NAME.get(name, name)}")
+        if ret is not None:
+            assert handshake._from_asc_ret(ret) == member, name
+        isc_ret = HEADER.get(f"ISC_RET_{ISC_RET_NAME.get(name, name)}")
+        if isc_ret is not None:
+            assert handshake._from_isc_ret(isc_ret) == member, name
+
+
+def test_initiator_only_flags_translate_their_results() -> None:
+    for name in NOT_ON_ACCEPTOR:
+        isc_ret = HEADER.get(f"ISC_RET_{ISC_RET_NAME.get(name, name)}")
+        if isc_ret is not None:
+            assert handshake._from_isc_ret(isc_ret) == RequestFlags[name], name
+
+
+def test_result_bits_that_differ_from_the_request_bits() -> None:
+    # ISC_RET_CALL_LEVEL is 0x2000 (ISC_REQ_FRAGMENT_SUPPLIED); 0x1000 is INTERMEDIATE_RETURN.
+    assert handshake._from_isc_ret(C.ISC_RET_CALL_LEVEL) == RequestFlags.CALL_LEVEL
+    assert handshake._from_isc_ret(C.ISC_RET_INTERMEDIATE_RETURN) == RequestFlags.NONE
+    assert handshake._from_isc_ret(C.ISC_RET_ALLOCATED_MEMORY) == RequestFlags.NONE
+    # ASC_REQ_EXTENDED_ERROR is 0x8000, ISC_REQ_STREAM's value.
+    assert handshake._to_asc_req(RequestFlags.EXTENDED_ERROR) == C.ASC_REQ_EXTENDED_ERROR
+    assert handshake._from_asc_ret(C.ASC_RET_EXTENDED_ERROR) == RequestFlags.EXTENDED_ERROR
+    assert handshake._from_asc_ret(C.ASC_RET_THIRD_LEG_FAILED) == RequestFlags.NONE
+
+
+def test_new_flags_reach_both_calls_translated(provider: Provider) -> None:
+    wanted = RequestFlags.USE_DCE_STYLE | RequestFlags.EXTENDED_ERROR | RequestFlags.STREAM
+    # INTERMEDIATE_RETURN is 0x1000, ISC_REQ_CALL_LEVEL's value: not a granted request.
+    granted = C.ISC_RET_USED_DCE_STYLE | C.ISC_RET_EXTENDED_ERROR | C.ISC_RET_INTERMEDIATE_RETURN
+    provider.isc = [(SEC_E_OK, b"t", granted)]
+    provider.asc = [(SEC_E_OK, None, C.ASC_RET_EXTENDED_ERROR | C.ASC_RET_STREAM)]
+    with Credentials.acquire("NTLM", "both") as creds:
+        with SecurityContext.initiator(creds, None, wanted) as client:
+            client.step(None)
+            assert client.flags == RequestFlags.USE_DCE_STYLE | RequestFlags.EXTENDED_ERROR
+        sent = provider.lib.InitializeSecurityContextW.call_args.args[3]
+        assert sent == int(wanted) | C.ISC_REQ_ALLOCATE_MEMORY
+        with SecurityContext.acceptor(creds, wanted) as server:
+            server.step(b"t")
+            assert server.flags == RequestFlags.EXTENDED_ERROR | RequestFlags.STREAM
+        sent = provider.lib.AcceptSecurityContext.call_args.args[3]
+        expected = C.ASC_REQ_USE_DCE_STYLE | C.ASC_REQ_EXTENDED_ERROR | C.ASC_REQ_STREAM
+        assert sent == expected | C.ASC_REQ_ALLOCATE_MEMORY
+
+
+@pytest.mark.parametrize("bits", [C.ISC_REQ_ALLOCATE_MEMORY, 0x00100000, 0x10000000, 1 << 32, -1])
+def test_unknown_and_internal_bits_are_still_refused(provider: Provider, bits: int) -> None:
+    with Credentials.acquire("NTLM") as creds, pytest.raises(ValueError, match="unknown"):
+        SecurityContext.initiator(creds, None, bits)
+    provider.lib.InitializeSecurityContextW.assert_not_called()
+
+
+@pytest.mark.parametrize("name", sorted(NOT_ON_ACCEPTOR))
+def test_acceptor_refuses_initiator_only_flags(provider: Provider, name: str) -> None:
+    with Credentials.acquire("NTLM", "inbound") as creds:
+        with pytest.raises(ValueError, match=f"no ASC_REQ_.*{name}"):
+            SecurityContext.acceptor(creds, DEFAULT_FLAGS | RequestFlags[name])
+        with SecurityContext.initiator(creds, None, RequestFlags[name]):
+            pass  # the initiator takes it
+    provider.lib.AcceptSecurityContext.assert_not_called()
+
+
+# Channel bindings on every step ------------------------------------------------------------
+
+
+def test_bindings_go_with_every_step_the_first_included(provider: Provider) -> None:
+    cb = ChannelBindings(application_data=b"tls-server-end-point:" + bytes(range(32)))
+    provider.isc = [(SEC_I_CONTINUE_NEEDED, b"negotiate", 0), (SEC_E_OK, b"auth", 0)]
+    provider.asc = [(SEC_I_CONTINUE_NEEDED, b"challenge", 0), (SEC_E_OK, None, 0)]
+    with (
+        Credentials.acquire("NTLM", "both") as creds,
+        SecurityContext.initiator(creds, None, channel_bindings=cb) as client,
+        SecurityContext.acceptor(creds, channel_bindings=cb) as server,
+    ):
+        server.step(client.step(None) or b"")
+        server.step(client.step(b"challenge") or b"")
+    binding = (C.SECBUFFER_CHANNEL_BINDINGS, bytes(cb))
+    empty = (C.SECBUFFER_EMPTY, b"")
+    assert provider.input_buffers == [
+        [binding],  # the initiator's first step: no token, the bindings all the same
+        [(C.SECBUFFER_TOKEN, b"negotiate"), empty, binding],
+        [(C.SECBUFFER_TOKEN, b"challenge"), empty, binding],
+        [(C.SECBUFFER_TOKEN, b"auth"), empty, binding],
+    ]
+
+
+def test_without_bindings_the_first_step_has_no_input(provider: Provider) -> None:
+    provider.isc = [(SEC_I_CONTINUE_NEEDED, b"negotiate", 0)]
+    with Credentials.acquire("NTLM") as creds, SecurityContext.initiator(creds) as client:
+        client.step(None)
+    assert provider.input_buffers == [[]]
+    assert provider.lib.InitializeSecurityContextW.call_args.args[6] is None
+
+
+# Input that is not one whole token (FakeSspi reports EXTRA and INCOMPLETE) ---------------
+
+
+def _fake_pair() -> tuple[Credentials, Credentials, SecurityContext, SecurityContext]:
+    cc = Credentials.acquire("NTLM", "outbound")
+    sc = Credentials.acquire("NTLM", "inbound")
+    client = SecurityContext.initiator(cc, "host/server")
+    server = SecurityContext.acceptor(sc)
+    client._owns_credentials = server._owns_credentials = True
+    return cc, sc, client, server
+
+
+def test_extra_is_the_unconsumed_tail(sspi_fake: Any) -> None:
+    _, _, client, server = _fake_pair()
+    with client, server:
+        first = client.step(None)
+        assert first is not None
+        assert client.extra == b""
+        challenge = server.step(bytearray(first + b"START OF NEXT"))
+        assert server.extra == b"START OF NEXT"
+        assert challenge is not None
+        last = client.step(memoryview(challenge + b"!"))
+        assert client.extra == b"!"
+        assert last is not None
+        assert server.extra == b"START OF NEXT"
+        with pytest.raises(sspi_import.IncompleteMessageError):
+            server.step(last[:12])
+        assert server.extra == b""  # nothing of the earlier input is left to hand on
+        server.step(last)
+        assert server.extra == b""  # reset by every step
+        assert client.complete
+        assert server.complete
+        assert client.session_key() == server.session_key()
+
+
+def test_incomplete_token_can_be_retried_with_more(sspi_fake: Any) -> None:
+    _, _, client, server = _fake_pair()
+    with client, server:
+        first = client.step(None)
+        assert first is not None
+        with pytest.raises(sspi_import.IncompleteMessageError, match="read more") as info:
+            server.step(first[:12])
+        assert "call step() again" in str(info.value)
+        assert info.value.function == "AcceptSecurityContext"
+        assert not server.started  # nothing was made: the first step is still to come
+        assert not server.closed
+        challenge = server.step(first)
+        assert challenge is not None
+        with pytest.raises(sspi_import.IncompleteMessageError):
+            client.step(challenge[:-2])
+        assert client.extra == b""
+        assert client.started
+        assert not client.closed
+        last = client.step(challenge)
+        assert last is not None
+        server.step(last)
+        assert client.complete
+        assert server.complete
+
+
+def test_incomplete_from_complete_auth_token_is_not_retried(provider: Provider) -> None:
+    provider.isc = [(SEC_I_COMPLETE_NEEDED, b"t", 0)]
+    provider.lib.CompleteAuthToken.return_value = -2146893032  # SEC_E_INCOMPLETE_MESSAGE
+    with Credentials.acquire("NTLM") as creds, SecurityContext.initiator(creds) as ctx:
+        with pytest.raises(sspi_import.IncompleteMessageError) as info:
+            ctx.step(None)
+        assert info.value.function == "CompleteAuthToken"
+        with pytest.raises(ValueError, match="failed"):
+            ctx.step(b"more")
+
+
+def test_other_failures_still_end_the_handshake(sspi_fake: Any) -> None:
+    _, _, client, server = _fake_pair()
+    with client, server:
+        client.step(None)
+        with pytest.raises(sspi_import.InvalidTokenError):
+            server.step(b"not a token at all")
+        with pytest.raises(ValueError, match="failed"):
+            server.step(b"again")

@@ -23,9 +23,11 @@ from .adopt import (
     SecHandle,
     adopt_context,
 )
+from .bindings import ChannelBindings
 from .context import ContextSizes, SecurityContextBase
 from .credentials import Credentials, Identity
 from .errors import (
+    BadBindingsError,
     BufferTooSmallError,
     CannotPackError,
     ContextExpiredError,
@@ -65,9 +67,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdoptedContext",
+    "BadBindingsError",
     "BufferTooSmallError",
     "BufferType",
     "CannotPackError",
+    "ChannelBindings",
     "CleanupWarning",
     "ContextExpiredError",
     "ContextSizes",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import datetime
+from collections.abc import Sequence
 from ctypes import byref, c_uint16
 from typing import Any, Literal, NoReturn
 
@@ -21,8 +22,13 @@ from ._filetime import filetime_to_datetime
 from ._handle import OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.loader import api
-from ._raw.structs import SEC_WINNT_AUTH_IDENTITY_W, SecHandle, TimeStamp
-from .errors import check
+from ._raw.structs import (
+    SEC_WINNT_AUTH_IDENTITY_EXW,
+    SEC_WINNT_AUTH_IDENTITY_W,
+    SecHandle,
+    TimeStamp,
+)
+from .errors import SspiError, check
 
 __all__ = ["Credentials", "Identity", "Usage"]
 
@@ -46,6 +52,38 @@ def _check_text(value: object, what: str, *, empty: bool) -> str:
         # unwipeable copy of the password.
         raise ValueError(f"the {what} contains a lone surrogate; it cannot be UTF-16")
     return value
+
+
+_PACKAGE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.!")
+
+
+def _package_list(package: str, packages: object) -> str | None:
+    """The ``PackageList`` text (``"kerberos,!ntlm"``) for Negotiate, or ``None``."""
+    if packages is None:
+        return None
+    if package.lower() != "negotiate":
+        raise ValueError(f"a package list only applies to Negotiate credentials, not {package!r}")
+    if isinstance(packages, str):
+        items = packages.split(",")
+    elif isinstance(packages, Sequence) and not isinstance(packages, bytes | bytearray):
+        items = list(packages)
+    else:
+        raise TypeError(
+            "packages must be a list of package names (a str is taken as the "
+            f"comma-separated list), not {type(packages).__name__}"
+        )
+    if not items:
+        raise ValueError("the package list is empty; pass None for Negotiate's default")
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"each package must be a str, not {type(item).__name__}")
+        name = item.removeprefix("!")
+        if not name or not set(name) <= _PACKAGE_CHARS or "!" in name:
+            raise ValueError(
+                f"{item!r} is not a package name: use names such as 'kerberos', 'ntlm', "
+                "or '!ntlm' to exclude one"
+            )
+    return ",".join(items)
 
 
 def _wide_buffer(text: str) -> Any:
@@ -110,21 +148,33 @@ class Identity:
 
     __str__ = __repr__
 
-    def _acquire(self, lib: Any, name: bytes, use: int, handle: SecHandle, expiry: Any) -> None:
+    def _acquire(
+        self,
+        lib: Any,
+        name: bytes,
+        use: int,
+        handle: SecHandle,
+        expiry: Any,
+        package_list: str | None = None,
+    ) -> None:
         """Call ``AcquireCredentialsHandleW`` with this identity; wipe the copies after."""
         user = _wide_buffer(self._user)
         domain = _wide_buffer(self._domain)
         password = _wide_buffer(self._password)
         try:
-            auth = SEC_WINNT_AUTH_IDENTITY_W(
-                ctypes.addressof(user),
-                len(user) - 1,  # characters, without the NUL
-                ctypes.addressof(domain),
-                len(domain) - 1,
-                ctypes.addressof(password),
-                len(password) - 1,
-                C.SEC_WINNT_AUTH_IDENTITY_UNICODE,
-            )
+            auth: Any
+            if package_list is None:
+                auth = SEC_WINNT_AUTH_IDENTITY_W(
+                    ctypes.addressof(user),
+                    len(user) - 1,  # characters, without the NUL
+                    ctypes.addressof(domain),
+                    len(domain) - 1,
+                    ctypes.addressof(password),
+                    len(password) - 1,
+                    C.SEC_WINNT_AUTH_IDENTITY_UNICODE,
+                )
+            else:
+                auth = _identity_ex(package_list, user, domain, password)
             status = lib.AcquireCredentialsHandleW(
                 None, name, use, None, byref(auth), None, None, byref(handle), byref(expiry)
             )
@@ -132,6 +182,26 @@ class Identity:
             for buffer in (user, domain, password):
                 ctypes.memset(buffer, 0, ctypes.sizeof(buffer))
         check(status, "AcquireCredentialsHandleW")
+
+
+def _identity_ex(package_list: str, user: Any, domain: Any, password: Any) -> Any:
+    """A ``SEC_WINNT_AUTH_IDENTITY_EXW`` naming ``package_list``; ``None`` parts stay NULL.
+
+    The returned structure keeps the package list buffer referenced (``_keep``).
+    """
+    packages = _wide_buffer(package_list)
+    auth = SEC_WINNT_AUTH_IDENTITY_EXW()
+    auth.Version = C.SEC_WINNT_AUTH_IDENTITY_VERSION
+    auth.Length = ctypes.sizeof(SEC_WINNT_AUTH_IDENTITY_EXW)
+    for field, buffer in (("User", user), ("Domain", domain), ("Password", password)):
+        if buffer is not None:
+            setattr(auth, field, ctypes.addressof(buffer))
+            setattr(auth, f"{field}Length", len(buffer) - 1)  # characters, without the NUL
+    auth.Flags = C.SEC_WINNT_AUTH_IDENTITY_UNICODE
+    auth.PackageList = ctypes.addressof(packages)
+    auth.PackageListLength = len(packages) - 1
+    auth._keep = packages  # alive as long as the structure
+    return auth
 
 
 class Credentials(OwnedHandle[SecHandle]):
@@ -160,6 +230,8 @@ class Credentials(OwnedHandle[SecHandle]):
         package: str,
         usage: Usage = "outbound",
         identity: Identity | None = None,
+        *,
+        packages: Sequence[str] | str | None = None,
     ) -> Credentials:
         """Acquire credentials for ``package`` (``"NTLM"``, ``"Negotiate"``, ``"Kerberos"``).
 
@@ -167,6 +239,17 @@ class Credentials(OwnedHandle[SecHandle]):
         acceptor (server), ``"both"``. ``identity``: explicit credentials, or ``None``
         for the logged-on user's. Bad input raises ``TypeError``/``ValueError`` before
         any call; a refused acquisition raises the ``SspiError`` for its status.
+
+        ``packages`` (Negotiate only) limits what Negotiate may pick: a list such as
+        ``["kerberos", "!ntlm"]`` (``"!"`` excludes a package), or the same as one
+        comma-separated string. It is passed as the ``PackageList`` of a
+        ``SEC_WINNT_AUTH_IDENTITY_EXW`` (with ``identity``'s user, domain and password,
+        or with none of them for the logged-on user). Windows and sspi-rs honour it
+        (``"!ntlm"`` without a KDC then fails at the first step with
+        ``NoAuthenticatingAuthorityError``). A provider that does not know the
+        structure refuses the acquisition: that ``SspiError`` is raised with a detail
+        saying the package list was passed as ``SEC_WINNT_AUTH_IDENTITY_EXW``, so
+        retrying without ``packages`` is the test.
         """
         name = encode_name(package)
         if not isinstance(usage, str):
@@ -176,22 +259,54 @@ class Credentials(OwnedHandle[SecHandle]):
             raise ValueError(f"usage must be 'outbound', 'inbound' or 'both', not {usage!r}")
         if identity is not None and not isinstance(identity, Identity):
             raise TypeError(f"identity must be an Identity or None, not {type(identity).__name__}")
+        package_list = _package_list(package, packages)
         lib = api()
         handle = SecHandle()
         expiry = TimeStamp()
-        if identity is None:
-            status = lib.AcquireCredentialsHandleW(
-                None, name, use, None, None, None, None, byref(handle), byref(expiry)
+        try:
+            cls._acquire_handle(lib, name, use, identity, package_list, handle, expiry)
+        except SspiError as exc:
+            if package_list is None:
+                raise
+            detail = (
+                f"the package list {package_list!r} was passed as a "
+                "SEC_WINNT_AUTH_IDENTITY_EXW, which this provider may not support; "
+                "retry without packages= to tell"
             )
-            check(status, "AcquireCredentialsHandleW")
-        else:
-            identity._acquire(lib, name, use, handle, expiry)
+            raise type(exc)(exc.status, exc.function, detail) from exc
         credentials = object.__new__(cls)
         credentials._package = package
         credentials._usage = usage
         credentials._expiry = expiry.value
         credentials._own(lib, handle)  # owned from here
         return credentials
+
+    @staticmethod
+    def _acquire_handle(
+        lib: Any,
+        name: bytes,
+        use: int,
+        identity: Identity | None,
+        package_list: str | None,
+        handle: SecHandle,
+        expiry: Any,
+    ) -> None:
+        if identity is None:
+            auth = None if package_list is None else _identity_ex(package_list, None, None, None)
+            status = lib.AcquireCredentialsHandleW(
+                None,
+                name,
+                use,
+                None,
+                None if auth is None else byref(auth),
+                None,
+                None,
+                byref(handle),
+                byref(expiry),
+            )
+            check(status, "AcquireCredentialsHandleW")
+        else:
+            identity._acquire(lib, name, use, handle, expiry, package_list)
 
     @property
     def package(self) -> str:

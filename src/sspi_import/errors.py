@@ -23,6 +23,7 @@ from ._raw.loader import SspiUnavailableError
 from ._raw.status_codes import ALIASES, STATUS_CODES
 
 __all__ = [
+    "BadBindingsError",
     "BufferTooSmallError",
     "CannotPackError",
     "ContextExpiredError",
@@ -493,3 +494,14 @@ class InvalidParameterError(SspiError):
     """``SEC_E_INVALID_PARAMETER``: a parameter passed to the call was invalid."""
 
     symbols = ("SEC_E_INVALID_PARAMETER",)
+
+
+class BadBindingsError(SspiError):
+    """``SEC_E_BAD_BINDINGS``: the peer's channel bindings differ from this side's.
+
+    Both sides must pass the same ``ChannelBindings`` (over TLS, the
+    ``tls-server-end-point`` of the certificate the client saw); a TLS-terminating proxy
+    between them changes what the client binds to.
+    """
+
+    symbols = ("SEC_E_BAD_BINDINGS",)

@@ -30,11 +30,12 @@ from ._filetime import filetime_to_datetime
 from ._handle import report_cleanup
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.structs import SecBuffer, SecBufferDesc, SecHandle, TimeStamp
+from .bindings import ChannelBindings
 from .context import SecurityContextBase
 from .credentials import Credentials, Identity
-from .errors import SspiError, check, status_info
+from .errors import IncompleteMessageError, SspiError, check, status_info
 
-__all__ = ["RequestFlags", "SecurityContext", "loopback"]
+__all__ = ["ACCEPTOR_FLAGS", "RequestFlags", "SecurityContext", "loopback"]
 
 
 def _status(symbol: str) -> int:
@@ -55,9 +56,20 @@ _CONTINUE = frozenset({SEC_I_CONTINUE_NEEDED, SEC_I_COMPLETE_AND_CONTINUE})
 class RequestFlags(enum.IntFlag):
     """Context requirements to request, and what was granted, in ``ISC_REQ_*`` values.
 
-    The acceptor's ``ASC_REQ_*``/``ASC_RET_*`` bits differ above ``CONNECTION``
-    (``ASC_REQ_INTEGRITY`` is 0x20000, not 0x10000); ``SecurityContext`` translates,
-    so both sides speak these values. ``ALLOCATE_MEMORY`` is always added internally.
+    One member per ``ISC_REQ_*`` bit of sspi.h, named as the constant without its prefix,
+    except ``ALLOCATE_MEMORY`` (always added internally: the library owns output
+    buffers), ``RESERVED1`` (undocumented) and ``MESSAGES`` (a 64-bit value that does
+    not fit the 32-bit ``fContextReq``).
+
+    The acceptor's ``ASC_REQ_*``/``ASC_RET_*`` bits differ from 0x4000 on
+    (``ASC_REQ_INTEGRITY`` is 0x20000, not 0x10000), and so do the initiator's
+    ``ISC_RET_*`` bits from 0x1000 on (``ISC_RET_CALL_LEVEL`` is 0x2000):
+    ``SecurityContext`` translates both ways, so both sides speak these values.
+    ``NULL_SESSION`` is ``ASC_REQ_ALLOW_NULL_SESSION``/``ASC_RET_NULL_SESSION`` on the
+    acceptor. The acceptor has no bit for ``PROMPT_FOR_CREDS``, ``USE_SUPPLIED_CREDS``,
+    ``MANUAL_CRED_VALIDATION``, ``FORWARD_CREDENTIALS``, ``NO_INTEGRITY``,
+    ``USE_HTTP_STYLE``, ``UNVERIFIED_TARGET_NAME`` or ``CONFIDENTIALITY_ONLY``
+    (``ACCEPTOR_FLAGS`` is what it takes): asking an acceptor for one is a ``ValueError``.
     """
 
     NONE = 0
@@ -73,12 +85,44 @@ class RequestFlags(enum.IntFlag):
     """Allow ``encrypt``/``decrypt``."""
     USE_SESSION_KEY = C.ISC_REQ_USE_SESSION_KEY
     """Use a new session key (Kerberos user-to-user)."""
+    PROMPT_FOR_CREDS = C.ISC_REQ_PROMPT_FOR_CREDS
+    """Prompt the user for credentials if needed (initiator only)."""
+    USE_SUPPLIED_CREDS = C.ISC_REQ_USE_SUPPLIED_CREDS
+    """Use package-specific credentials supplied in the input buffer (initiator only)."""
+    USE_DCE_STYLE = C.ISC_REQ_USE_DCE_STYLE
+    """DCE/RPC style: three legs, and ``CompleteAuthToken`` updates tokens."""
+    DATAGRAM = C.ISC_REQ_DATAGRAM
+    """A datagram (connectionless) context: messages may arrive out of order."""
     CONNECTION = C.ISC_REQ_CONNECTION
     """A connection-oriented context."""
+    CALL_LEVEL = C.ISC_REQ_CALL_LEVEL
+    """A context for one call only (``ISC_RET_CALL_LEVEL`` is 0x2000; translated)."""
+    FRAGMENT_SUPPLIED = C.ISC_REQ_FRAGMENT_SUPPLIED
+    """The input token is a fragment of a larger one."""
+    EXTENDED_ERROR = C.ISC_REQ_EXTENDED_ERROR
+    """Errors are reported to the peer as error tokens."""
+    STREAM = C.ISC_REQ_STREAM
+    """A stream-oriented context (Schannel)."""
     INTEGRITY = C.ISC_REQ_INTEGRITY
     """Allow ``sign``/``verify``."""
     IDENTIFY = C.ISC_REQ_IDENTIFY
     """The server may identify, not impersonate, the client."""
+    NULL_SESSION = C.ISC_REQ_NULL_SESSION
+    """An anonymous (null session) context; the acceptor's bit is ``ALLOW_NULL_SESSION``."""
+    MANUAL_CRED_VALIDATION = C.ISC_REQ_MANUAL_CRED_VALIDATION
+    """Schannel: the caller validates the server certificate itself (initiator only)."""
+    FRAGMENT_TO_FIT = C.ISC_REQ_FRAGMENT_TO_FIT
+    """Fragment output tokens to the output buffer's size (``*_RET_FRAGMENT_ONLY``)."""
+    FORWARD_CREDENTIALS = C.ISC_REQ_FORWARD_CREDENTIALS
+    """Forward the client's credentials (initiator only)."""
+    NO_INTEGRITY = C.ISC_REQ_NO_INTEGRITY
+    """Do not negotiate integrity (initiator only)."""
+    USE_HTTP_STYLE = C.ISC_REQ_USE_HTTP_STYLE
+    """Digest over HTTP (initiator only)."""
+    UNVERIFIED_TARGET_NAME = C.ISC_REQ_UNVERIFIED_TARGET_NAME
+    """The target name is not verified (initiator only)."""
+    CONFIDENTIALITY_ONLY = C.ISC_REQ_CONFIDENTIALITY_ONLY
+    """Confidentiality without integrity (initiator only)."""
 
 
 DEFAULT_FLAGS: Final = (
@@ -89,19 +133,79 @@ DEFAULT_FLAGS: Final = (
     | RequestFlags.INTEGRITY
 )
 _ALL_FLAGS = int(sum(RequestFlags))
-# (RequestFlags bit, ASC_REQ bit, ASC_RET bit); the ISC_RET bits equal the ISC_REQ ones
-# for every member.
-_ACCEPTOR_BITS = (
-    (C.ISC_REQ_DELEGATE, C.ASC_REQ_DELEGATE, C.ASC_RET_DELEGATE),
-    (C.ISC_REQ_MUTUAL_AUTH, C.ASC_REQ_MUTUAL_AUTH, C.ASC_RET_MUTUAL_AUTH),
-    (C.ISC_REQ_REPLAY_DETECT, C.ASC_REQ_REPLAY_DETECT, C.ASC_RET_REPLAY_DETECT),
-    (C.ISC_REQ_SEQUENCE_DETECT, C.ASC_REQ_SEQUENCE_DETECT, C.ASC_RET_SEQUENCE_DETECT),
-    (C.ISC_REQ_CONFIDENTIALITY, C.ASC_REQ_CONFIDENTIALITY, C.ASC_RET_CONFIDENTIALITY),
-    (C.ISC_REQ_USE_SESSION_KEY, C.ASC_REQ_USE_SESSION_KEY, C.ASC_RET_USE_SESSION_KEY),
-    (C.ISC_REQ_CONNECTION, C.ASC_REQ_CONNECTION, C.ASC_RET_CONNECTION),
-    (C.ISC_REQ_INTEGRITY, C.ASC_REQ_INTEGRITY, C.ASC_RET_INTEGRITY),
-    (C.ISC_REQ_IDENTIFY, C.ASC_REQ_IDENTIFY, C.ASC_RET_IDENTIFY),
+_NONE = 0  # a direction in which a flag has no bit
+# (RequestFlags bit, ISC_RET bit, ASC_REQ bit, ASC_RET bit), each looked up in sspi.h;
+# _NONE where that side has no such bit (a request with no reported result, or a flag
+# the acceptor lacks).
+_FLAG_BITS = (
+    (C.ISC_REQ_DELEGATE, C.ISC_RET_DELEGATE, C.ASC_REQ_DELEGATE, C.ASC_RET_DELEGATE),
+    (C.ISC_REQ_MUTUAL_AUTH, C.ISC_RET_MUTUAL_AUTH, C.ASC_REQ_MUTUAL_AUTH, C.ASC_RET_MUTUAL_AUTH),
+    (
+        C.ISC_REQ_REPLAY_DETECT,
+        C.ISC_RET_REPLAY_DETECT,
+        C.ASC_REQ_REPLAY_DETECT,
+        C.ASC_RET_REPLAY_DETECT,
+    ),
+    (
+        C.ISC_REQ_SEQUENCE_DETECT,
+        C.ISC_RET_SEQUENCE_DETECT,
+        C.ASC_REQ_SEQUENCE_DETECT,
+        C.ASC_RET_SEQUENCE_DETECT,
+    ),
+    (
+        C.ISC_REQ_CONFIDENTIALITY,
+        C.ISC_RET_CONFIDENTIALITY,
+        C.ASC_REQ_CONFIDENTIALITY,
+        C.ASC_RET_CONFIDENTIALITY,
+    ),
+    (
+        C.ISC_REQ_USE_SESSION_KEY,
+        C.ISC_RET_USE_SESSION_KEY,
+        C.ASC_REQ_USE_SESSION_KEY,
+        C.ASC_RET_USE_SESSION_KEY,
+    ),
+    (C.ISC_REQ_PROMPT_FOR_CREDS, C.ISC_RET_USED_COLLECTED_CREDS, _NONE, _NONE),
+    (C.ISC_REQ_USE_SUPPLIED_CREDS, C.ISC_RET_USED_SUPPLIED_CREDS, _NONE, _NONE),
+    (
+        C.ISC_REQ_USE_DCE_STYLE,
+        C.ISC_RET_USED_DCE_STYLE,
+        C.ASC_REQ_USE_DCE_STYLE,
+        C.ASC_RET_USED_DCE_STYLE,
+    ),
+    (C.ISC_REQ_DATAGRAM, C.ISC_RET_DATAGRAM, C.ASC_REQ_DATAGRAM, C.ASC_RET_DATAGRAM),
+    (C.ISC_REQ_CONNECTION, C.ISC_RET_CONNECTION, C.ASC_REQ_CONNECTION, C.ASC_RET_CONNECTION),
+    (C.ISC_REQ_CALL_LEVEL, C.ISC_RET_CALL_LEVEL, C.ASC_REQ_CALL_LEVEL, C.ASC_RET_CALL_LEVEL),
+    (C.ISC_REQ_FRAGMENT_SUPPLIED, _NONE, C.ASC_REQ_FRAGMENT_SUPPLIED, _NONE),
+    (
+        C.ISC_REQ_EXTENDED_ERROR,
+        C.ISC_RET_EXTENDED_ERROR,
+        C.ASC_REQ_EXTENDED_ERROR,
+        C.ASC_RET_EXTENDED_ERROR,
+    ),
+    (C.ISC_REQ_STREAM, C.ISC_RET_STREAM, C.ASC_REQ_STREAM, C.ASC_RET_STREAM),
+    (C.ISC_REQ_INTEGRITY, C.ISC_RET_INTEGRITY, C.ASC_REQ_INTEGRITY, C.ASC_RET_INTEGRITY),
+    (C.ISC_REQ_IDENTIFY, C.ISC_RET_IDENTIFY, C.ASC_REQ_IDENTIFY, C.ASC_RET_IDENTIFY),
+    (
+        C.ISC_REQ_NULL_SESSION,
+        C.ISC_RET_NULL_SESSION,
+        C.ASC_REQ_ALLOW_NULL_SESSION,
+        C.ASC_RET_NULL_SESSION,
+    ),
+    (C.ISC_REQ_MANUAL_CRED_VALIDATION, C.ISC_RET_MANUAL_CRED_VALIDATION, _NONE, _NONE),
+    (
+        C.ISC_REQ_FRAGMENT_TO_FIT,
+        C.ISC_RET_FRAGMENT_ONLY,
+        C.ASC_REQ_FRAGMENT_TO_FIT,
+        C.ASC_RET_FRAGMENT_ONLY,
+    ),
+    (C.ISC_REQ_FORWARD_CREDENTIALS, C.ISC_RET_FORWARD_CREDENTIALS, _NONE, _NONE),
+    (C.ISC_REQ_NO_INTEGRITY, _NONE, _NONE, _NONE),
+    (C.ISC_REQ_USE_HTTP_STYLE, C.ISC_RET_USED_HTTP_STYLE, _NONE, _NONE),
+    (C.ISC_REQ_UNVERIFIED_TARGET_NAME, _NONE, _NONE, _NONE),
+    (C.ISC_REQ_CONFIDENTIALITY_ONLY, C.ISC_RET_CONFIDENTIALITY_ONLY, _NONE, _NONE),
 )
+ACCEPTOR_FLAGS: Final = RequestFlags(sum(flag for flag, _, asc, _ in _FLAG_BITS if asc))
+"""The ``RequestFlags`` an acceptor can request (those with an ``ASC_REQ_*`` bit)."""
 
 
 def _check_flags(flags: object) -> int:
@@ -113,11 +217,15 @@ def _check_flags(flags: object) -> int:
 
 
 def _to_asc_req(flags: int) -> int:
-    return sum(asc for isc, asc, _ in _ACCEPTOR_BITS if flags & isc)
+    return sum(asc for isc, _, asc, _ in _FLAG_BITS if flags & isc)
 
 
 def _from_asc_ret(attributes: int) -> RequestFlags:
-    return RequestFlags(sum(isc for isc, _, ret in _ACCEPTOR_BITS if attributes & ret))
+    return RequestFlags(sum(isc for isc, _, _, ret in _FLAG_BITS if ret and attributes & ret))
+
+
+def _from_isc_ret(attributes: int) -> RequestFlags:
+    return RequestFlags(sum(isc for isc, ret, _, _ in _FLAG_BITS if ret and attributes & ret))
 
 
 class SecurityContext(SecurityContextBase):
@@ -137,8 +245,10 @@ class SecurityContext(SecurityContextBase):
     """
 
     __slots__ = (
+        "_bindings",
         "_credentials",
         "_expiry",
+        "_extra",
         "_failed",
         "_granted",
         "_initiator",
@@ -149,8 +259,10 @@ class SecurityContext(SecurityContextBase):
         "_target",
     )
     _kind = "security context"
+    _bindings: bytes | None  # the SEC_CHANNEL_BINDINGS block, passed on every step
     _credentials: Credentials
     _expiry: int
+    _extra: bytes
     _failed: bool
     _granted: int
     _initiator: bool
@@ -165,11 +277,27 @@ class SecurityContext(SecurityContextBase):
 
     @classmethod
     def _make(
-        cls, credentials: object, flags: object, *, initiator: bool, target: bytes | None
+        cls,
+        credentials: object,
+        flags: object,
+        *,
+        initiator: bool,
+        target: bytes | None,
+        channel_bindings: object,
     ) -> SecurityContext:
         if not isinstance(credentials, Credentials):
             raise TypeError(f"credentials must be Credentials, not {type(credentials).__name__}")
         requested = _check_flags(flags)
+        if not initiator and requested & ~ACCEPTOR_FLAGS:
+            lacking = RequestFlags(requested & ~ACCEPTOR_FLAGS)
+            raise ValueError(
+                f"the acceptor has no ASC_REQ_* bit for {lacking!r}: it is an initiator flag"
+            )
+        if channel_bindings is not None and not isinstance(channel_bindings, ChannelBindings):
+            raise TypeError(
+                "channel_bindings must be ChannelBindings or None, "
+                f"not {type(channel_bindings).__name__}"
+            )
         credentials._live()  # closed credentials: ValueError now, not at the first step
         context = object.__new__(cls)
         context._own(credentials._lib, None)  # a handle only once the first call made it
@@ -183,6 +311,8 @@ class SecurityContext(SecurityContextBase):
         context._state = SEC_I_CONTINUE_NEEDED  # "more steps": none made yet
         context._failed = False
         context._started = False
+        context._extra = b""
+        context._bindings = None if channel_bindings is None else channel_bindings.to_bytes()
         return context
 
     @classmethod
@@ -191,21 +321,38 @@ class SecurityContext(SecurityContextBase):
         credentials: Credentials,
         target_name: str | None = None,
         flags: RequestFlags | int = DEFAULT_FLAGS,
+        *,
+        channel_bindings: ChannelBindings | None = None,
     ) -> SecurityContext:
         """The client side (``InitializeSecurityContextW``); its first ``step`` takes ``None``.
 
         ``target_name`` is the server's SPN (``"host/server.example.com"``); NTLM can do
-        without one.
+        without one. ``channel_bindings`` (over TLS:
+        ``ChannelBindings.tls_server_end_point(server_certificate_der)``) are passed as a
+        ``SECBUFFER_CHANNEL_BINDINGS`` input buffer on every step, the first included.
         """
         target = None if target_name is None else encode_name(target_name, "target name")
-        return cls._make(credentials, flags, initiator=True, target=target)
+        return cls._make(
+            credentials, flags, initiator=True, target=target, channel_bindings=channel_bindings
+        )
 
     @classmethod
     def acceptor(
-        cls, credentials: Credentials, flags: RequestFlags | int = DEFAULT_FLAGS
+        cls,
+        credentials: Credentials,
+        flags: RequestFlags | int = DEFAULT_FLAGS,
+        *,
+        channel_bindings: ChannelBindings | None = None,
     ) -> SecurityContext:
-        """The server side (``AcceptSecurityContext``); every ``step`` takes a client token."""
-        return cls._make(credentials, flags, initiator=False, target=None)
+        """The server side (``AcceptSecurityContext``); every ``step`` takes a client token.
+
+        ``flags`` may only hold ``ACCEPTOR_FLAGS`` (``ValueError`` otherwise).
+        ``channel_bindings`` are passed on every step; a client that bound to different
+        ones is refused with ``BadBindingsError`` (``SEC_E_BAD_BINDINGS``).
+        """
+        return cls._make(
+            credentials, flags, initiator=False, target=None, channel_bindings=channel_bindings
+        )
 
     # State --------------------------------------------------------------------------
 
@@ -250,8 +397,23 @@ class SecurityContext(SecurityContextBase):
     def flags(self) -> RequestFlags:
         """The flags the package granted, in ``RequestFlags`` values (both sides)."""
         if self._initiator:
-            return RequestFlags(self._granted & _ALL_FLAGS)
+            return _from_isc_ret(self._granted)
         return _from_asc_ret(self._granted)
+
+    @property
+    def channel_bindings(self) -> ChannelBindings | None:
+        """The channel bindings every step passes, or ``None``."""
+        return None if self._bindings is None else ChannelBindings.from_bytes(self._bindings)
+
+    @property
+    def extra(self) -> bytes:
+        """The tail of the last ``step``'s input that the package did not consume.
+
+        Empty unless the provider reported a ``SECBUFFER_EXTRA`` buffer: those bytes
+        belong to the next message (the start of the peer's next token, or of the first
+        application message after the handshake), and must be handed on, not dropped.
+        """
+        return self._extra
 
     @property
     def expiry(self) -> datetime.datetime | None:
@@ -265,8 +427,15 @@ class SecurityContext(SecurityContextBase):
 
         Handles ``SEC_I_CONTINUE_NEEDED`` (call again with the peer's reply),
         ``SEC_I_COMPLETE_NEEDED`` and ``SEC_I_COMPLETE_AND_CONTINUE`` (``CompleteAuthToken``
-        is called here). A failed call raises its ``SspiError``; the context can then only
-        be closed.
+        is called here).
+
+        Input that is not exactly one token: if the package consumed only the start of
+        ``in_token`` (``SECBUFFER_EXTRA``), the rest is in ``extra`` after the call; hand it
+        on as the start of the next message. If ``in_token`` is only part of a token
+        (``SEC_E_INCOMPLETE_MESSAGE``), ``IncompleteMessageError`` is raised and the
+        context stays usable: read more from the peer and call ``step`` again with the
+        longer input. Any other failure raises its ``SspiError``; the context can then
+        only be closed.
         """
         if self._failed:
             raise ValueError("an earlier step of this handshake failed; close the context")
@@ -274,15 +443,30 @@ class SecurityContext(SecurityContextBase):
             raise self._closed_error()
         if self.complete:
             raise ValueError("the handshake is already complete")
+        buffers: list[SecBuffer] = []
         if in_token is None:
             if not (self._initiator and not self._started):
                 raise ValueError("only the initiator's first step goes without an input token")
             keepalive: Any = None
-            in_desc = None
+            length = 0
         else:
             keepalive, address, length = readable(in_token, "input token")
-            in_buffer = SecBuffer(length, C.SECBUFFER_TOKEN, address)
-            in_desc = SecBufferDesc(C.SECBUFFER_VERSION, 1, pointer(in_buffer))
+            buffers.append(SecBuffer(length, C.SECBUFFER_TOKEN, address))
+            # Where the package reports an unconsumed tail (SECBUFFER_EXTRA).
+            buffers.append(SecBuffer(0, C.SECBUFFER_EMPTY, None))
+        if self._bindings is not None:
+            bindings = self._bindings  # kept referenced across the call
+            buffers.append(
+                SecBuffer(len(bindings), C.SECBUFFER_CHANNEL_BINDINGS, readable(bindings)[1])
+            )
+        if buffers:
+            in_array = (SecBuffer * len(buffers))(*buffers)
+            in_desc: SecBufferDesc | None = SecBufferDesc(
+                C.SECBUFFER_VERSION, len(buffers), in_array
+            )
+        else:
+            in_array = None
+            in_desc = None
         out_buffer = SecBuffer(0, C.SECBUFFER_TOKEN, None)
         out_desc = SecBufferDesc(C.SECBUFFER_VERSION, 1, pointer(out_buffer))
         attributes = c_uint32()
@@ -304,6 +488,19 @@ class SecurityContext(SecurityContextBase):
                     # It may update the output token (Digest, DCE style): copy after it.
                     self._complete(handle, out_desc)
             token = _read_token(out_desc)
+        except IncompleteMessageError as exc:
+            if exc.function != self._function:  # not the handshake call: no retry
+                self._failed = True
+                raise
+            # Nothing was consumed and (on a first call) nothing was made: the same step
+            # may be retried with more input.
+            self._extra = b""
+            raise IncompleteMessageError(
+                exc.status,
+                exc.function,
+                f"the input token is incomplete ({length} bytes so far): read more from the "
+                "peer and call step() again with the longer input",
+            ) from None
         except BaseException:
             self._failed = True
             if first:
@@ -320,7 +517,8 @@ class SecurityContext(SecurityContextBase):
                 self._credentials._unpin()
             except Exception as exc:  # closed meanwhile and the deferred free failed
                 cleanup.append(exc)
-        del keepalive
+        self._extra = _unconsumed(in_array, keepalive, length)
+        del keepalive, in_array
         if status not in _DONE and status not in _CONTINUE:
             self._failed = True
             raise SspiError(status, self._function, "unexpected status during the handshake")
@@ -413,6 +611,19 @@ class SecurityContext(SecurityContextBase):
         else:
             state = "in handshake"
         return f"<SecurityContext {side} package={self.package!r} {state}>"
+
+
+def _unconsumed(buffers: Any, data: Any, length: int) -> bytes:
+    """The input's tail named by a ``SECBUFFER_EXTRA`` buffer, or ``b""``.
+
+    ``data`` is the contiguous byte object ``readable`` handed to SSPI.
+    """
+    if buffers is None or data is None:
+        return b""
+    for buffer in buffers:
+        if buffer.BufferType == C.SECBUFFER_EXTRA and 0 < buffer.cbBuffer <= length:
+            return bytes(memoryview(data)[length - buffer.cbBuffer :])
+    return b""
 
 
 def _read_token(desc: SecBufferDesc) -> bytes | None:

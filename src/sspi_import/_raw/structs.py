@@ -16,6 +16,8 @@ __all__ = [
     "POINTER_BYTES",
     "PVOID",
     "SECURITY_STATUS",
+    "SEC_CHANNEL_BINDINGS",
+    "SEC_WINNT_AUTH_IDENTITY_EXW",
     "SEC_WINNT_AUTH_IDENTITY_W",
     "ULONG",
     "ULONG_PTR",
@@ -146,3 +148,40 @@ class SecPkgContext_Flags(Structure):  # noqa: N801 - C name
     """``SECPKG_ATTR_FLAGS``: the context attribute flags granted."""
 
     _fields_ = [("Flags", ULONG)]
+
+
+class SEC_CHANNEL_BINDINGS(Structure):  # noqa: N801 - C name
+    """``SEC_CHANNEL_BINDINGS``: the header of a channel-bindings block.
+
+    Offsets are from the start of this header; the addresses and application data follow
+    it in the same contiguous buffer (a ``SECBUFFER_CHANNEL_BINDINGS`` ``SecBuffer``).
+    """
+
+    _fields_ = [
+        ("dwInitiatorAddrType", ULONG),
+        ("cbInitiatorLength", ULONG),
+        ("dwInitiatorOffset", ULONG),
+        ("dwAcceptorAddrType", ULONG),
+        ("cbAcceptorLength", ULONG),
+        ("dwAcceptorOffset", ULONG),
+        ("cbApplicationDataLength", ULONG),
+        ("dwApplicationDataOffset", ULONG),
+    ]
+
+
+class SEC_WINNT_AUTH_IDENTITY_EXW(Structure):  # noqa: N801 - C name
+    """``SEC_WINNT_AUTH_IDENTITY_EXW``: an identity plus a Negotiate package list (UTF-16)."""
+
+    _fields_ = [
+        ("Version", ULONG),
+        ("Length", ULONG),
+        ("User", PSEC_WCHAR),
+        ("UserLength", ULONG),
+        ("Domain", PSEC_WCHAR),
+        ("DomainLength", ULONG),
+        ("Password", PSEC_WCHAR),
+        ("PasswordLength", ULONG),
+        ("Flags", ULONG),
+        ("PackageList", PSEC_WCHAR),
+        ("PackageListLength", ULONG),
+    ]

@@ -20,6 +20,7 @@ from . import _wire
 from ._args import (
     NEVER,
     SEC_E_BUFFER_TOO_SMALL,
+    SEC_E_INCOMPLETE_MESSAGE,
     SEC_E_INVALID_PARAMETER,
     SEC_E_INVALID_TOKEN,
     SEC_E_LOGON_DENIED,
@@ -79,10 +80,23 @@ class Handshake(State):
 
     @staticmethod
     def _input_token(desc: Any) -> bytes:
-        tokens = of_type(buffers(desc), C.SECBUFFER_TOKEN)
+        items = buffers(desc)
+        tokens = of_type(items, C.SECBUFFER_TOKEN)
         if not tokens or not tokens[0].cbBuffer:
             raise FaultError(SEC_E_INVALID_TOKEN)
-        return read(tokens[0])
+        data = read(tokens[0])
+        # As real packages do: part of a token is SEC_E_INCOMPLETE_MESSAGE (nothing
+        # consumed), bytes after a whole token go back in an EMPTY buffer as EXTRA.
+        used = _wire.token_extent(data)
+        if used is None:
+            raise FaultError(SEC_E_INCOMPLETE_MESSAGE)
+        if used < len(data):
+            empty = of_type(items, C.SECBUFFER_EMPTY)
+            if empty:
+                empty[0].BufferType = C.SECBUFFER_EXTRA
+                empty[0].cbBuffer = len(data) - used
+            data = data[:used]
+        return data
 
     def _session_key(self, ctx: Ctx) -> bytes:
         nonces = (ctx.client_nonce, ctx.server_nonce)

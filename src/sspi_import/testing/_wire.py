@@ -119,6 +119,25 @@ def pack_token(kind: int, fields: dict[str, Any]) -> bytes:
     return _TOKEN_HEAD.pack(_TOKEN_MAGIC, 1, kind, 0) + json.dumps(fields).encode()
 
 
+def token_extent(data: bytes) -> int | None:
+    """How many leading bytes of ``data`` are one whole handshake message.
+
+    ``None`` when ``data`` starts a message but stops inside it (a JSON body with no
+    closing brace yet: the fake's bodies are flat objects); ``len(data)`` when it is not
+    a message at all (``unpack_token`` then refuses it). Bytes after a whole message
+    belong to the next one (what SSPI reports as ``SECBUFFER_EXTRA``).
+    """
+    if len(data) < _TOKEN_HEAD.size or data[:4] != _TOKEN_MAGIC:
+        return len(data)
+    body = data[_TOKEN_HEAD.size :]
+    try:
+        _, end = json.JSONDecoder().raw_decode(body.decode("utf-8", "surrogateescape"))
+    except ValueError:
+        return None if b"}" not in body else len(data)
+    # raw_decode counts characters; the fake's JSON bodies are ASCII (json.dumps).
+    return _TOKEN_HEAD.size + end
+
+
 def unpack_token(data: bytes, kind: int) -> dict[str, Any]:
     """Parse a handshake message of type ``kind``; ``WireError`` for anything else."""
     if len(data) < _TOKEN_HEAD.size:
