@@ -30,13 +30,13 @@ work in the caller's own writable buffer instead.
 
 from __future__ import annotations
 
+import builtins
 import ctypes
 import enum
 import struct
 from collections.abc import Callable, Iterable
 from ctypes import byref, c_uint32
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from ._buffers import MAX_BUFFER, Blob, WritableBlob, readable, writable
 from ._cpython import fresh_bytes, fresh_copy, fresh_slice
@@ -191,7 +191,6 @@ class BufferType(enum.IntEnum):
 IovData = bytes | bytearray | memoryview | int | None
 
 
-@dataclass(frozen=True)
 class IovBuffer:
     """One ``SecBuffer`` of a ``wrap_iov``/``unwrap_iov`` call: its type and its bytes.
 
@@ -208,28 +207,45 @@ class IovBuffer:
     a ``memoryview`` of the caller's writable buffer where it lies there, else ``bytes``.
     """
 
+    __slots__ = ("data", "type")
     type: BufferType
-    data: IovData = None
+    data: IovData
 
-    def __post_init__(self) -> None:
-        """Check the type, and that ``data`` is bytes-like, a size or ``None``."""
+    def __init__(self, type: BufferType, data: IovData = None) -> None:
         try:
-            kind = BufferType(self.type)
+            kind = BufferType(type)
         except ValueError:
             raise ValueError(
-                f"unknown buffer type {self.type!r}; use a sspi_import.BufferType member"
+                f"unknown buffer type {type!r}; use a sspi_import.BufferType member"
             ) from None
-        object.__setattr__(self, "type", kind)
-        data = self.data
         if isinstance(data, bool) or (
             data is not None and not isinstance(data, int | bytes | bytearray | memoryview)
         ):
             raise TypeError(
                 "IovBuffer data must be bytes, bytearray, memoryview, a size or None, "
-                f"not {type(data).__name__}"
+                f"not {builtins.type(data).__name__}"
             )
         if isinstance(data, int) and not 0 <= data <= MAX_BUFFER:
             raise ValueError(f"a buffer size must be between 0 and {MAX_BUFFER}, not {data}")
+        object.__setattr__(self, "type", kind)
+        object.__setattr__(self, "data", data)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError("IovBuffer is immutable")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError("IovBuffer is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IovBuffer):
+            return NotImplemented
+        return (self.type, self.data) == (other.type, other.data)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.data))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (IovBuffer, (self.type, self.data))
 
     def __repr__(self) -> str:
         """Type and length only: the bytes may be plaintext."""
@@ -238,8 +254,7 @@ class IovBuffer:
         return f"IovBuffer({self.type.name}, {size!r} bytes)"
 
 
-@dataclass(frozen=True)
-class IovResult:
+class IovResult(NamedTuple):
     """What ``wrap_iov``/``unwrap_iov`` return: the buffers as the provider left them."""
 
     buffers: tuple[IovBuffer, ...]
