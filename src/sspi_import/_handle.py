@@ -180,7 +180,11 @@ class OwnedHandle(Closeable, Generic[H]):
         Waits for a call that another thread is making on the handle; a call started
         after ``close()`` raises ``ValueError`` without reaching the provider.
         """
-        handle = self._take()
+        with self._lock:  # _take(), inlined: close() is a hot path
+            handle = self._handle
+            self._handle = None
+            if handle is not None and self._pins:
+                self._parked, handle = handle, None
         if handle is not None:
             self._release(handle)
 

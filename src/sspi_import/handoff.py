@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import enum
+from _thread import allocate_lock as _new_lock
 from ctypes import c_void_p, string_at
 from typing import TYPE_CHECKING, Any
 
-from ._buffers import encode_name, free_context_buffer, readable
-from ._cpython import is_pywin32_handle, peek_pywin32
+from ._buffers import _NAMES, MAX_BUFFER, encode_name, free_context_buffer, readable
+from ._cpython import bytes_address, is_pywin32_handle, peek_pywin32
 from ._handle import report_cleanup
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.loader import api
@@ -106,9 +107,21 @@ class ImportedContext(SecurityContextBase):
         *,
         buffer_type: int = C.SECBUFFER_EMPTY,
     ) -> None:
-        self._own(None, None)  # refuses a second __init__; consistent if we raise below
-        name = encode_name(package)
-        keepalive, address, length = readable(blob)
+        # OwnedHandle._own, inlined (the import is a hot path): refuses a second
+        # __init__, and leaves a consistent object for the finalizer if we raise below.
+        if getattr(self, "_lock", None) is not None:
+            raise TypeError(f"this {self._kind} is already set up; make a new object")
+        self._lock = _new_lock()
+        self._pins = 0
+        self._parked = None
+        self._handle = None
+        name = _NAMES.get(package) if type(package) is str else None  # encode_name's cache
+        if name is None:
+            name = encode_name(package)
+        if type(blob) is bytes and 0 < len(blob) <= MAX_BUFFER:  # readable(), inlined
+            keepalive, address, length = blob, bytes_address(blob), len(blob)
+        else:
+            keepalive, address, length = readable(blob)
         token_value = None if token is None else _check_token(token)
         if type(buffer_type) is not int or not 0 <= buffer_type <= 0xFFFF_FFFF:
             if isinstance(buffer_type, bool) or not isinstance(buffer_type, int):
