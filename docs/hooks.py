@@ -26,6 +26,7 @@ PAGES = {
     "sspi_import.adopt": "adopt.md",
     "sspi_import.context": "context.md",
     "sspi_import.messages": "messages.md",
+    "sspi_import.bindings": "bindings.md",
     "sspi_import.errors": "errors.md",
     "sspi_import.library": "library.md",
     "sspi_import._handle": "context.md",  # CleanupWarning, documented with the contexts
