@@ -23,7 +23,7 @@ from typing import Any
 from .._raw import loader
 from .._raw.functions import PROTOTYPES
 from ..errors import SspiUnavailableError
-from ._names import KERNEL32, SIMULATED, SspiFunction, check_function, check_times, failure_status
+from ._names import KERNEL32, SIMULATED, SspiFunction, check_function, queue_failure
 
 __all__ = ["FaultInjector", "default_library"]
 
@@ -139,13 +139,7 @@ class FaultInjector:
         ``SEC_E_*`` name; anything else, or a function the library never calls, is
         refused with ``ValueError`` (``TypeError`` for the wrong type).
         """
-        check_function(function, "FaultInjector")
-        if function == "GetCurrentProcess":
-            raise ValueError("GetCurrentProcess cannot fail")
-        value = failure_status(status)
-        count = check_times(times)
-        with self._lock:
-            self._failures.setdefault(function, []).extend([value] * count)
+        queue_failure(self._failures, self._lock, function, status, times, "FaultInjector")
 
     def calls(self, function: SspiFunction) -> int:
         """How many times ``function`` was called through the injector."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._args import SEC_E_INTERNAL_ERROR, FaultError
-from ._names import KERNEL32, SIMULATED, SspiFunction, check_function, check_times, failure_status
+from ._names import KERNEL32, SIMULATED, SspiFunction, check_function, queue_failure
 from ._state import State
 
 __all__ = ["Guard"]
@@ -42,13 +42,7 @@ class Guard(State):
         library never calls. Kernel32 functions (``CloseHandle``, ``DuplicateHandle``,
         ``OpenProcess``) return ``FALSE``/``NULL`` instead, whatever the status.
         """
-        check_function(function, "FakeSspi")
-        if function == "GetCurrentProcess":
-            raise ValueError("GetCurrentProcess cannot fail")
-        value = failure_status(status)
-        count = check_times(times)
-        with self._lock:
-            self._failures.setdefault(function, []).extend([value] * count)
+        queue_failure(self._failures, self._lock, function, status, times, "FakeSspi")
 
     def _guard(self, name: str, impl: Callable[..., int]) -> Callable[..., int]:
         kernel = name in KERNEL32

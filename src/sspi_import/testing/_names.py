@@ -7,7 +7,7 @@ mistakes, before any call: a function the library never calls, a status that is 
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from .._raw.functions import PROTOTYPES
 from ..errors import status_info
@@ -19,6 +19,7 @@ __all__ = [
     "check_function",
     "check_times",
     "failure_status",
+    "queue_failure",
     "signed",
 ]
 
@@ -118,3 +119,24 @@ def check_times(times: object) -> int:
     if isinstance(times, bool) or not isinstance(times, int) or times < 1:
         raise ValueError(f"times must be a positive int, not {times!r}")
     return times
+
+
+def queue_failure(
+    failures: dict[str, list[int]],
+    lock: Any,
+    function: object,
+    status: object,
+    times: object,
+    owner: str,
+) -> None:
+    """Check a ``fail(function, status, times)`` call, then queue its statuses under ``lock``.
+
+    The one implementation of ``FakeSspi.fail`` and ``FaultInjector.fail``.
+    """
+    name = check_function(function, owner)
+    if name == "GetCurrentProcess":
+        raise ValueError("GetCurrentProcess cannot fail")
+    value = failure_status(status)
+    count = check_times(times)
+    with lock:
+        failures.setdefault(name, []).extend([value] * count)
