@@ -746,3 +746,19 @@ def test_other_failures_still_end_the_handshake(sspi_fake: Any) -> None:
             server.step(b"not a token at all")
         with pytest.raises(ValueError, match="failed"):
             server.step(b"again")
+
+
+def test_the_token_sent_is_the_one_complete_auth_token_left(provider: Provider) -> None:
+    # CompleteAuthToken exists to update the output token (Digest, DCE style): the token
+    # step() returns must be read after it, not before (issue 13, item 7).
+    provider.isc = [(SEC_I_COMPLETE_AND_CONTINUE, b"draft", 0)]
+
+    def complete(handle: Any, desc: Any) -> int:
+        buffer = getattr(desc, "_obj", desc).pBuffers[0]
+        ctypes.memmove(buffer.pvBuffer, b"final", 5)  # updated in place, as packages do
+        return 0
+
+    provider.lib.CompleteAuthToken.side_effect = complete
+    with Credentials.acquire("NTLM") as creds, SecurityContext.initiator(creds) as ctx:
+        assert ctx.step(None) == b"final"
+    provider.lib.CompleteAuthToken.assert_called_once()
