@@ -191,3 +191,14 @@ def test_every_table_code_explains_and_builds_an_error() -> None:
 
 def test_registry_has_no_class_for_success_codes() -> None:
     assert all(status & 0x8000_0000 for status in errors._CLASSES)
+
+
+@pytest.mark.parametrize("code", [0x80090306, 0x80090301, 0x8009030C, 0x80091234])
+def test_oserror_fields_are_set_the_same_way_for_every_code(code: int) -> None:
+    error = sspi_import.error_from_status(code, "ImportSecurityContextW")
+    assert isinstance(error, OSError)
+    assert error.errno is None  # an SSPI status maps to no C errno
+    assert error.strerror == str(error)
+    assert error.winerror == code - 0x1_0000_0000
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.errno, again.strerror, again.winerror) == (None, str(error), error.winerror)

@@ -195,8 +195,12 @@ class SspiError(OSError):
         if detail:
             text = f"{text} ({detail})"
         super().__init__(text)
-        # OSError on Windows declares winerror as a member; set it after __init__.
+        # OSError on Windows declares winerror as a member; set it after __init__. An SSPI
+        # status has no C errno: errno is None on every OS (not Windows' EINVAL guess for
+        # codes it cannot map), and strerror is the message, as for OSError(errno, text).
         self.winerror = _signed(status)
+        self.errno = None
+        self.strerror = text
 
     def __str__(self) -> str:
         return str(self.args[0])
