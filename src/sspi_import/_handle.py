@@ -158,15 +158,6 @@ class OwnedHandle(Closeable, Generic[H]):
         if parked is not None:
             self._release(parked)
 
-    def _take(self) -> H | None:
-        """Take the handle out for good; ``None`` if it is gone or parked for a pin."""
-        with self._lock:
-            handle = self._handle
-            self._handle = None
-            if handle is not None and self._pins:
-                self._parked, handle = handle, None
-        return handle
-
     # Ownership --------------------------------------------------------------------
 
     @property
@@ -180,7 +171,7 @@ class OwnedHandle(Closeable, Generic[H]):
         Waits for a call that another thread is making on the handle; a call started
         after ``close()`` raises ``ValueError`` without reaching the provider.
         """
-        with self._lock:  # _take(), inlined: close() is a hot path
+        with self._lock:  # written out here, not in a helper: close() is a hot path
             handle = self._handle
             self._handle = None
             if handle is not None and self._pins:
