@@ -98,6 +98,15 @@ def _ours_step(context: sspi_import.SecurityContext) -> Step:
     return step
 
 
+def _shake(mine: sspi_import.SecurityContext, ours: Side, their_step: Step) -> None:
+    """Run the handshake between our context and the peer's ``step``, in its roles."""
+    if ours == "acceptor":
+        drive(their_step, _ours_step(mine))
+    else:
+        drive(_ours_step(mine), their_step)
+    assert mine.complete
+
+
 def sspilib_pair(
     identity: sspi_import.Identity, password: str, ours: Side = "acceptor"
 ) -> tuple[Peer, sspi_import.SecurityContext]:
@@ -122,12 +131,8 @@ def sspilib_pair(
                 return None
             return theirs.step(token or b"") or None
 
-        if ours == "acceptor":
-            drive(their_step, _ours_step(mine))
-        else:
-            drive(_ours_step(mine), their_step)
+        _shake(mine, ours, their_step)
         assert theirs.complete
-        assert mine.complete
     except BaseException:
         mine.close()
         raise
@@ -161,12 +166,8 @@ def pyspnego_pair(
                 return None
             return theirs.step(token) or None
 
-        if ours == "acceptor":
-            drive(their_step, _ours_step(mine))
-        else:
-            drive(_ours_step(mine), their_step)
+        _shake(mine, ours, their_step)
         assert theirs.complete
-        assert mine.complete
     except BaseException:
         mine.close()
         raise
