@@ -144,32 +144,23 @@ class CarefulSecBuffer(ctypes.Structure):
     _fields_ = [("cbBuffer", c_uint32), ("BufferType", c_uint32), ("pvBuffer", ctypes.c_char_p)]
 
 
-class CarefulSspi:
+class CarefulSspi(RawSspi):
     """What a skilled user writes: argtypes declared once, structures passed as they are.
 
     ctypes takes the address of a structure passed for a ``POINTER(T)`` argtype in C, so
-    no ``byref()`` call is made per argument; the package name is encoded once.
+    no ``byref()`` call is made per argument; the package name is encoded once. The
+    prototypes are ``RawSspi``'s (on a CDLL of its own), but the import takes a
+    ``SecBuffer`` whose buffer field is a ``c_char_p``, so a blob is assigned as it is.
     """
 
     def __init__(self, path: pathlib.Path) -> None:
-        lib = ctypes.CDLL(str(path))
-        self.import_ = lib.ImportSecurityContextW
+        super().__init__(path)
         self.import_.argtypes = [
             c_void_p,
             POINTER(CarefulSecBuffer),
             c_void_p,
             POINTER(SecHandle),
         ]
-        self.import_.restype = c_int32
-        self.export = lib.ExportSecurityContext
-        self.export.argtypes = [POINTER(SecHandle), c_uint32, POINTER(SecBuffer), POINTER(c_void_p)]
-        self.export.restype = c_int32
-        self.delete = lib.DeleteSecurityContext
-        self.delete.argtypes = [POINTER(SecHandle)]
-        self.delete.restype = c_int32
-        self.free = lib.FreeContextBuffer
-        self.free.argtypes = [c_void_p]
-        self.free.restype = c_int32
 
 
 def careful_import_close(careful: CarefulSspi, package: str, blob: bytes) -> Case:
