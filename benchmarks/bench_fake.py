@@ -21,20 +21,20 @@ import time
 from _common import Case, build_stub, ratio, run_interleaved
 
 import sspi_import
-from sspi_import._raw import loader
+from sspi_import import library
 from sspi_import.testing import FakeSspi
 
 TARGET = 8.0
 """The ratio issue 15.12 asks for at most."""
 
 
-def cycle(api: loader.Api, source: sspi_import.SecurityContextBase) -> Case:
+def cycle(api: library.Api, source: sspi_import.SecurityContextBase) -> Case:
     """``n`` export+import+close cycles of ``source`` with ``api`` installed."""
     export_context = sspi_import.export_context
     from_exported = sspi_import.ImportedContext.from_exported
 
     def case(n: int) -> float:
-        previous = loader.swap(api)
+        previous = library.swap(api)
         try:
             start = time.perf_counter()
             for _ in range(n):
@@ -42,7 +42,7 @@ def cycle(api: loader.Api, source: sspi_import.SecurityContextBase) -> Case:
                     from_exported(exported).close()
             return time.perf_counter() - start
         finally:
-            loader.swap(previous)
+            library.swap(previous)
 
     return case
 
@@ -55,15 +55,15 @@ def main() -> None:
 
     stub = build_stub()
     stub.reset()
-    stub_api = loader.load(stub.path)
-    loader.swap(stub_api)
+    stub_api = library.load(stub.path)
+    library.swap(stub_api)
     stub_source = sspi_import.ImportedContext("NTLM", b"context")
 
     fake = FakeSspi()
-    fake_api = loader.load(fake, "FakeSspi")
-    loader.swap(fake_api)
+    fake_api = library.load(fake, "FakeSspi")
+    library.swap(fake_api)
     client, server = sspi_import.loopback("NTLM")
-    loader.swap(None)
+    library.swap(None)
 
     samples = run_interleaved(
         {"fake": cycle(fake_api, client), "stub": cycle(stub_api, stub_source)},
@@ -75,13 +75,13 @@ def main() -> None:
         print(f"{name}: best {min(samples[name]) * 1e6:.2f} us per export+import+close")
     print(f"fake/stub: {result:.2f}x (median of {args.rounds} rounds; target <= {TARGET:g}x)")
 
-    loader.swap(fake_api)
+    library.swap(fake_api)
     client.close()
     server.close()
     fake.assert_no_leaks()
-    loader.swap(stub_api)
+    library.swap(stub_api)
     stub_source.close()
-    loader.swap(None)
+    library.swap(None)
 
 
 if __name__ == "__main__":

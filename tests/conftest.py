@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 import sspi_import
-from sspi_import._raw import loader
+from sspi_import import library
 from stubs import Stub, StubUnavailable
 
 ON_WINDOWS = sys.platform == "win32"
@@ -26,11 +26,11 @@ ON_WINDOWS = sys.platform == "win32"
 
 @pytest.fixture(autouse=True)
 def _clean_loader(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(loader.ENV_VAR, raising=False)
-    previous = loader.swap(None)
+    monkeypatch.delenv(library.ENV_VAR, raising=False)
+    previous = library.swap(None)
     yield
     gc.collect()  # finalizers of this test's leftovers run now, while it can still fail
-    loader.swap(previous)
+    library.swap(previous)
 
 
 @pytest.fixture(scope="session")

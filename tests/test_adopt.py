@@ -231,7 +231,7 @@ def test_export_of_the_pywin32_integer_does_not_take_it_over(stub: Stub) -> None
 def test_delete_old_export_detaches_the_pywin32_object(
     stub: Stub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sspi_import import handoff
+    from sspi_import import exported as handoff
 
     pair = stub.new_context()
     source = PyCtxtHandle(pair)
@@ -246,7 +246,7 @@ def test_delete_old_export_detaches_the_pywin32_object(
 def test_failed_delete_old_export_leaves_the_pywin32_object_alone(
     stub: Stub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sspi_import import handoff
+    from sspi_import import exported as handoff
 
     source = PyCtxtHandle(stub.new_context())
     monkeypatch.setattr(handoff, "peek_pywin32", lambda obj: obj.pair)

@@ -19,8 +19,8 @@ import pytest
 
 import sspi_import.cli
 from cli_contract import KEYWORDS, keywords_used, run, run_json, schema, validate
+from sspi_import import library
 from sspi_import._raw import constants as C  # noqa: N812
-from sspi_import._raw import loader
 from sspi_import.cli import _explain, _packages, _provider, _selftest
 from sspi_import.cli._output import SafeText, forgiving_std_streams
 from sspi_import.testing import FakeSspi
@@ -315,7 +315,7 @@ def test_packages_on_sspi_rs(
     assert {"NTLM", "Negotiate", "Kerberos"} <= set(rows)
     # sspi-rs does not implement ExportSecurityContext: no package of it can export.
     assert all(row[2] == "no" for row in rows.values())
-    assert loader._api is None, "the command must put the previous library back"
+    assert library._api is None, "the command must put the previous library back"
 
 
 @pytest.mark.sspi_rs
@@ -355,7 +355,7 @@ def test_packages_failing_call_reports_its_status(capsys: pytest.CaptureFixture[
         fake.fail("EnumerateSecurityPackagesW", "SEC_E_INSUFFICIENT_MEMORY")
         provider = _provider.Provider("library", "the test's FakeSspi")
         with pytest.raises(sspi_import.SspiError) as caught:
-            _packages.enumerate_packages(loader.api(), provider)
+            _packages.enumerate_packages(library.api(), provider)
     assert caught.value.symbol == "SEC_E_INSUFFICIENT_MEMORY"
 
 
@@ -368,7 +368,7 @@ def test_enumerate_packages_frees_the_array_when_the_probe_fails(
     monkeypatch.setattr(_packages, "provider_exports", broken)
     with FakeSspi() as fake:
         with pytest.raises(RuntimeError, match="provider_exports broke"):
-            _packages.enumerate_packages(loader.api(), _provider.Provider("simulated", "fake"))
+            _packages.enumerate_packages(library.api(), _provider.Provider("simulated", "fake"))
         assert fake.outstanding().buffers == 0, fake.outstanding()
         assert not fake.misuses
 

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from cli_contract import run, run_json, validate
-from sspi_import import SspiUnavailableError
-from sspi_import._raw import loader
+from sspi_import import SspiUnavailableError, library
 from sspi_import.cli import _provider, _selftest
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -63,7 +62,7 @@ def test_selftest_on_sspi_rs(capsys: pytest.CaptureFixture[str], sspi_rs_path: P
     assert "sspi-import explain SEC_E_UNSUPPORTED_FUNCTION" in " ".join(err.split())
     assert "does not support" not in out
     assert fits(err), err
-    assert loader._api is None
+    assert library._api is None
 
 
 @pytest.mark.sspi_rs
@@ -253,7 +252,7 @@ def test_selftest_fake(capsys: pytest.CaptureFixture[str]) -> None:
         "PASS: all steps passed on the SIMULATED provider (this says nothing about Windows)"
     )
     assert fits(out), out
-    assert loader._api is None
+    assert library._api is None
 
 
 def test_selftest_fake_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -330,7 +329,7 @@ def _selftest_cp1252(*argv: str) -> subprocess.CompletedProcess[bytes]:
         _selftest.PASSWORD_ENV: "pw",
     }
     env.pop("PYTHONUTF8", None)
-    env.pop(loader.ENV_VAR, None)
+    env.pop(library.ENV_VAR, None)
     return subprocess.run(
         [
             sys.executable,

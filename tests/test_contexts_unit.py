@@ -12,6 +12,7 @@ from pytest_mock import MockerFixture
 
 import sspi_import
 from sspi_import import ExportFlags, ImportedContext, export_context
+from sspi_import import exported as exported_module
 from sspi_import import handoff as handoff_module
 from sspi_import._raw.structs import SecBuffer, SecHandle
 
@@ -26,7 +27,8 @@ def fake_api(mocker: MockerFixture) -> MagicMock:
     lib.DeleteSecurityContext.return_value = 0
     lib.FreeContextBuffer.return_value = 0
     lib.CloseHandle.return_value = 1
-    mocker.patch.object(handoff_module, "api", return_value=lib)
+    mocker.patch.object(handoff_module, "api", return_value=lib)  # imports
+    mocker.patch.object(exported_module, "api", return_value=lib)  # exports of foreign handles
     return lib
 
 
@@ -180,7 +182,7 @@ def test_export_frees_buffer_even_when_copy_fails(
         return 0
 
     fake_api.ExportSecurityContext.side_effect = export
-    mocker.patch.object(handoff_module, "string_at", side_effect=MemoryError)
+    mocker.patch.object(exported_module, "string_at", side_effect=MemoryError)
     with pytest.raises(MemoryError):
         export_context((1, 2))
     fake_api.FreeContextBuffer.assert_called_once_with(0xDEAD0000)

@@ -14,10 +14,8 @@ from typing import Any
 import pytest
 
 import sspi_import
-from sspi_import import ExportedContext, ExportFlags, ImportedContext
-from sspi_import._buffers import free_context_buffer
+from sspi_import import ExportedContext, ExportFlags, ImportedContext, library
 from sspi_import._raw import constants as C  # noqa: N812
-from sspi_import._raw import loader
 from sspi_import._raw.functions import PROTOTYPES
 from sspi_import._raw.structs import (
     SEC_WINNT_AUTH_IDENTITY_W,
@@ -36,6 +34,7 @@ from sspi_import._raw.structs import (
     TimeStamp,
 )
 from sspi_import.errors import check, check_win32
+from sspi_import.library import call
 from sspi_import.testing import FakeSspi, Outstanding
 
 ALLOCATE = 0x100
@@ -67,7 +66,7 @@ def read_wide(address: int | None) -> str:
 class Checked:
     """The bound prototypes, each result handed to the library's one status check."""
 
-    def __init__(self, api: loader.Api) -> None:
+    def __init__(self, api: library.Api) -> None:
         self._api = api
 
     def __getattr__(self, name: str) -> Any:
@@ -87,7 +86,7 @@ class Raw:
     """Drives the fake through the bound ctypes prototypes, as the library does."""
 
     def __init__(self) -> None:
-        self.api = Checked(loader.api())
+        self.api = Checked(library.api())
 
     def acquire(self, package: str, use: int, identity: Any = None) -> SecHandle:
         handle = SecHandle()
@@ -178,14 +177,14 @@ class Raw:
 
 
 def test_context_manager_installs_and_restores() -> None:
-    assert loader.swap(None) is None
+    assert library.swap(None) is None
     with FakeSspi() as outer:
-        first = loader.api()
+        first = library.api()
         assert first.source is outer
         with FakeSspi(machine="INNER") as inner:
-            assert loader.api().source is inner
-        assert loader.api() is first
-    assert loader.swap(None) is None
+            assert library.api().source is inner
+        assert library.api() is first
+    assert library.swap(None) is None
 
 
 def test_use_library_accepts_it_and_every_prototype_is_simulated() -> None:
@@ -194,7 +193,7 @@ def test_use_library_accepts_it_and_every_prototype_is_simulated() -> None:
     assert "FakeSspi" in sspi_import.library_description()
     for name in {proto.symbol for proto in PROTOTYPES.values()}:
         assert fake.sspi_function_address(name)
-        assert loader.api().has(name)
+        assert library.api().has(name)
     assert fake.sspi_function_address("NoSuchFunction") is None
     sspi_import.use_library(None)
 
@@ -382,10 +381,10 @@ def test_double_free_and_unknown_pointer(fake: FakeSspi) -> None:
     assert fake.outstanding().buffers == 1
     assert raw.api.FreeContextBuffer(address) == 0
     # No binding checks a status itself: the bare call returns the signed LONG.
-    assert loader.api().FreeContextBuffer(address) & 0xFFFF_FFFF == 0x80090301  # INVALID_HANDLE
+    assert library.api().FreeContextBuffer(address) & 0xFFFF_FFFF == 0x80090301  # INVALID_HANDLE
     local = ctypes.create_string_buffer(8)
     with pytest.raises(sspi_import.InvalidHandleError):
-        free_context_buffer(raw.api, ctypes.addressof(local))
+        call(raw.api, "FreeContextBuffer", ctypes.addressof(local))
     assert raw.api.FreeContextBuffer(None) == 0  # NULL is fine, as in C
     assert [m.kind for m in fake.misuses] == ["double free", "unknown pointer"]
     fake.misuses.clear()
@@ -480,7 +479,7 @@ def test_fail_accepts_numbers_and_rejects_unknown_names(fake: FakeSspi) -> None:
 
 def test_kernel32_failures_return_false(fake: FakeSspi) -> None:
     fake.fail("OpenProcess", "SEC_E_INTERNAL_ERROR")
-    assert not loader.api().OpenProcess(0x40, False, os.getpid())  # NULL, as kernel32 says
+    assert not library.api().OpenProcess(0x40, False, os.getpid())  # NULL, as kernel32 says
     assert fake.calls("OpenProcess") == 1
 
 
@@ -634,13 +633,13 @@ def test_to_kernel_is_refused(fake: FakeSspi) -> None:
         packed, token = SecBuffer(), c_void_p()
         handle = SecHandle(*server.detach())
         try:
-            status = loader.api().ExportSecurityContext(
+            status = library.api().ExportSecurityContext(
                 byref(handle), C.SECPKG_CONTEXT_EXPORT_TO_KERNEL, byref(packed), byref(token)
             )
             assert status & 0xFFFF_FFFF == 0x8009035D  # SEC_E_INVALID_PARAMETER
             assert not packed.pvBuffer
         finally:
-            loader.api().DeleteSecurityContext(byref(handle))
+            library.api().DeleteSecurityContext(byref(handle))
 
 
 def test_failed_export_keeps_the_source(fake: FakeSspi) -> None:
@@ -736,12 +735,12 @@ def test_unreverted_impersonation_is_a_leak() -> None:
     with FakeSspi() as fake:
         client, server = sspi_import.loopback("NTLM")
         raw = SecHandle(*server.detach())
-        loader.api().ImpersonateSecurityContext(byref(raw))
+        library.api().ImpersonateSecurityContext(byref(raw))
         assert fake.outstanding().impersonations == 1
         with pytest.raises(AssertionError, match="impersonation of"):
             fake.assert_no_leaks()
-        loader.api().RevertSecurityContext(byref(raw))
-        loader.api().DeleteSecurityContext(byref(raw))
+        library.api().RevertSecurityContext(byref(raw))
+        library.api().DeleteSecurityContext(byref(raw))
         client.close()
         server.close()
         fake.assert_no_leaks()

@@ -9,7 +9,7 @@ from typing import get_args
 import pytest
 
 import sspi_import
-from sspi_import._raw import loader
+from sspi_import import library
 from sspi_import._raw.functions import PROTOTYPES
 from sspi_import.testing import FakeSspi, FaultInjector, SspiFunction
 from sspi_import.testing._names import SIMULATED
@@ -74,9 +74,9 @@ def test_freed_buffers_and_closed_handles_take_bounded_memory() -> None:
         from sspi_import.testing._state import CTX_TAG
 
         handle = sspi_import._raw.structs.SecHandle(5, CTX_TAG)
-        assert loader.api().DeleteSecurityContext(handle) < 0
+        assert library.api().DeleteSecurityContext(handle) < 0
         handle = sspi_import._raw.structs.SecHandle(10**9, CTX_TAG)
-        assert loader.api().DeleteSecurityContext(handle) < 0
+        assert library.api().DeleteSecurityContext(handle) < 0
         assert [m.kind for m in fake.misuses] == ["deleted context", "unknown context"]
         fake.misuses.clear()
         fake.assert_no_leaks()
@@ -111,7 +111,7 @@ def test_over_a_fake_it_forwards_and_counts() -> None:
 def test_the_bare_bindings_go_through_it() -> None:
     fake = FakeSspi()
     with FaultInjector(fake) as faults:
-        bare = loader.api().EncryptMessage_bare
+        bare = library.api().EncryptMessage_bare
         assert bare.__name__ == "EncryptMessage"
         faults.fail("EncryptMessage", "SEC_E_INSUFFICIENT_MEMORY")
         status = bare(None, 0, None, 0)  # the injected status, before any argument is read
@@ -134,7 +134,7 @@ def test_a_function_the_provider_lacks_is_absent(tmp_path: pathlib.Path) -> None
 def test_without_a_real_provider_it_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     if sys.platform == "win32":
         pytest.skip("secur32 is the default provider on Windows")
-    monkeypatch.delenv(loader.ENV_VAR, raising=False)
+    monkeypatch.delenv(library.ENV_VAR, raising=False)
     with pytest.raises(sspi_import.SspiUnavailableError, match="find_sspi_rs"):
         FaultInjector()
 
@@ -171,6 +171,6 @@ def test_on_secur32_the_injected_failure_comes_out_typed(
     sspi_faults.fail("CloseHandle", "SEC_E_INTERNAL_ERROR")  # kernel32: FALSE
     with pytest.raises(OSError):  # noqa: PT011 - check_win32 raises a plain OSError
         sspi_import.errors.check_win32(
-            loader.api().CloseHandle(loader.api().GetCurrentProcess()), "CloseHandle"
+            library.api().CloseHandle(library.api().GetCurrentProcess()), "CloseHandle"
         )
     assert sspi_faults.calls("CloseHandle") == 1

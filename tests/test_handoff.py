@@ -238,7 +238,7 @@ def test_negotiate_exports_record_the_negotiated_package(
 def test_start_python_child_bypasses_a_venv_launcher_on_windows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from sspi_import import exported as module
+    from sspi_import import processes as module
 
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setattr(sys, "executable", r"C:\venv\Scripts\python.exe")
@@ -297,7 +297,7 @@ def _run_worker(
     with FakeSspi(machine=MACHINE) as fake:
         client, server = sspi_import.loopback("NTLM")
         with client, server, server.export(ExportFlags.DELETE_OLD) as exported:
-            child = sspi_import.exported.start_python_child(args, **pipes)
+            child = sspi_import.start_python_child(args, **pipes)
             sent = exported.for_process(child) if how == "push" else exported.for_any_process()
             out, _ = child.communicate(sent.to_bytes(), TIMEOUT)  # the exporter holds on
         gc.collect()

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import sspi_import
-from sspi_import._raw import loader
+from sspi_import import library
 from stubs import Stub
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="secur32 is the default there")
@@ -21,7 +21,7 @@ def test_import_loads_nothing() -> None:
     code = (
         "import sys, sspi_import; "
         "assert not any('sspi' in str(m) for m in getattr(sys.modules['ctypes'], '_loaded', [])); "
-        "from sspi_import._raw import loader; assert loader._api is None; print('ok')"
+        "from sspi_import import library; assert library._api is None; print('ok')"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -41,16 +41,16 @@ def test_no_library_error_says_what_to_do() -> None:
 
 def test_env_var_names_the_library(stub: Stub, monkeypatch: pytest.MonkeyPatch) -> None:
     sspi_import.use_library(None)
-    monkeypatch.setenv(loader.ENV_VAR, str(stub.path))
+    monkeypatch.setenv(library.ENV_VAR, str(stub.path))
     with sspi_import.ImportedContext("NTLM", b"blob"):
         assert stub.live_contexts() == 1
-    assert loader.ENV_VAR in sspi_import.library_description()
+    assert library.ENV_VAR in sspi_import.library_description()
 
 
 def test_bad_env_path_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
 ) -> None:
-    monkeypatch.setenv(loader.ENV_VAR, str(tmp_path / "missing.so"))
+    monkeypatch.setenv(library.ENV_VAR, str(tmp_path / "missing.so"))
     with pytest.raises(sspi_import.SspiUnavailableError, match="cannot load the SSPI library"):
         sspi_import.export_context((1, 2))
 
@@ -84,7 +84,7 @@ def test_use_library_accepts_a_loaded_cdll(stub: Stub) -> None:
 
 def test_missing_function_is_reported_by_name(stub: Stub) -> None:
     # The stub exports the export/import family only: a handshake call is missing.
-    api = loader.api()
+    api = library.api()
     assert not api.has("AcceptSecurityContext")
     with pytest.raises(
         sspi_import.SspiUnavailableError, match="does not export AcceptSecurityContext"
@@ -112,7 +112,7 @@ def test_provider_object_protocol(stub: Stub) -> None:
 
 
 def test_prototypes_are_bound_once(stub: Stub) -> None:
-    api = loader.api()
+    api = library.api()
     assert api.ImportSecurityContextW is api.ImportSecurityContextW
     assert api.ImportSecurityContextW.__name__ == "ImportSecurityContextW"
     assert api.ImportSecurityContextW.restype is ctypes.c_int32
@@ -125,7 +125,7 @@ def test_bare_bindings_are_declared_twins_without_argtypes() -> None:
     bare = {name: proto for name, proto in PROTOTYPES.items() if name != proto.symbol}
     assert sorted(bare) == ["DecryptMessage_bare", "EncryptMessage_bare"]
     sspi_import.use_library(FakeSspi())
-    api = loader.api()
+    api = library.api()
     for name, proto in bare.items():
         declared = PROTOTYPES[proto.symbol]
         assert name == f"{proto.symbol}_bare"
@@ -140,7 +140,7 @@ def test_bare_bindings_are_declared_twins_without_argtypes() -> None:
 
 def test_no_binding_checks_a_status_itself(stub: Stub) -> None:
     # One status convention: every caller hands the status to errors.check.
-    api = loader.api()
+    api = library.api()
     assert api.DeleteSecurityContext.errcheck is None
     from sspi_import._raw.structs import SecHandle
 
@@ -149,7 +149,7 @@ def test_no_binding_checks_a_status_itself(stub: Stub) -> None:
 
 
 def test_unknown_names_are_not_bindings(stub: Stub) -> None:
-    api = loader.api()
+    api = library.api()
     with pytest.raises(AttributeError):
         api.NoSuchFunction_bare  # noqa: B018
     with pytest.raises(AttributeError):
@@ -174,5 +174,7 @@ def test_kernel32_prototypes_save_the_last_error(monkeypatch: pytest.MonkeyPatch
         return ctypes.CFUNCTYPE(restype, *argtypes)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ctypes, "WINFUNCTYPE", winfunctype, raising=False)
-    functions._proto("CloseHandle", functions.BOOL, (functions.HANDLE,), kernel32=True)
+    functions._proto(
+        "CloseHandle", functions.BOOL, (functions.HANDLE,), handle="token", kernel32=True
+    )
     assert asked == [(str(functions.BOOL), {"use_last_error": True})]

@@ -359,8 +359,8 @@ def test_decrypt_wipes_its_private_copy(pair: Pair, monkeypatch: pytest.MonkeyPa
     real_decrypt, real_memset = server._lib.DecryptMessage_bare, ctypes.memset
 
     def spy(handle: object, desc: Any, seq: int, qop: object) -> int:
-        fields = messages._PACK2.unpack_from(desc._obj)  # byref(desc): the bare call
-        given.append((fields[8], fields[6]))
+        data = _buffers_at(desc)[1]  # the bare call gets the descriptor's address
+        given.append((data.pvBuffer, data.cbBuffer))
         return real_decrypt(handle, desc, seq, qop)  # type: ignore[no-any-return]
 
     def memset(address: int, value: int, count: int) -> int:
@@ -381,21 +381,33 @@ def test_decrypt_wipes_its_private_copy(pair: Pair, monkeypatch: pytest.MonkeyPa
     assert wiped == [(address, 0, length)]
 
 
+def _buffers_at(pointer: Any) -> Any:
+    """The ``SecBuffer`` array of the descriptor a bare binding was given (its address)."""
+    from sspi_import._raw.structs import SecBufferDesc
+
+    return SecBufferDesc.from_address(pointer.value or 0).pBuffers
+
+
 def test_layouts_match_ctypes() -> None:
     from sspi_import._raw.structs import SecBuffer, SecBufferDesc
+    from sspi_import._secbuffers import Descriptor
 
-    assert ctypes.sizeof(SecBufferDesc) == messages._BUFFERS_AT
-    assert messages._PACK2.size == ctypes.sizeof(messages._Desc2)
-    assert messages._PACK2.size == ctypes.sizeof(SecBufferDesc) + 2 * ctypes.sizeof(SecBuffer)
-    assert messages._PACK3.size == messages._PADDING_AT
-    desc = messages._Desc3()
-    at = ctypes.addressof(desc)
-    values = (0, 3, at + 16, 16, 2, 0x1000, 64, 1, 0x2000, 8, 9, 0x3000)
-    messages._PACK3.pack_into(desc, 0, *values)
-    assert (desc.ulVersion, desc.cBuffers) == (0, 3)
-    assert ctypes.addressof(desc.pBuffers.contents) == ctypes.addressof(desc.buffers)
-    buffers = [(b.cbBuffer, b.BufferType, b.pvBuffer) for b in desc.buffers]
+    desc = Descriptor(3, room=64)
+    assert isinstance(desc.memory, SecBufferDesc)
+    assert desc.pointer.value == desc.address == ctypes.addressof(desc.memory)
+    assert desc.room_at == desc.address + ctypes.sizeof(SecBufferDesc) + 3 * ctypes.sizeof(
+        SecBuffer
+    )
+    desc.fill(3, 16, 2, 0x1000, 64, 1, 0x2000, 8, 9, 0x3000)
+    memory = desc.memory
+    assert (memory.ulVersion, memory.cBuffers) == (0, 3)
+    assert ctypes.addressof(memory.pBuffers.contents) == ctypes.addressof(memory.buffers)
+    buffers = [(b.cbBuffer, b.BufferType, b.pvBuffer) for b in memory.buffers]
     assert buffers == [(16, 2, 0x1000), (64, 1, 0x2000), (8, 9, 0x3000)]
+    assert desc.read(3) == (16, 2, 0x1000, 64, 1, 0x2000, 8, 9, 0x3000)
+    assert desc.places(3) == (16, 0x1000, 64, 0x2000, 8, 0x3000)
+    ctypes.c_uint32.from_address(desc.ulong.value or 0).value = 0x80000001
+    assert desc.out() == 0x80000001 == memory.out
 
 
 # providers that answer elsewhere -----------------------------------------------------------------
@@ -409,8 +421,8 @@ def _moving(
 
     def call(*args: object) -> int:
         status: int = real(*args)
-        reference = args[2] if isinstance(args[1], int) else args[1]  # byref(desc)
-        buffer = reference._obj.buffers[index]  # type: ignore[attr-defined]
+        reference = args[2] if isinstance(args[1], int) else args[1]  # the descriptor
+        buffer = _buffers_at(reference)[index]
         moved = ctypes.create_string_buffer(ctypes.string_at(buffer.pvBuffer, buffer.cbBuffer))
         keep.append(moved)
         ctypes.memset(buffer.pvBuffer, 0xEE, buffer.cbBuffer)

@@ -12,7 +12,7 @@ import pytest
 import sspi_import
 from sspi_import import ExportFlags, ImportedContext, SecurityContext
 from sspi_import._handle import OwnedHandle
-from sspi_import.exported import _Token
+from sspi_import._tokens import Token as _Token
 from sspi_import.testing import FakeSspi
 
 ALICE = sspi_import.Identity("alice", "EXAMPLE", "p4ssw0rd")
@@ -66,7 +66,7 @@ def test_no_owner_can_be_duplicated(
         "Credentials",
         "ImportedContext",
         "AdoptedContext",
-        "_Token",
+        "Token",
     }
     assert not sspi_fake.misuses  # one owner each: nothing was freed twice
 

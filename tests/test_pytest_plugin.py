@@ -40,7 +40,7 @@ def test_real_sspi():
 LEAKY = """
 import ctypes
 import sspi_import
-from sspi_import._raw import loader
+from sspi_import import library
 
 
 def test_leaks(sspi_fake):
@@ -55,7 +55,7 @@ def test_failed_test_is_not_also_reported_for_leaks(sspi_fake):
 
 def test_double_free(sspi_fake):
     info = ctypes.POINTER(sspi_import._raw.structs.SecPkgInfoW)()
-    api = loader.api()
+    api = library.api()
     api.EnumerateSecurityPackagesW(ctypes.byref(ctypes.c_uint32()), ctypes.byref(info))
     address = ctypes.cast(info, ctypes.c_void_p).value
     api.FreeContextBuffer(address)

@@ -18,18 +18,21 @@ import sspi_import
 from sspi_import import ChannelBindings, handshake
 from sspi_import import credentials as credentials_module
 from sspi_import._raw import constants as C  # noqa: N812
-from sspi_import.credentials import Credentials
-from sspi_import.handshake import (
-    ACCEPTOR_FLAGS,
-    DEFAULT_FLAGS,
+from sspi_import._raw.status_codes import (
     SEC_E_OK,
     SEC_I_COMPLETE_AND_CONTINUE,
     SEC_I_COMPLETE_NEEDED,
     SEC_I_CONTINUE_NEEDED,
+)
+from sspi_import.credentials import Credentials
+from sspi_import.handshake import (
+    ACCEPTOR_FLAGS,
+    DEFAULT_FLAGS,
     RequestFlags,
     SecurityContext,
     loopback,
 )
+from sspi_import.testing import FakeSspi
 
 CONTEXT = (0xC0, 0x7E)
 CREDS = (0x1234, 0xC4ED)
@@ -638,24 +641,41 @@ def test_acceptor_refuses_initiator_only_flags(provider: Provider, name: str) ->
 # Channel bindings on every step ------------------------------------------------------------
 
 
-def test_bindings_go_with_every_step_the_first_included(provider: Provider) -> None:
+@pytest.mark.parametrize(
+    ("package", "reports_extra"),
+    [
+        ("NTLM", False),
+        ("Kerberos", False),
+        ("Negotiate", False),
+        ("Schannel", True),
+        ("Microsoft Unified Security Protocol Provider", True),
+    ],
+)
+def test_bindings_go_with_every_step_the_first_included(
+    provider: Provider, package: str, reports_extra: bool
+) -> None:
+    """Input buffers: the token, then the bindings; the EMPTY one for EXTRA, Schannel only.
+
+    What .NET, Chromium, curl and pyspnego pass for NTLM, Kerberos and Negotiate;
+    Microsoft documents the extra SECBUFFER_EMPTY input buffer for Schannel only.
+    """
     cb = ChannelBindings(application_data=b"tls-server-end-point:" + bytes(range(32)))
     provider.isc = [(SEC_I_CONTINUE_NEEDED, b"negotiate", 0), (SEC_E_OK, b"auth", 0)]
     provider.asc = [(SEC_I_CONTINUE_NEEDED, b"challenge", 0), (SEC_E_OK, None, 0)]
     with (
-        Credentials.acquire("NTLM", "both") as creds,
+        Credentials.acquire(package, "both") as creds,
         SecurityContext.initiator(creds, None, channel_bindings=cb) as client,
         SecurityContext.acceptor(creds, channel_bindings=cb) as server,
     ):
         server.step(client.step(None) or b"")
         server.step(client.step(b"challenge") or b"")
     binding = (C.SECBUFFER_CHANNEL_BINDINGS, bytes(cb))
-    empty = (C.SECBUFFER_EMPTY, b"")
+    empty = [(C.SECBUFFER_EMPTY, b"")] if reports_extra else []
     assert provider.input_buffers == [
         [binding],  # the initiator's first step: no token, the bindings all the same
-        [(C.SECBUFFER_TOKEN, b"negotiate"), empty, binding],
-        [(C.SECBUFFER_TOKEN, b"challenge"), empty, binding],
-        [(C.SECBUFFER_TOKEN, b"auth"), empty, binding],
+        [(C.SECBUFFER_TOKEN, b"negotiate"), *empty, binding],
+        [(C.SECBUFFER_TOKEN, b"challenge"), *empty, binding],
+        [(C.SECBUFFER_TOKEN, b"auth"), *empty, binding],
     ]
 
 
@@ -670,17 +690,37 @@ def test_without_bindings_the_first_step_has_no_input(provider: Provider) -> Non
 # Input that is not one whole token (FakeSspi reports EXTRA and INCOMPLETE) ---------------
 
 
-def _fake_pair() -> tuple[Credentials, Credentials, SecurityContext, SecurityContext]:
-    cc = Credentials.acquire("NTLM", "outbound")
-    sc = Credentials.acquire("NTLM", "inbound")
+def _fake_pair(
+    package: str = "NTLM",
+) -> tuple[Credentials, Credentials, SecurityContext, SecurityContext]:
+    cc = Credentials.acquire(package, "outbound")
+    sc = Credentials.acquire(package, "inbound")
     client = SecurityContext.initiator(cc, "host/server")
     server = SecurityContext.acceptor(sc)
     client._owns_credentials = server._owns_credentials = True
     return cc, sc, client, server
 
 
-def test_extra_is_the_unconsumed_tail(sspi_fake: Any) -> None:
-    _, _, client, server = _fake_pair()
+def test_extra_is_the_unconsumed_tail() -> None:
+    # Schannel is the package documented to report EXTRA (it gets the EMPTY buffer).
+    with FakeSspi(packages=("Schannel",)) as fake:
+        _, _, client, server = _fake_pair("Schannel")
+        _extra_handshake(client, server)
+    assert not fake.misuses
+    assert fake.outstanding().details == ()
+
+
+def test_ntlm_takes_one_whole_token_and_reports_no_extra(sspi_fake: Any) -> None:
+    _, _, client, server = _fake_pair("NTLM")
+    with client, server:
+        first = client.step(None)
+        assert first is not None
+        challenge = server.step(first + b"START OF NEXT")  # no EMPTY buffer: nothing to say
+        assert server.extra == b""
+        assert challenge is not None
+
+
+def _extra_handshake(client: SecurityContext, server: SecurityContext) -> None:
     with client, server:
         first = client.step(None)
         assert first is not None

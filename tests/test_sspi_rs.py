@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import sspi_import
-from sspi_import._raw import loader
+from sspi_import import library
 from sspi_import.handshake import DEFAULT_FLAGS, RequestFlags, SecurityContext, loopback
 
 pytestmark = pytest.mark.sspi_rs
@@ -54,7 +54,7 @@ def _words(arg: Any) -> tuple[int, int]:
 @pytest.fixture
 def tracker(sspi_rs: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tracker]:
     """Wraps the bound sspi-rs functions to record every handle made and released."""
-    lib = loader.api()
+    lib = library.api()
     seen = Tracker()
 
     def wrap(name: str, after: Callable[[tuple[Any, ...], int], None]) -> None:

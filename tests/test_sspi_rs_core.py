@@ -30,9 +30,9 @@ def test_export_is_unsupported_by_sspi_rs(sspi_rs: pathlib.Path) -> None:
 
 
 def test_sspi_rs_exports_the_whole_family(sspi_rs: pathlib.Path) -> None:
-    from sspi_import._raw import loader
+    from sspi_import import library
 
-    api = loader.api()
+    api = library.api()
     for name in (
         "ExportSecurityContext",
         "ImportSecurityContextW",

@@ -22,8 +22,14 @@ import pytest
 
 import sspi_import
 import sspi_import.handoff
-from sspi_import import ExportFlags, ImportedContext, SecurityContext, _filetime, loopback
-from sspi_import.exported import start_python_child
+from sspi_import import (
+    ExportFlags,
+    ImportedContext,
+    SecurityContext,
+    _filetime,
+    loopback,
+    start_python_child,
+)
 
 pytestmark = pytest.mark.windows_sspi
 

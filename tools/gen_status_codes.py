@@ -227,6 +227,8 @@ def render(entries: Sequence[HeaderEntry], meanings: dict[str, Meaning]) -> str:
         "",
         "from __future__ import annotations",
         "",
+        "from typing import Final",
+        "",
         "# (symbol, unsigned 32-bit value, meaning, advice) in header order; aliases included.",
         "STATUS_CODES: tuple[tuple[str, int, str, str], ...] = (",
     ]
@@ -244,6 +246,11 @@ def render(entries: Sequence[HeaderEntry], meanings: dict[str, Meaning]) -> str:
         lines.extend(["ALIASES: dict[str, str] = {", *alias_items, "}"])
     else:
         lines.append("ALIASES: dict[str, str] = {}")
+    lines.append("")
+    lines.append(
+        "# Each symbol as a constant (unsigned 32-bit), aliases included: the names to use."
+    )
+    lines.extend(f"{entry.symbol}: Final = 0x{entry.value:08X}" for entry in entries)
     return "\n".join(lines) + "\n"
 
 

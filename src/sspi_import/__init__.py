@@ -15,7 +15,6 @@ the library named by ``SSPI_IMPORT_LIBRARY`` / ``use_library``).
 
 from __future__ import annotations
 
-from ._handle import CleanupWarning
 from .adopt import (
     AdoptedContext,
     ForeignContextHandle,
@@ -24,15 +23,17 @@ from .adopt import (
     adopt_context,
 )
 from .bindings import ChannelBindings
-from .context import ContextSizes, SecurityContextBase
+from .context import ContextSizes, Impersonation, SecurityContextBase
 from .credentials import Credentials, Identity
 from .errors import (
     BadBindingsError,
     BufferTooSmallError,
     CannotPackError,
+    CleanupWarning,
     ContextExpiredError,
     DecryptFailureError,
     IncompleteMessageError,
+    InheritedHandleError,
     InsufficientMemoryError,
     InternalError,
     InvalidHandleError,
@@ -50,6 +51,7 @@ from .errors import (
     StatusInfo,
     TargetUnknownError,
     TimeSkewError,
+    UnencryptedMessageError,
     UnknownCredentialsError,
     UnsupportedFunctionError,
     WrongPrincipalError,
@@ -57,11 +59,12 @@ from .errors import (
     explain,
     status_info,
 )
-from .exported import ExportedContext, HasPid
+from .exported import ExportedContext
 from .handoff import ExportFlags, ImportedContext, export_context
 from .handshake import RequestFlags, SecurityContext, loopback
 from .library import SspiLibrary, find_sspi_rs, library_description, use_library
-from .messages import BufferType, IovBuffer, IovResult, UnencryptedMessageError
+from .messages import BufferType, IovBuffer, IovResult
+from .processes import HasPid, start_python_child
 
 __version__ = "0.1.0"
 
@@ -82,8 +85,10 @@ __all__ = [
     "ForeignContextHandle",
     "HasPid",
     "Identity",
+    "Impersonation",
     "ImportedContext",
     "IncompleteMessageError",
+    "InheritedHandleError",
     "InsufficientMemoryError",
     "InternalError",
     "InvalidHandleError",
@@ -121,6 +126,7 @@ __all__ = [
     "find_sspi_rs",
     "library_description",
     "loopback",
+    "start_python_child",
     "status_info",
     "use_library",
 ]

@@ -13,14 +13,12 @@ import mmap
 from typing import Any
 
 from ._cpython import bytes_address
-from .errors import check
 
 __all__ = [
     "MAX_BUFFER",
     "Blob",
     "WritableBlob",
     "encode_name",
-    "free_context_buffer",
     "read_utf16z",
     "readable",
     "writable",
@@ -150,8 +148,3 @@ def read_utf16z(address: int) -> str:
     while units[length]:
         length += 1
     return ctypes.string_at(address, 2 * length).decode("utf-16-le", "surrogatepass")
-
-
-def free_context_buffer(lib: Any, pointer: Any) -> None:
-    """``FreeContextBuffer(pointer)`` for memory SSPI allocated; its status checked."""
-    check(lib.FreeContextBuffer(pointer), "FreeContextBuffer")

@@ -1,65 +1,77 @@
 """The one ownership mechanism every handle kind uses (contexts, credentials, tokens).
 
 An owner holds its raw handle in ``_handle`` until it gives it up exactly once: by
-``close()`` (released through ``_release``), by ``detach()`` (handed to the caller), by
-a consuming export, or by the finalizer (released, with a ``ResourceWarning``).
+``close()`` (freed with the function the class names in ``_FREE``), by ``detach()``
+(handed to the caller), by a consuming call (``_consume``: an export with
+``DELETE_OLD``), or by the finalizer (freed, with a ``ResourceWarning``). Nothing outside
+this module writes an owner's state or takes its lock (``tests/test_handle.py`` fences
+it); other modules call what is offered here:
 
-Every owner has its own lock, and every SSPI call on the handle is made holding it
-(``_call``, or ``with owner._lock:`` around ``owner._live()`` and the call): so calls on
-one owner are serialized, and ``close()``/``detach()`` wait for a running call and
-never pull the handle from under it. The lock is a real ``threading.Lock``, so none of
-this relies on the GIL (free-threaded CPython included).
+- ``_create(handle, function, *args)``: the call that writes a new handle (import,
+  acquire), placed in the owner *before* the call;
+- ``_call(function, *args)``, ``_call_bare(...)``, ``_call_in(function, prepare)``: a
+  call on the handle, holding the owner's lock;
+- ``_consume(function, *args)``: a call that deletes the handle when it succeeds;
+- ``_pin()``: borrow the handle without the lock (a token during an import, credentials
+  during a handshake step, a context while a thread impersonates its client).
 
-A *pin* keeps the handle alive without holding the lock: impersonation (the thread runs
-as the client between two calls) and a handshake step using credentials that other
-contexts use at the same time. ``close()`` while pinned takes the handle out at once (no
-new call can start) and the last unpin releases it.
+The rules that make it hold, in one place:
 
-An owner is not a value: copying or pickling one would make a second owner of the same
-handle, freed twice. Both are refused.
+- Every call on the handle is made holding the owner's ``threading.Lock``, taken with
+  ``with`` (no gap for an interrupt between taking it and the ``try`` that releases it).
+  So calls on one owner are serialized, and ``close()``/``detach()`` wait for a running
+  call and never pull the handle from under it; nothing relies on the GIL.
+- No user code runs while the lock is held: statuses are checked (and so logged, where
+  a logging handler may read the context) after it is released.
+- Interrupts (``KeyboardInterrupt``, an asynchronous exception) arrive where CPython can
+  deliver them: at a function's entry, after every call returns, at a loop's jump back.
+  So a handle is always taken out of the owner *before* the call that frees or consumes
+  it, on the same line with nothing that can be interrupted between (an interrupt after
+  the call then finds nothing to free twice); a new handle is in the owner *before* the
+  call that writes it (an interrupt after the call leaves it to the finalizer, which
+  frees it only if the call wrote it); a pin is a ``Pin`` object whose finalizer
+  releases it if an interrupt skipped ``release()``.
+- A *pin* keeps the handle alive without holding the lock. ``close()`` while pinned takes
+  the handle out at once (no new call can start) and the last pin's release frees it;
+  the finalizer leaves a pinned handle to its pins too (an impersonation is reverted
+  before its context is deleted).
+- After ``os.fork()``, an owner made before the fork belongs to the parent: in the child
+  every call on it raises ``InheritedHandleError`` and ``close()`` only forgets it, with
+  no lock taken (a parent thread may have held it at the fork) and nothing freed (the
+  provider state may be shared with the parent).
+- An owner is not a value: copying or pickling one would make a second owner of the
+  same handle, freed twice. Both are refused.
 """
 
 from __future__ import annotations
 
-import contextlib
+import os
 import threading
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
+from ctypes import byref
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar
 
-from .errors import check
+from .errors import CHECKS, InheritedHandleError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["CleanupWarning", "Closeable", "OwnedHandle", "report_cleanup"]
+__all__ = ["Closeable", "OwnedHandle", "Pin"]
 
 H = TypeVar("H")
-T = TypeVar("T")
+
+_generation = 0
+"""Bumped in a fork child: an owner whose ``_generation`` differs was made in the parent."""
 
 
-class CleanupWarning(RuntimeWarning):
-    """An operation completed, but freeing something afterwards failed.
-
-    Nothing completed is lost: ``result`` holds what the operation produced (for
-    ``export_context``, the ``ExportedContext``). Under ``-W error`` (or pytest's
-    ``filterwarnings = error``) this warning is raised as an exception instead; catch
-    it and take ``result`` from it. ``errors`` holds the cleanup failures.
-    """
-
-    result: Any
-    errors: tuple[BaseException, ...]
+def _forked() -> None:
+    global _generation
+    _generation += 1
 
 
-def report_cleanup(result: T, errors: list[BaseException], what: str) -> T:
-    """Return ``result`` after warning about the cleanup ``errors`` (if any) of ``what``."""
-    if errors:
-        details = "; ".join(str(e) for e in errors)
-        warning = CleanupWarning(f"{what} completed, but cleaning up after it failed: {details}")
-        warning.result = result
-        warning.errors = tuple(errors)
-        warnings.warn(warning, stacklevel=3)
-    return result
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_forked)
 
 
 class Closeable:
@@ -89,80 +101,239 @@ class Closeable:
         return self._describe(closed=self.closed)
 
 
+class Pin:
+    """A borrowed handle kept alive: ``release()`` it once (its finalizer does, if skipped)."""
+
+    _owner: OwnedHandle[Any] | None = None  # a class default: Pin() runs no Python code
+
+    def release(self) -> None:
+        """Give the pin back; the last one frees a handle closed meanwhile. Idempotent."""
+        owner = self._owner
+        if owner is not None:
+            owner._unpin(self)
+
+    __del__ = release
+
+
 class OwnedHandle(Closeable, Generic[H]):
-    """Base of every object that owns one SSPI or kernel handle."""
+    """Base of every object that owns one SSPI or kernel handle.
 
-    __slots__ = ("__weakref__", "_handle", "_lib", "_lock", "_parked", "_pins")
-    _kind = "handle"
-    _how_to_move = "detach() gives up the raw handle"
-    _handle: H | None
-    _lib: Any  # the loaded library the handle came from, and goes back to
-    _lock: threading.Lock
-    _parked: H | None  # closed while pinned: released by the last unpin
-    _pins: int
+    The ownership state lives in the instance ``__dict__`` with these class defaults, so
+    a fresh object reads as "not set up, no handle" without an ``AttributeError`` to
+    raise and catch (the price of a slot read before ``_begin``).
+    """
 
-    def _own(self, lib: Any, handle: H | None) -> None:
-        """Set up ownership; every constructor calls this once, before anything can fail."""
-        if getattr(self, "_lock", None) is not None:
-            raise TypeError(f"this {self._kind} is already set up; make a new object")
-        self._lock = threading.Lock()
-        self._lib = lib
-        self._pins = 0
-        self._parked = None
-        self._handle = handle
+    _FREE: ClassVar[str]  # the function that frees the handle: DeleteSecurityContext...
+    _kind: ClassVar[str] = "handle"
+    _how_to_move: ClassVar[str] = "detach() gives up the raw handle"
+
+    _handle: H | None = None
+    _lock: threading.Lock | None = None  # None: _begin has not run
+    _lib: Any = None  # the library the handle came from, and goes back to
+    _free: Any = None  # _lib's _FREE function, bound when _lib is
+    _ref: Any = None  # byref(_handle), made on the first _call_bare
+    _pins = 0
+    _parked: H | None = None  # closed while pinned: freed by the last release
+    _pending = False  # True while a creating call has not confirmed the handle
+    _generation = 0
 
     # What subclasses define -------------------------------------------------------
-
-    def _release(self, handle: H) -> None:  # pragma: no cover - abstract
-        """Free ``handle`` (DeleteSecurityContext, CloseHandle...); may raise."""
-        raise NotImplementedError
 
     def _public(self, handle: H) -> Any:  # pragma: no cover - abstract
         """The raw value ``detach()`` returns."""
         raise NotImplementedError
 
-    # Using the handle -------------------------------------------------------------
+    def _written(self, handle: H) -> bool:
+        """Whether a creating call wrote ``handle`` (asked only after an interrupt)."""
+        return bool(handle)
+
+    def _released(self) -> None:
+        """Called after the handle was freed (or consumed): release what goes with it."""
+
+    # Setting up -------------------------------------------------------------------
+
+    def _begin(self, lib: Any) -> None:
+        """Set up ownership once, before anything can fail; ``lib=None`` binds on first use."""
+        if self._lock is not None:
+            raise TypeError(f"this {self._kind} is already set up; make a new object")
+        self._lock = threading.Lock()
+        self._generation = _generation
+        if lib is not None:
+            self._free = getattr(lib, self._FREE)  # SspiUnavailableError now, not at close
+            self._lib = lib
+
+    def _library(self) -> Any:
+        """The owner's library, the current one bound now if it had none (a received token)."""
+        lib = self._lib
+        if lib is None:
+            from .library import api  # here: library imports this module's users
+
+            lib = api()
+            free = getattr(lib, self._FREE)
+            with self._lock_or_raise():
+                if self._lib is None:
+                    self._free = free
+                    self._lib = lib
+                lib = self._lib
+        return lib
+
+    def _place(self, handle: H) -> None:
+        """Own ``handle``, which the caller already has (adopted, restored, duplicated)."""
+        with self._lock_or_raise():
+            if self._handle is not None:
+                raise TypeError(f"this {self._kind} already owns a handle")
+            self._handle = handle
+
+    def _create(self, handle: H, function: str, *args: Any) -> int:
+        """``function(*args)``, the call that writes ``handle`` (passed in ``args``).
+
+        ``handle`` is owned from before the call: if an interrupt lands after it, the
+        finalizer frees what the call wrote. A failed call leaves the owner without a
+        handle. For an owner nobody else can see yet (made by its constructor).
+        """
+        fn = getattr(self._lib, function)
+        self._pending = True
+        self._handle = handle
+        status = fn(*args)
+        if status < 0:
+            self._handle = None
+        self._pending = False
+        return CHECKS[function](status, function)
+
+    # Calls on the handle --------------------------------------------------------------
+
+    def _inherited_error(self) -> InheritedHandleError:
+        return InheritedHandleError(
+            f"this {self._kind} was made before os.fork() and belongs to the parent process: "
+            "using it here would share its state with the parent (a message protected in "
+            "both processes reuses one keystream). Export it and import the export in "
+            "this process instead (export_context, ExportedContext.for_process)"
+        )
 
     def _closed_error(self) -> ValueError:
         return ValueError(f"the {self._kind} is closed; it cannot be used any more")
 
-    def _live(self) -> H:
-        """The handle, or the "closed" ``ValueError``. Call it holding ``_lock``."""
-        handle = self._handle
-        if handle is None:
+    def _lock_or_raise(self) -> threading.Lock:
+        """The lock, refusing an owner inherited through fork (its lock may be held)."""
+        if self._generation != _generation:
+            raise self._inherited_error()
+        lock = self._lock
+        if lock is None:
             raise self._closed_error()
-        return handle
+        return lock
 
     def _call(self, function: str, *args: Any) -> int:
-        """``function(&handle, *args)`` holding the lock; the status checked; returned."""
-        with self._lock:
+        """``function(handle, *args)`` holding the lock; the result checked after it."""
+        fn = getattr(self._library(), function)
+        with self._lock_or_raise():
             handle = self._handle
             if handle is None:
                 raise self._closed_error()
-            status: int = getattr(self._lib, function)(handle, *args)  # byref in C
-        return check(status, function)
+            status = fn(handle, *args)
+        return CHECKS[function](status, function)
 
-    def _pin(self) -> H:
-        """Keep the handle alive until ``_unpin``, without holding the lock."""
-        with self._lock:
-            handle = self._live()
-            self._pins += 1
-        return handle
+    def _call_bare(self, fn: Any, function: str, a: Any, b: Any, c: Any) -> int:
+        """``fn(&handle, a, b, c)`` through a bare binding, for the message hot path.
 
-    def _unpin(self) -> None:
-        with self._lock:
-            self._pins -= 1
-            parked = self._parked if not self._pins else None
-            if parked is not None:
-                self._parked = None
-        if parked is not None:
-            self._release(parked)
+        ``fn`` is ``function``'s bare binding (``_raw.functions._bare``), which converts
+        nothing: ``byref(handle)`` is made once per owner and kept.
+        """
+        if self._generation != _generation:
+            raise self._inherited_error()
+        with self._lock:  # type: ignore[union-attr]  # set up: a live handle implies it
+            handle = self._handle
+            if handle is None:
+                raise self._closed_error()
+            ref = self._ref
+            if ref is None:
+                ref = self._ref = byref(handle)  # type: ignore[arg-type]
+            status = fn(ref, a, b, c)
+        return CHECKS[function](status, function)
+
+    def _call_in(
+        self,
+        function: str,
+        prepare: Callable[[H | None], tuple[tuple[Any, ...], H | None]],
+    ) -> int:
+        """A call whose arguments depend on the owner's state (a handshake step).
+
+        Holding the lock, ``prepare(handle)`` (``None`` before the first call) checks the
+        caller's own state, may update it, and returns ``(arguments, new)``: ``new`` is a
+        handle the call creates (a handshake's first call), owned from before the call
+        and kept only if it succeeds. ``prepare`` must not run user code. The result is
+        checked after the lock is released.
+        """
+        fn = getattr(self._library(), function)
+        with self._lock_or_raise():
+            arguments, new = prepare(self._handle)
+            if new is None:
+                status = fn(*arguments)
+            else:
+                self._pending = True
+                self._handle = new
+                status = fn(*arguments)
+                if status < 0:
+                    self._handle = None
+                self._pending = False
+        return CHECKS[function](status, function)
+
+    def _consume(self, function: str, *args: Any) -> int:
+        """``function(handle, *args)`` that deletes the handle when it succeeds.
+
+        The handle is taken out before the call and put back only if the call failed, so
+        an interrupt after a successful call cannot lead to a second delete. Refused
+        while pinned: the pin holders still need the handle.
+        """
+        fn = getattr(self._library(), function)
+        with self._lock_or_raise():
+            handle = self._handle
+            if handle is None:
+                raise self._closed_error()
+            if self._pins:
+                raise ValueError(
+                    f"the {self._kind} is in use (impersonating, or in a handshake step); "
+                    "it cannot be consumed until that ends"
+                )
+            # Taken out and called on one line: no interrupt between (module docstring).
+            self._handle = None; status = fn(handle, *args)  # noqa: E702  # fmt: skip
+            if status < 0:
+                self._handle = handle  # not consumed: still ours
+        return CHECKS[function](status, function)
+
+    def _consumed(self) -> None:
+        """After a successful ``_consume``: release what went with the handle."""
+        self._released()
+
+    # Pins -------------------------------------------------------------------------
+
+    def _pin(self) -> tuple[H, Pin]:
+        """Borrow the handle without the lock until the ``Pin`` is released."""
+        pin = Pin()
+        with self._lock_or_raise():
+            handle = self._handle
+            if handle is None:
+                raise self._closed_error()
+            # Counted and given to the Pin on one line: its finalizer releases it.
+            self._pins += 1; pin._owner = self  # noqa: E702  # fmt: skip
+        return handle, pin
+
+    def _unpin(self, pin: Pin) -> None:
+        status = None
+        with self._lock:  # type: ignore[union-attr]  # pinned, so set up
+            if pin._owner is not self:
+                return
+            pin._owner = None; self._pins -= 1  # noqa: E702  # fmt: skip
+            parked = self._parked
+            if parked is None or self._pins:
+                return
+            self._parked = None; status = self._free(parked)  # noqa: E702  # fmt: skip
+        self._after_free(status)
 
     # Ownership --------------------------------------------------------------------
 
     @property
     def closed(self) -> bool:
-        """``True`` once ``close()``, ``detach()`` or a consuming export gave the handle up."""
+        """``True`` once ``close()``, ``detach()`` or a consuming call gave the handle up."""
         return self._handle is None
 
     def close(self) -> None:
@@ -171,17 +342,39 @@ class OwnedHandle(Closeable, Generic[H]):
         Waits for a call that another thread is making on the handle; a call started
         after ``close()`` raises ``ValueError`` without reaching the provider.
         """
-        with self._lock:  # written out here, not in a helper: close() is a hot path
+        if self._generation != _generation:
+            self._handle = None  # the parent's: forgotten here, never freed, no lock taken
+            return
+        lock = self._lock
+        if lock is None:
+            return  # never set up: nothing owned
+        if self._free is None and self._handle is not None:
+            self._library()  # a received token binds its library on first use
+        with lock:
             handle = self._handle
-            self._handle = None
-            if handle is not None and self._pins:
-                self._parked, handle = handle, None
-        if handle is not None:
-            self._release(handle)
+            if handle is None:
+                return
+            if self._pins:
+                # The last pin's release frees it.
+                self._parked = handle; self._handle = None  # noqa: E702  # fmt: skip
+                return
+            if self._pending and not self._written(handle):
+                self._handle = None  # a creating call was interrupted before writing it
+                return
+            # Taken out and freed on one line: no interrupt between (module docstring).
+            self._handle = None; status = self._free(handle)  # noqa: E702  # fmt: skip
+        self._after_free(status)
+
+    def _after_free(self, status: int) -> None:
+        """Check the freeing call's status (outside the lock), then release what went with it."""
+        try:
+            CHECKS[self._FREE](status, self._FREE)
+        finally:
+            self._released()
 
     def detach(self) -> Any:
         """Give up ownership and return the raw handle; the caller must release it."""
-        with self._lock:
+        with self._lock_or_raise():
             handle = self._handle
             if handle is None:
                 raise ValueError(f"the {self._kind} is closed; there is no handle to detach")
@@ -190,8 +383,9 @@ class OwnedHandle(Closeable, Generic[H]):
                     f"the {self._kind} is in use (impersonating, or in a handshake step); "
                     "detach it after that ends"
                 )
+            public = self._public(handle)
             self._handle = None
-        return self._public(handle)
+        return public
 
     def _refuse_copy(self, *_: object) -> NoReturn:
         raise TypeError(
@@ -204,13 +398,22 @@ class OwnedHandle(Closeable, Generic[H]):
     __reduce_ex__: Callable[..., NoReturn] = _refuse_copy
 
     def __del__(self) -> None:
-        # Construction may have failed before _handle was set.
-        handle = getattr(self, "_handle", None)
-        if handle is None:
+        handle = self._handle
+        if handle is None or self._generation != _generation:
+            return  # nothing owned, or the parent's (fork): never freed here
+        if self._pins:  # in use by a pin (an impersonation): its release frees it
+            self._parked = handle
+            self._handle = None
             return
         self._handle = None
+        if self._pending and not self._written(handle):
+            return  # a creating call was interrupted before it wrote the handle
         message = f"unclosed {self._describe(closed=False)}; close it or use 'with'"
-        with contextlib.suppress(Exception):  # nobody to report to at finalization
-            self._release(handle)
+        try:
+            if self._free is None:
+                self._library()  # a received token binds its library on first use
+            self._after_free(self._free(handle))
+        except Exception:  # noqa: S110 - nobody to report to at finalization
+            pass
         # Warn after freeing: under filterwarnings=error the warning raises.
         warnings.warn(message, ResourceWarning, stacklevel=1, source=self)

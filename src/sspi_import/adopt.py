@@ -23,10 +23,10 @@ from typing import Any, Protocol, TypeAlias
 
 from ._buffers import encode_name
 from ._cpython import is_pywin32_handle
-from ._raw.loader import api
 from ._raw.structs import POINTER_BYTES, SecHandle
 from .context import SecurityContextBase
 from .errors import SspiError, SspiUnavailableError
+from .library import api
 
 __all__ = [
     "AdoptedContext",
@@ -200,9 +200,10 @@ def adopt_context(handle: ForeignContextHandle, package: str | None = None) -> A
         encode_name(package)  # the import rules, checked before anything is taken over
     lib = api()  # SspiUnavailableError here, before a pywin32 object is detached
     lower, upper = _take_handle(handle)
-    context = object.__new__(AdoptedContext)
+    context = AdoptedContext.__new__(AdoptedContext)
     context._adopted_package = package
-    context._own(lib, SecHandle(lower, upper))
+    context._begin(lib)
+    context._place(SecHandle(lower, upper))
     if package is None:
         # The provider may not tell (no attribute, or no query at all): export works without.
         with contextlib.suppress(SspiError, SspiUnavailableError):

@@ -3,9 +3,10 @@
 ``SecurityContextBase`` owns a ``CtxtHandle`` (``OwnedHandle``: one owner, one lock held
 for every call, copies refused) and holds the operations every context has: the
 attribute queries (``QueryContextAttributesW``: user and package names, sizes,
-lifespan, session key, flags), impersonation, message protection (``messages``) and
-``export()`` (``handoff``). Every buffer SSPI allocates for an attribute is freed with
-``FreeContextBuffer`` in ``finally``.
+lifespan, session key, flags), impersonation (``Impersonation``), message protection
+(``messages``) and ``export()``. Every buffer SSPI allocates for an attribute is freed
+with ``FreeContextBuffer`` in ``finally``, also when an interrupt lands right after the
+query returned it.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import datetime
-from collections.abc import Iterator
+import threading
 from ctypes import byref, c_void_p
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-from ._buffers import free_context_buffer, read_utf16z
+from ._buffers import read_utf16z
 from ._filetime import filetime_to_datetime
+from ._handle import Pin
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
+from ._raw.status_codes import SEC_E_INTERNAL_ERROR
 from ._raw.structs import (
     SecHandle,
     SecPkgContext_Flags,
@@ -30,16 +33,19 @@ from ._raw.structs import (
     SecPkgContext_SessionKey,
     SecPkgContext_Sizes,
 )
-from .errors import InternalError, SspiError, check, status_info
+from .errors import InternalError, SspiError
+from .exported import export_handle
+from .library import call
 from .messages import MessageProtection
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from .exported import ExportedContext
-    from .handoff import ExportFlags
 
-__all__ = ["ContextSizes", "SecurityContextBase"]
+__all__ = ["ContextSizes", "Impersonation", "SecurityContextBase"]
 
-_INTERNAL_ERROR = status_info("SEC_E_INTERNAL_ERROR").status  # type: ignore[union-attr]
+_ALL_ONES = (1 << (8 * ctypes.sizeof(c_void_p))) - 1
 
 
 class ContextSizes(NamedTuple):
@@ -60,7 +66,7 @@ class SecurityContextBase(MessageProtection):
 
     ``user_name``, ``package_name``, ``sizes()``, ``lifespan``, ``session_key()``,
     ``flags``, ``sign``/``verify``, ``encrypt``/``decrypt`` (and their in-place forms),
-    ``impersonate()`` and ``export()``.
+    ``wrap``/``unwrap``, ``wrap_iov``/``unwrap_iov``, ``impersonate()`` and ``export()``.
 
     Calls on one context are serialized: each holds the context's lock for the SSPI
     call, because the message functions keep per-context state (NTLM's RC4 stream and
@@ -71,9 +77,9 @@ class SecurityContextBase(MessageProtection):
     A context cannot be copied or pickled: ``export()`` it to move it to another process.
     """
 
-    __slots__ = ()
-    _kind = "security context"
-    _how_to_move = (
+    _FREE: ClassVar[str] = "DeleteSecurityContext"
+    _kind: ClassVar[str] = "security context"
+    _how_to_move: ClassVar[str] = (
         "To move a context to another process, export() it and import the export there; "
         "detach() gives up the raw (dwLower, dwUpper) pair"
     )
@@ -83,36 +89,57 @@ class SecurityContextBase(MessageProtection):
         """The security package the context belongs to, when known."""
         return None
 
-    def _release(self, handle: SecHandle) -> None:
-        check(self._lib.DeleteSecurityContext(handle), "DeleteSecurityContext")
-
     def _public(self, handle: SecHandle) -> tuple[int, int]:
         return (handle.dwLower, handle.dwUpper)
 
-    def export(self, flags: ExportFlags | int = 0) -> ExportedContext:
-        """Serialize this context for another process: ``export_context(self, flags)``."""
-        from .handoff import export_context  # handoff builds on this module
+    def _written(self, handle: SecHandle) -> bool:
+        # Made zeroed; SecIsValidHandle (sspi.h) calls a word of all ones invalid.
+        lower, upper = handle.dwLower, handle.dwUpper
+        return bool(lower or upper) and _ALL_ONES not in (lower, upper)
 
-        return export_context(self, flags)
+    def export(self, flags: int = 0) -> ExportedContext:
+        """Serialize this context for another process (``ExportSecurityContext``).
 
-    def _consumed(self) -> None:
-        """An export with ``DELETE_OLD`` deleted the context: release what it held besides."""
+        ``flags`` is ``ExportFlags``: ``NONE`` (a copy; this context stays usable),
+        ``RESET_NEW`` or ``DELETE_OLD`` (SSPI deletes this context: it is marked closed
+        and never deleted again, also if an interrupt lands right after the call).
+        ``export_context(context, flags)`` is the same call; see it for the details.
+        """
+        return export_handle(self, flags)
+
+    def _free_buffer(self, pointer: Any) -> None:
+        call(self._lib, "FreeContextBuffer", pointer)
 
     # Attributes -------------------------------------------------------------------
 
     def _query(self, attribute: int, out: ctypes.Structure) -> None:
         self._call("QueryContextAttributesW", attribute, byref(out))
 
+    def _query_buffer(self, attribute: int, out: ctypes.Structure, field: str) -> Any:
+        """A query whose answer holds a buffer SSPI allocated (``out.<field>``).
+
+        Returns the pointer, for the caller to read and free in ``finally``. If the call
+        raises after writing it (an interrupt right after it returned), it is freed here.
+        """
+        try:
+            self._query(attribute, out)
+        except BaseException:
+            pointer = getattr(out, field)
+            if pointer:
+                self._free_buffer(pointer)
+            raise
+        return getattr(out, field)
+
     @property
     def user_name(self) -> str:
         r"""The authenticated user, as the package names it (NTLM: ``DOMAIN\user``)."""
         names = SecPkgContext_NamesW()
-        self._query(C.SECPKG_ATTR_NAMES, names)
+        pointer = self._query_buffer(C.SECPKG_ATTR_NAMES, names, "sUserName")
         try:
-            return read_utf16z(names.sUserName) if names.sUserName else ""
+            return read_utf16z(pointer) if pointer else ""
         finally:
-            if names.sUserName:
-                free_context_buffer(self._lib, names.sUserName)
+            if pointer:
+                self._free_buffer(pointer)
 
     @property
     def package_name(self) -> str:
@@ -123,45 +150,48 @@ class SecurityContextBase(MessageProtection):
         """
         known = self.package
         if known is not None and known.lower() == "negotiate":
-            with contextlib.suppress(SspiError):
+            try:
                 return self._negotiated_package()
-        info = SecPkgContext_PackageInfoW()
-        self._query(C.SECPKG_ATTR_PACKAGE_INFO, info)
-        name = self._package_info_name(info.PackageInfo)
+            except SspiError:
+                pass
+        name = self._package_info(C.SECPKG_ATTR_PACKAGE_INFO, SecPkgContext_PackageInfoW())
         if name.lower() == "negotiate" and known is None:
-            with contextlib.suppress(SspiError):
+            try:
                 return self._negotiated_package()
+            except SspiError:
+                pass
         return name
 
     def _negotiated_package(self) -> str:
         info = SecPkgContext_NegotiationInfoW()
-        self._query(C.SECPKG_ATTR_NEGOTIATION_INFO, info)
-        return self._package_info_name(info.PackageInfo)
+        return self._package_info(C.SECPKG_ATTR_NEGOTIATION_INFO, info)
 
-    def _package_info_name(self, pointer: Any) -> str:
+    def _package_info(self, attribute: int, info: Any) -> str:
+        pointer = self._query_buffer(attribute, info, "PackageInfo")
         if not pointer:
-            raise InternalError(_INTERNAL_ERROR, "QueryContextAttributesW", "no package info")
+            raise InternalError(SEC_E_INTERNAL_ERROR, "QueryContextAttributesW", "no package info")
         try:
             name = pointer.contents.Name
             return read_utf16z(name) if name else ""
         finally:
-            free_context_buffer(self._lib, ctypes.cast(pointer, c_void_p))
+            self._free_buffer(ctypes.cast(pointer, c_void_p))
 
     def sizes(self) -> ContextSizes:
         """Token, signature, block and trailer sizes (``SECPKG_ATTR_SIZES``), asked once.
 
         A closed context raises ``ValueError``, like every other call, cached or not.
         """
-        cached: ContextSizes | None = getattr(self, "_sizes", None)
-        if cached is not None and self._handle is None:
-            raise self._closed_error()
-        if cached is None:
-            raw = SecPkgContext_Sizes()
-            self._query(C.SECPKG_ATTR_SIZES, raw)
-            cached = ContextSizes(
-                raw.cbMaxToken, raw.cbMaxSignature, raw.cbBlockSize, raw.cbSecurityTrailer
-            )
-            self._sizes = cached
+        cached = self._sizes
+        if cached is not None:
+            if self._handle is None:
+                raise self._closed_error()
+            return cached
+        raw = SecPkgContext_Sizes()
+        self._query(C.SECPKG_ATTR_SIZES, raw)
+        cached = ContextSizes(
+            raw.cbMaxToken, raw.cbMaxSignature, raw.cbBlockSize, raw.cbSecurityTrailer
+        )
+        self._sizes = cached
         return cached
 
     @property
@@ -174,14 +204,14 @@ class SecurityContextBase(MessageProtection):
     def session_key(self) -> bytes:
         """The session key. Secret: whoever holds it can read and forge the messages."""
         raw = SecPkgContext_SessionKey()
-        self._query(C.SECPKG_ATTR_SESSION_KEY, raw)
-        if not raw.SessionKey:
+        pointer = self._query_buffer(C.SECPKG_ATTR_SESSION_KEY, raw, "SessionKey")
+        if not pointer:
             return b""
         try:
-            return ctypes.string_at(raw.SessionKey, raw.SessionKeyLength)
+            return ctypes.string_at(pointer, raw.SessionKeyLength)
         finally:
-            ctypes.memset(raw.SessionKey, 0, raw.SessionKeyLength)  # SSPI's copy, ours now
-            free_context_buffer(self._lib, raw.SessionKey)
+            ctypes.memset(pointer, 0, raw.SessionKeyLength)  # SSPI's copy, ours now
+            self._free_buffer(pointer)
 
     @property
     def flags(self) -> int:
@@ -195,25 +225,113 @@ class SecurityContextBase(MessageProtection):
 
     # Impersonation ----------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def impersonate(self) -> Iterator[None]:
-        """Run the ``with`` body as the client (``ImpersonateSecurityContext``).
+    def impersonate(self) -> Impersonation:
+        """Run a ``with`` body as the client (``ImpersonateSecurityContext``).
 
-        Always reverts (``RevertSecurityContext``), also when the body raises.
-        Impersonation is per thread: only the calling thread runs as the client. Other
-        threads may use the context meanwhile; closing it inside the body is safe (it is
-        deleted after the revert), and ``detach()`` is refused until the body ends.
+        ::
+
+            with ctx.impersonate():
+                ...  # this thread runs as the client
+
+        Nothing happens until the ``with`` block is entered: an ``Impersonation`` never
+        entered warns (``RuntimeWarning``) when it is collected, so a forgotten ``with``
+        is loud. Always reverts (``RevertSecurityContext``) at the block's end, also when
+        the body raises. Impersonation is per thread: only the calling thread runs as
+        the client; other threads may use the context meanwhile, and closing it inside
+        the body is safe (it is deleted after the revert). ``detach()`` and an export
+        with ``DELETE_OLD`` are refused until the body ends. Nested blocks on one
+        context keep the client's identity until the outermost ends; a block for
+        another context inside one is refused (its end would revert to the service's
+        own identity, not to the outer client's).
         """
-        with self._lock:
-            handle = self._live()
-            check(self._lib.ImpersonateSecurityContext(handle), "ImpersonateSecurityContext")
-            self._pins += 1  # closed meanwhile: deleted only after the revert (_unpin)
+        return Impersonation(self)
+
+
+class _Impersonating(threading.local):
+    """Per thread: the context this thread impersonates, and how deep the blocks go."""
+
+    context: SecurityContextBase | None = None
+    depth = 0
+
+
+_impersonating = _Impersonating()
+
+
+class Impersonation:
+    """The ``with`` block ``SecurityContextBase.impersonate()`` returns (see there)."""
+
+    __slots__ = ("_context", "_entered", "_pin")
+
+    def __init__(self, context: SecurityContextBase) -> None:
+        self._context = context
+        self._entered = False
+        self._pin: Pin | None = None
+
+    def __enter__(self) -> None:
+        if self._entered:
+            raise RuntimeError("this impersonate() block was already entered; call it again")
+        self._entered = True
+        context = self._context
+        here = _impersonating
+        if here.context is context:
+            here.depth += 1  # nested on one context: the outermost block reverts
+            return
+        if here.context is not None:
+            raise RuntimeError(
+                "this thread already impersonates the client of another context; "
+                "end that block first (a revert would return to the service's identity, "
+                "not to the outer client's)"
+            )
+        _handle, pin = context._pin()  # the context outlives the block, even if closed
+        self._pin = pin
         try:
-            yield
+            context._call("ImpersonateSecurityContext")
+        except SspiError:
+            self._pin = None
+            pin.release()  # the call failed: nothing to revert
+            raise
+        except BaseException:  # interrupted after the call: it may have succeeded
+            _revert_quietly(context)
+            self._pin = None
+            pin.release()
+            raise
+        here.context, here.depth = context, 1
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        here = _impersonating
+        if here.depth > 1:
+            here.depth -= 1
+            return
+        pin = self._pin
+        if pin is None:  # an inner block of a nested pair, already counted down
+            return
+        here.context, here.depth, self._pin = None, 0, None
+        try:
+            self._context._call("RevertSecurityContext")
         finally:
-            try:
-                with self._lock:
-                    status = self._lib.RevertSecurityContext(handle)
-                check(status, "RevertSecurityContext")
-            finally:
-                self._unpin()
+            pin.release()
+
+    def __del__(self) -> None:
+        if not self._entered:
+            import warnings
+
+            warnings.warn(
+                "ctx.impersonate() was called but its block never entered, so nothing "
+                "ran as the client: write 'with ctx.impersonate():'",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        elif self._pin is not None:  # abandoned inside the block (collected): end it
+            _revert_quietly(self._context)
+            self._pin.release()
+
+
+def _revert_quietly(context: SecurityContextBase) -> None:
+    """``RevertSecurityContext``, its failure ignored (there may be nothing to revert)."""
+    with contextlib.suppress(Exception):  # best effort after an interrupt
+        context._call("RevertSecurityContext")

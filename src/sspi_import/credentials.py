@@ -15,20 +15,20 @@ import ctypes
 import datetime
 from collections.abc import Sequence
 from ctypes import byref, c_uint16
-from typing import Any, Literal, NoReturn
+from typing import Any, ClassVar, Literal, NoReturn
 
 from ._buffers import encode_name
 from ._filetime import filetime_to_datetime
 from ._handle import OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
-from ._raw.loader import api
 from ._raw.structs import (
     SEC_WINNT_AUTH_IDENTITY_EXW,
     SEC_WINNT_AUTH_IDENTITY_W,
     SecHandle,
     TimeStamp,
 )
-from .errors import SspiError, check
+from .errors import SspiError
+from .library import api
 
 __all__ = ["Credentials", "Identity", "Usage"]
 
@@ -150,14 +150,14 @@ class Identity:
 
     def _acquire(
         self,
-        lib: Any,
+        credentials: Credentials,
         name: bytes,
         use: int,
         handle: SecHandle,
         expiry: Any,
         package_list: str | None = None,
     ) -> None:
-        """Call ``AcquireCredentialsHandleW`` with this identity; wipe the copies after."""
+        """Acquire ``credentials`` with this identity; the UTF-16 copies wiped after."""
         user = _wide_buffer(self._user)
         domain = _wide_buffer(self._domain)
         password = _wide_buffer(self._password)
@@ -175,13 +175,10 @@ class Identity:
                 )
             else:
                 auth = _identity_ex(package_list, user, domain, password)
-            status = lib.AcquireCredentialsHandleW(
-                None, name, use, None, byref(auth), None, None, byref(handle), byref(expiry)
-            )
+            credentials._acquire_handle(name, use, byref(auth), handle, expiry)
         finally:
             for buffer in (user, domain, password):
                 ctypes.memset(buffer, 0, ctypes.sizeof(buffer))
-        check(status, "AcquireCredentialsHandleW")
 
 
 def _identity_ex(package_list: str, user: Any, domain: Any, password: Any) -> Any:
@@ -214,9 +211,11 @@ class Credentials(OwnedHandle[SecHandle]):
     using it frees it once that step is done. It cannot be copied or pickled.
     """
 
-    __slots__ = ("_expiry", "_package", "_usage")
-    _kind = "credentials handle"
-    _how_to_move = "Acquire new credentials where they are needed; detach() gives up the raw pair"
+    _FREE: ClassVar[str] = "FreeCredentialsHandle"
+    _kind: ClassVar[str] = "credentials handle"
+    _how_to_move: ClassVar[str] = (
+        "Acquire new credentials where they are needed; detach() gives up the raw pair"
+    )
     _expiry: int
     _package: str
     _usage: str
@@ -261,10 +260,23 @@ class Credentials(OwnedHandle[SecHandle]):
             raise TypeError(f"identity must be an Identity or None, not {type(identity).__name__}")
         package_list = _package_list(package, packages)
         lib = api()
+        credentials = cls.__new__(cls)
+        credentials._package = package
+        credentials._usage = usage
+        credentials._expiry = 0
+        credentials._begin(lib)
         handle = SecHandle()
         expiry = TimeStamp()
         try:
-            cls._acquire_handle(lib, name, use, identity, package_list, handle, expiry)
+            if identity is None:
+                auth = (
+                    None if package_list is None else _identity_ex(package_list, None, None, None)
+                )
+                credentials._acquire_handle(
+                    name, use, None if auth is None else byref(auth), handle, expiry
+                )
+            else:
+                identity._acquire(credentials, name, use, handle, expiry, package_list)
         except SspiError as exc:
             if package_list is None:
                 raise
@@ -274,39 +286,28 @@ class Credentials(OwnedHandle[SecHandle]):
                 "retry without packages= to tell"
             )
             raise type(exc)(exc.status, exc.function, detail) from exc
-        credentials = object.__new__(cls)
-        credentials._package = package
-        credentials._usage = usage
         credentials._expiry = expiry.value
-        credentials._own(lib, handle)  # owned from here
         return credentials
 
-    @staticmethod
     def _acquire_handle(
-        lib: Any,
-        name: bytes,
-        use: int,
-        identity: Identity | None,
-        package_list: str | None,
-        handle: SecHandle,
-        expiry: Any,
+        self, name: bytes, use: int, auth: Any, handle: SecHandle, expiry: Any
     ) -> None:
-        if identity is None:
-            auth = None if package_list is None else _identity_ex(package_list, None, None, None)
-            status = lib.AcquireCredentialsHandleW(
-                None,
-                name,
-                use,
-                None,
-                None if auth is None else byref(auth),
-                None,
-                None,
-                byref(handle),
-                byref(expiry),
-            )
-            check(status, "AcquireCredentialsHandleW")
-        else:
-            identity._acquire(lib, name, use, handle, expiry, package_list)
+        self._create(
+            handle,
+            "AcquireCredentialsHandleW",
+            None,
+            name,
+            use,
+            None,
+            auth,
+            None,
+            None,
+            byref(handle),
+            byref(expiry),
+        )
+
+    def _written(self, handle: SecHandle) -> bool:
+        return bool(handle.dwLower or handle.dwUpper)
 
     @property
     def package(self) -> str:
@@ -322,9 +323,6 @@ class Credentials(OwnedHandle[SecHandle]):
     def expiry(self) -> datetime.datetime | None:
         """When the credentials expire (aware UTC); ``None`` if the provider did not say."""
         return filetime_to_datetime(self._expiry)
-
-    def _release(self, handle: SecHandle) -> None:
-        check(self._lib.FreeCredentialsHandle(handle), "FreeCredentialsHandle")
 
     def _public(self, handle: SecHandle) -> tuple[int, int]:
         return (handle.dwLower, handle.dwUpper)

@@ -5,8 +5,12 @@ headers and search engines write them); ``.winerror`` carries the signed value t
 Windows' own ``OSError`` uses. Every failing call raises through ``error_from_status``,
 so the class, message and attributes never depend on which function failed.
 
-``check`` and ``check_win32`` are also where every call is logged: one ``DEBUG`` record
-per SSPI or kernel32 call on the ``"sspi_import"`` logger (see docs/debugging.md).
+``check`` and ``check_win32`` are also where every call is logged (``_log``): one
+``DEBUG`` record per SSPI or kernel32 call on the ``"sspi_import"`` logger (see
+docs/debugging.md). Every other exception and warning class of the library is here too:
+``SspiUnavailableError`` (no library), ``UnencryptedMessageError`` (``unwrap``),
+``CleanupWarning`` (an operation completed, its cleanup failed) and
+``InheritedHandleError`` (an owner used in a fork child).
 """
 
 from __future__ import annotations
@@ -14,21 +18,23 @@ from __future__ import annotations
 import ctypes
 import re
 import sys
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
-if TYPE_CHECKING:
-    import logging
-
-from ._raw.loader import SspiUnavailableError
+from . import _log
+from ._raw.functions import PROTOTYPES
 from ._raw.status_codes import ALIASES, STATUS_CODES
 
 __all__ = [
+    "CHECKS",
     "BadBindingsError",
     "BufferTooSmallError",
     "CannotPackError",
+    "CleanupWarning",
     "ContextExpiredError",
     "DecryptFailureError",
     "IncompleteMessageError",
+    "InheritedHandleError",
     "InsufficientMemoryError",
     "InternalError",
     "InvalidHandleError",
@@ -46,6 +52,7 @@ __all__ = [
     "StatusInfo",
     "TargetUnknownError",
     "TimeSkewError",
+    "UnencryptedMessageError",
     "UnknownCredentialsError",
     "UnsupportedFunctionError",
     "WrongPrincipalError",
@@ -53,6 +60,7 @@ __all__ = [
     "check_win32",
     "error_from_status",
     "explain",
+    "report_cleanup",
     "status_info",
 ]
 
@@ -213,6 +221,14 @@ class SspiError(OSError):
 _CLASSES: dict[int, type[SspiError]] = {}
 
 
+class SspiUnavailableError(OSError):
+    """No SSPI library is loaded, or the loaded one lacks the function called.
+
+    The message says how to provide one: ``secur32.dll`` on Windows, or any
+    SSPI-compatible library through ``SSPI_IMPORT_LIBRARY`` or ``use_library``.
+    """
+
+
 def error_from_status(status: int, function: str | None = None) -> SspiError:
     """Return (not raise) the typed error for ``status``, in either sign.
 
@@ -223,100 +239,27 @@ def error_from_status(status: int, function: str | None = None) -> SspiError:
     return _CLASSES.get(unsigned, SspiError)(unsigned, function)
 
 
-_LOGGER_NAME = "sspi_import"  # logging.getLogger("sspi_import"): every call is recorded there
-_DEBUG = 10  # logging.DEBUG, without importing logging
 _MODULES = sys.modules
-
-# What each function's handle is, for the log record: declared here rather than guessed
-# from the name. A name missing here is logged as "other"; tests/test_logging.py holds
-# the table against the prototype table.
-_HANDLE_KINDS: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "InitializeSecurityContextW",
-            "AcceptSecurityContext",
-            "CompleteAuthToken",
-            "DeleteSecurityContext",
-            "QueryContextAttributesW",
-            "ImpersonateSecurityContext",
-            "RevertSecurityContext",
-            "ExportSecurityContext",
-            "ImportSecurityContextW",
-            "MakeSignature",
-            "VerifySignature",
-            "EncryptMessage",
-            "DecryptMessage",
-        ),
-        "context",
-    ),
-    **dict.fromkeys(
-        ("AcquireCredentialsHandleW", "FreeCredentialsHandle", "QueryCredentialsAttributesW"),
-        "credentials",
-    ),
-    "FreeContextBuffer": "buffer",
-    "EnumerateSecurityPackagesW": "package list",
-    "QuerySecurityPackageInfoW": "package list",
-    "DuplicateHandle": "token",
-    "CloseHandle": "token",
-    "OpenProcess": "process",
-    "GetCurrentProcess": "process",
-}
-
-_logger: logging.Logger | None = None
-
-
-def _find_logger() -> logging.Logger | None:
-    """The ``sspi_import`` logger, once some code has imported ``logging``; else ``None``.
-
-    ``logging`` is not imported by this library (it is a large share of start-up): until
-    other code imports it, no handler can exist and nothing is looked up. The logger is
-    then fetched once, given a ``NullHandler`` as libraries do, and kept.
-    """
-    global _logger
-    logging_module = _MODULES.get("logging")
-    if logging_module is None:
-        return None
-    logger: logging.Logger = logging_module.getLogger(_LOGGER_NAME)
-    if not any(type(h) is logging_module.NullHandler for h in logger.handlers):
-        logger.addHandler(logging_module.NullHandler())
-    _logger = logger
-    return logger
-
-
-def _log_status(logger: logging.Logger, status: int, function: str) -> None:
-    # The function, its handle kind and the status: never an argument, buffer or result.
-    unsigned = status & 0xFFFF_FFFF
-    info = _BY_STATUS.get(unsigned)
-    symbol = info.symbol if info is not None else "unknown status"
-    kind = _HANDLE_KINDS.get(function, "other")
-    logger.debug(
-        "%s (%s): %s (0x%08X)",
-        function,
-        kind,
-        symbol,
-        unsigned,
-        extra={
-            "sspi_function": function,
-            "sspi_handle_kind": kind,
-            "sspi_status": unsigned,
-            "sspi_symbol": info.symbol if info is not None else None,
-        },
-    )
+_DEBUG = _log.DEBUG
+_T = TypeVar("_T")
 
 
 def check(status: int, function: str) -> int:
     """Return ``status`` if it is a success code; raise its typed ``SspiError`` if not.
 
-    The one place a ``SECURITY_STATUS`` becomes an exception: every SSPI call this
-    library makes hands its result here. Success codes (``SEC_E_OK``, ``SEC_I_*``) are
-    returned for the caller to act on. When the ``"sspi_import"`` logger records
-    ``DEBUG``, each status is logged first (function, handle kind, status symbol).
+    The one place a ``SECURITY_STATUS`` becomes an exception (through ``CHECKS``, by the
+    call helpers of ``_handle`` and ``library``, never after a lock is taken). Success
+    codes (``SEC_E_OK``, ``SEC_I_*``) are returned for the caller to act on. When the
+    ``"sspi_import"`` logger records ``DEBUG``, each status is logged first (function,
+    handle kind, status symbol); the test is two dict operations (see ``_log``).
     """
-    logger = _logger  # cheap when off: a global, a dict look-up, one cached level test
-    if logger is None and "logging" in _MODULES:
-        logger = _find_logger()
-    if logger is not None and logger.isEnabledFor(_DEBUG):
-        _log_status(logger, status, function)
+    cache = _log.cache
+    if cache is None and "logging" in _MODULES:
+        cache = _log.attach()
+    if cache is not None and (_DEBUG not in cache or cache[_DEBUG]):
+        unsigned = status & 0xFFFF_FFFF
+        info = _BY_STATUS.get(unsigned)
+        _log.record(unsigned, None if info is None else info.symbol, function)
     if status < 0:
         raise error_from_status(status, function)
     return status
@@ -331,17 +274,18 @@ def check_win32(result: int | None, function: str) -> int:
     Logged like ``check``: the function, its handle kind and success or the error
     code, never the handle value.
     """
-    logger = _logger
-    if logger is None and "logging" in _MODULES:
-        logger = _find_logger()
+    cache = _log.cache
+    if cache is None and "logging" in _MODULES:
+        cache = _log.attach()
+    logging_on = cache is not None and (_DEBUG not in cache or cache[_DEBUG])
     if result:
-        if logger is not None and logger.isEnabledFor(_DEBUG):
-            _log_win32(logger, function, True, 0)
+        if logging_on:
+            _log.record_win32(function, True, 0)
         return result
     get_last_error = getattr(ctypes, "get_last_error", None)
     code = get_last_error() if get_last_error is not None else 0
-    if logger is not None and logger.isEnabledFor(_DEBUG):
-        _log_win32(logger, function, False, code)
+    if logging_on:
+        _log.record_win32(function, False, code)
     win_error = getattr(ctypes, "WinError", None)
     if win_error is not None and code:
         error: OSError = win_error(code)
@@ -350,22 +294,16 @@ def check_win32(result: int | None, function: str) -> int:
     raise OSError(None, f"{function} failed (Windows error {code})", None, code or None)
 
 
-def _log_win32(logger: logging.Logger, function: str, succeeded: bool, code: int) -> None:
-    kind = _HANDLE_KINDS.get(function, "other")
-    outcome = "succeeded" if succeeded else f"failed (Windows error {code})"
-    logger.debug(
-        "%s (%s): %s",
-        function,
-        kind,
-        outcome,
-        extra={
-            "sspi_function": function,
-            "sspi_handle_kind": kind,
-            "sspi_status": None,
-            "sspi_symbol": None,
-            "sspi_winerror": None if succeeded else code,
-        },
-    )
+def _unchecked(result: int, function: str) -> int:
+    return result
+
+
+CHECKS: dict[str, Callable[[Any, str], int]] = {
+    proto.name: {"status": check, "win32": check_win32, "none": _unchecked}[proto.result]
+    for proto in PROTOTYPES.values()
+}
+"""How each declared function's result is checked, as the prototype table says: the
+status path every call takes (``library.Api.call`` and the owners' call helpers)."""
 
 
 class InsufficientMemoryError(SspiError):
@@ -509,3 +447,67 @@ class BadBindingsError(SspiError):
     """
 
     symbols = ("SEC_E_BAD_BINDINGS",)
+
+
+class UnencryptedMessageError(ValueError):
+    """``unwrap`` refused a message that was signed but not encrypted.
+
+    The context negotiated confidentiality, yet the provider reported that the message
+    was only signed (``DecryptMessage``'s QOP holds ``SECQOP_WRAP_NO_ENCRYPT``). The
+    signature was valid: the peer (or whoever holds the session key) sent it in the
+    clear. The message counts as received (its sequence number is used; the next one
+    still opens), and its plaintext is withheld and wiped. Pass
+    ``allow_unencrypted=True`` to accept such messages. ``qop`` is the QOP reported.
+    """
+
+    qop: int
+
+    def __init__(self, qop: int) -> None:
+        super().__init__(
+            f"the message was signed but not encrypted (QOP 0x{qop:08X}), although the "
+            "context negotiated confidentiality; pass allow_unencrypted=True to accept it"
+        )
+        self.qop = qop
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.qop,))
+
+
+class InheritedHandleError(RuntimeError):
+    """An owner made before ``os.fork()`` was used in the child process.
+
+    A forked child shares the parent's provider state for every context, credentials
+    handle and token made before the fork: a message protected in both processes
+    reuses one keystream (NTLM's RC4), and freeing a handle in one frees it for both
+    where the provider state is shared. So in the child such an owner refuses every
+    call; ``close()`` there only forgets the handle (the parent still owns it). To use
+    a context in a child process, export it and import it there
+    (``export_context`` + ``ExportedContext.for_process``), or start the child with
+    ``multiprocessing``'s ``spawn`` method and hand it the export.
+    """
+
+
+class CleanupWarning(RuntimeWarning):
+    """An operation completed, but freeing something afterwards failed.
+
+    Nothing completed is lost: ``result`` holds what the operation produced (for
+    ``export_context``, the ``ExportedContext``). Under ``-W error`` (or pytest's
+    ``filterwarnings = error``) this warning is raised as an exception instead; catch
+    it and take ``result`` from it. ``errors`` holds the cleanup failures.
+    """
+
+    result: Any
+    errors: tuple[BaseException, ...]
+
+
+def report_cleanup(result: _T, errors: list[BaseException], what: str) -> _T:
+    """Return ``result`` after warning about the cleanup ``errors`` (if any) of ``what``."""
+    if errors:
+        import warnings  # only when a cleanup failed: warnings is not needed otherwise
+
+        details = "; ".join(str(e) for e in errors)
+        warning = CleanupWarning(f"{what} completed, but cleaning up after it failed: {details}")
+        warning.result = result
+        warning.errors = tuple(errors)
+        warnings.warn(warning, stacklevel=3)
+    return result

@@ -1,10 +1,15 @@
-"""What an export produces: ``ExportedContext``, the packed context and its token.
+"""What an export produces: ``ExportedContext``, and the export itself.
 
 The blob is a plain immutable value. The token handle a package may hand out with it is
-the only thing an export owns, so only the token carries a finalizer (``_Token``, an
-``OwnedHandle``): an export without a token is an ordinary object, freed for nothing.
+the only thing an export owns, so only the token carries a finalizer (``_tokens.Token``,
+an owner): an export without a token is an ordinary object, freed for nothing.
 Crossing processes (``for_process``, pickling, ``to_bytes``) is decided here too: a
-token is valid in one process only and must be duplicated for the receiver.
+token is valid in one process only, so it is duplicated for the receiver
+(``_tokens.duplicate``), and a payload's token is owned once per process.
+
+``export_handle`` makes the ``ExportSecurityContext`` call for every export, of a
+context of this library (through its owner: the call holds its lock, and a
+``DELETE_OLD`` export consumes it) or of a handle from elsewhere.
 """
 
 from __future__ import annotations
@@ -12,74 +17,58 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
-import sys
-from collections.abc import Mapping, Sequence
-from ctypes import byref, c_void_p
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from ctypes import c_void_p, string_at
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._buffers import encode_name
+from ._checks import integer, ulong
+from ._cpython import is_pywin32_handle, peek_pywin32
 from ._handle import Closeable, OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
-from ._raw.loader import api
-from ._raw.structs import POINTER_BYTES
-from .errors import SspiUnavailableError, check_win32
+from ._raw.structs import SecBuffer, SecHandle
+from ._tokens import KIND, MAX_HANDLE, Token, duplicate, duplicating_library, take
+from .errors import report_cleanup
+from .library import api, call
+from .processes import HasPid, target_pid
 
 if TYPE_CHECKING:
-    import subprocess
-
     from typing_extensions import Self
 
-__all__ = ["ExportedContext", "HasPid", "start_python_child"]
+__all__ = ["ExportedContext", "HasPid", "export_handle"]
 
 _E = TypeVar("_E", bound="ExportedContext")
+_POINTER_BITS = MAX_HANDLE.bit_length()
+_DELETE_OLD = C.SECPKG_CONTEXT_EXPORT_DELETE_OLD
+_ALLOWED_FLAGS = C.SECPKG_CONTEXT_EXPORT_RESET_NEW | C.SECPKG_CONTEXT_EXPORT_DELETE_OLD
+_VALID_FLAGS = {v: v for v in range(_ALLOWED_FLAGS + 1) if not v & ~_ALLOWED_FLAGS}
 
-_POINTER_BITS = POINTER_BYTES * 8
-_MAX_HANDLE_WORD = (1 << _POINTER_BITS) - 1
-_KIND = "exported context's token"
+
+def check_export_flags(flags: object) -> int:
+    """The ``fFlags`` of an export: ``RESET_NEW``/``DELETE_OLD``, ``TO_KERNEL`` refused."""
+    if type(flags) is int or type(flags).__name__ == "ExportFlags":
+        value: int | None = _VALID_FLAGS.get(flags)  # type: ignore[call-overload]
+        if value is not None:  # the usual call: one look-up
+            return value
+    number = integer(flags, "flags (ExportFlags)")
+    if number < 0 or number & ~(_ALLOWED_FLAGS | C.SECPKG_CONTEXT_EXPORT_TO_KERNEL):
+        raise ValueError(
+            f"unknown export flags {number:#x}: use ExportFlags.NONE, RESET_NEW, DELETE_OLD"
+        )
+    raise ValueError(
+        "SECPKG_CONTEXT_EXPORT_TO_KERNEL is for kernel-mode callers only; "
+        "a user-mode process cannot export to the kernel"
+    )
 
 
-def _check_token(token: object) -> int | None:
+def check_token(token: object) -> int | None:
+    """A token argument: ``None``, or an ``int`` that fits a handle (0 means none)."""
     if token is None:
         return None
     if isinstance(token, bool) or not isinstance(token, int):
         raise TypeError(f"the token must be an int handle or None, not {type(token).__name__}")
-    if not 0 <= token <= _MAX_HANDLE_WORD:
+    if not 0 <= token <= MAX_HANDLE:
         raise ValueError(f"the token {token} is not a {_POINTER_BITS}-bit handle value")
     return token or None
-
-
-class _Token(OwnedHandle[int]):
-    """The token handle an export handed out: closed once, with ``CloseHandle``."""
-
-    __slots__ = ("_package",)  # named in the warning when the token is forgotten
-    _kind = _KIND
-    _how_to_move = "To send it to another process, use the ExportedContext's for_process(target)"
-    _package: str | None
-
-    @classmethod
-    def own(cls, handle: int, package: str | None, lib: Any) -> _Token:
-        """Take ownership of ``handle``; ``lib`` may be ``None`` (bound on first use)."""
-        token = cls.__new__(cls)
-        token._package = package
-        token._own(lib, handle)
-        return token
-
-    def bound_lib(self) -> Any:
-        # A copy restored from pickle or to_bytes() binds its library on first use:
-        # the receiving process may install one (use_library) after unpickling.
-        if self._lib is None:
-            self._lib = api()
-        return self._lib
-
-    def _release(self, handle: int) -> None:
-        check_win32(self.bound_lib().CloseHandle(handle), "CloseHandle")
-
-    def _public(self, handle: int) -> int:
-        return handle
-
-    def _describe(self, *, closed: bool) -> str:
-        state = "closed" if closed else "open"
-        return f"<ExportedContext token package={self._package!r} {state}>"
 
 
 class ExportedContext(Closeable):
@@ -101,7 +90,7 @@ class ExportedContext(Closeable):
     # Immutable without a __setattr__ hook: the public fields are read-only properties,
     # and __slots__ leaves no room for new attributes.
     __slots__ = ("__weakref__", "_blob", "_buffer_type", "_package", "_token")
-    _token: _Token | None
+    _token: Token | None
 
     def __init__(
         self,
@@ -110,23 +99,23 @@ class ExportedContext(Closeable):
         buffer_type: int = C.SECBUFFER_EMPTY,
         token: int | None = None,
     ) -> None:
-        self._token = None
+        if getattr(self, "_blob", None) is not None:  # would drop the token it owns
+            raise TypeError("this ExportedContext is already set up; make a new object")
         if package is not None:
             encode_name(package)  # the same rules as for import
         if type(blob) is not bytes:
             raise TypeError(f"blob must be bytes, not {type(blob).__name__}")
         if not blob:
             raise ValueError("the blob is empty")
-        if isinstance(buffer_type, bool) or not isinstance(buffer_type, int):
-            raise TypeError("buffer_type must be an int")
-        if not 0 <= buffer_type <= 0xFFFF_FFFF:
-            raise ValueError(f"buffer_type {buffer_type} is not a 32-bit value")
+        kind = ulong(buffer_type, "buffer_type")
+        value = check_token(token)
+        lib = None if value is None else api()
+        self._token = None
         self._package = package
+        self._buffer_type = kind
         self._blob = blob
-        self._buffer_type = buffer_type
-        value = _check_token(token)
         if value is not None:
-            self._token = _Token.own(value, package, api())
+            self._token = Token.own(value, package, lib)
 
     @property
     def package(self) -> str | None:
@@ -165,7 +154,7 @@ class ExportedContext(Closeable):
         """Give up the token and return it; the caller must close it."""
         token = self._token
         if token is None:
-            raise ValueError(f"the {_KIND} is closed; there is no handle to detach")
+            raise ValueError(f"the {KIND} is closed; there is no handle to detach")
         result: int = token.detach()
         return result
 
@@ -263,6 +252,12 @@ class ExportedContext(Closeable):
         """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"from_bytes() takes bytes, not {type(data).__name__}")
+        with memoryview(data) as view:
+            if view.nbytes > _MAX_PAYLOAD:  # refused before it is copied
+                raise ValueError(
+                    f"not an exported context: {view.nbytes} bytes is more than the layout "
+                    f"can describe ({_MAX_PAYLOAD})"
+                )
         raw = bytes(data)
         if len(raw) < _LAYOUT.size:
             raise ValueError("not an exported context: too short for its header")
@@ -303,7 +298,7 @@ class ExportedContext(Closeable):
         copy._token = None
         return copy
 
-    def _open_token(self) -> _Token | None:
+    def _open_token(self) -> Token | None:
         """The token, checked to be open, or ``None`` when there is none to send."""
         token = self._token
         if token is None or token._handle is None:
@@ -331,19 +326,21 @@ class ExportedContext(Closeable):
         launcher whose pid is not the worker's: start Python workers with
         ``start_python_child`` (or ``multiprocessing``), or send ``for_any_process()``.
         """
-        pid = _target_pid(process)
+        pid = target_pid(process)
         token = self._open_token()
         if token is None:  # no token to duplicate: a plain copy
             return self._copy_as(ExportedContext)
-        lib = _duplicating_lib(token.bound_lib())
-        handle = token._handle
-        assert handle is not None
-        me = os.getpid()
-        value = _duplicate(lib, me, handle, pid)
+        lib = duplicating_library(token._library())
+        handle, pin = token._pin()  # not closed by another thread while duplicated
+        try:
+            me = os.getpid()
+            value = duplicate(lib, me, handle, pid)
+        finally:
+            pin.release()
         if pid == me:
             local = self._copy_as(_LocalCopy)
             if value:
-                local._token = _Token.own(value, self._package, lib)
+                local._token = Token.own(value, self._package, lib)
             return local
         remote = self._copy_as(_TargetCopy)  # valid in the target process only: not ours
         remote._target_token = value
@@ -367,88 +364,17 @@ class ExportedContext(Closeable):
         token = self._open_token()
         if token is None:
             return self._copy_as(ExportedContext)
-        _duplicating_lib(token.bound_lib())  # refuse now, not in the receiver
+        duplicating_library(token._library())  # refuse now, not in the receiver
         pulled = self._copy_as(_PullCopy)
         pulled._source = token
         return pulled
 
 
-class HasPid(Protocol):
-    """A process object ``for_process`` accepts: anything with an ``int`` ``.pid``.
-
-    ``multiprocessing.Process`` and ``subprocess.Popen`` are two; ``pid`` is ``None``
-    for a process that has not started, which ``for_process`` refuses.
-    """
-
-    @property
-    def pid(self) -> int | None:
-        """The process id, or ``None`` before the process has started."""
-        ...
-
-
-_PROCESS_DUP_HANDLE = 0x0040  # winnt.h: OpenProcess access right for DuplicateHandle
 _MAGIC = b"SSPX"
 _LAYOUT_VERSION = 1
 _HAS_TOKEN, _HAS_PACKAGE, _PULL = 0x1, 0x2, 0x4
 _LAYOUT = struct.Struct("<4sBBHIQII")
-
-
-def _target_pid(process: object) -> int:
-    pid = process if isinstance(process, int) else getattr(process, "pid", None)
-    if pid is None and hasattr(process, "pid"):
-        raise ValueError("the process has not started: it has no pid yet")
-    if isinstance(pid, bool) or not isinstance(pid, int):
-        raise TypeError(
-            "for_process() takes a pid or a process object with a .pid, "
-            f"not {type(process).__name__}"
-        )
-    if not 0 < pid <= 0xFFFF_FFFF:
-        raise ValueError(f"{pid} is not a process id")
-    return pid
-
-
-def _duplicating_lib(lib: Any) -> Any:
-    """``lib`` if it can duplicate handles between processes; ``SspiUnavailableError`` if not."""
-    if not (lib.has("OpenProcess") and lib.has("DuplicateHandle")):
-        raise SspiUnavailableError(
-            f"{lib.description} cannot duplicate a token between processes: that "
-            "needs Windows (kernel32 DuplicateHandle) or a provider that simulates it "
-            "(sspi_import.testing.FakeSspi). Close or detach the token and send the "
-            "context without it"
-        )
-    return lib
-
-
-def _duplicate(lib: Any, from_pid: int, handle: int, to_pid: int) -> int:
-    """``DuplicateHandle(DUPLICATE_SAME_ACCESS)`` of ``handle`` from one process to another.
-
-    One of the two is this process; the other is opened with ``PROCESS_DUP_HANDLE``
-    (not at all when both are this process). Returns the new handle's value, valid in
-    ``to_pid``. The process handle is closed whatever happens; when the duplication
-    failed, its error is the one raised.
-    """
-    me = os.getpid()
-    current = lib.GetCurrentProcess()
-    other = to_pid if from_pid == me else from_pid
-    opened = None
-    if other != me:
-        opened = check_win32(lib.OpenProcess(_PROCESS_DUP_HANDLE, False, other), "OpenProcess")
-    source = current if from_pid == me else opened
-    target_process = current if to_pid == me else opened
-    target = c_void_p()
-    try:
-        duplicated = lib.DuplicateHandle(
-            source, handle, target_process, byref(target), 0, False, C.DUPLICATE_SAME_ACCESS
-        )
-        check_win32(duplicated, "DuplicateHandle")
-    except BaseException:
-        if opened is not None:
-            with contextlib.suppress(Exception):
-                lib.CloseHandle(opened)
-        raise
-    if opened is not None:
-        check_win32(lib.CloseHandle(opened), "CloseHandle")
-    return target.value or 0
+_MAX_PAYLOAD = _LAYOUT.size + 0xFFFF + 0xFFFF_FFFF  # the package and blob length fields
 
 
 def _restore_exported(
@@ -456,14 +382,14 @@ def _restore_exported(
 ) -> ExportedContext:
     """Rebuild a pickled or ``to_bytes`` copy; it owns its token, in this process."""
     exported = ExportedContext(package, blob, buffer_type)
-    value = _check_token(token)
+    value = check_token(token)
     if value is None:
         return exported
     if flags & _PULL:  # the token is the exporter's: duplicate it into this process
-        lib = _duplicating_lib(api())
-        duplicate = _duplicate(lib, pid, value, os.getpid())
-        if duplicate:
-            exported._token = _Token.own(duplicate, package, lib)
+        lib = duplicating_library(api())
+        pulled = duplicate(lib, pid, value, os.getpid())
+        if pulled:
+            exported._token = Token.own(pulled, package, lib)
         return exported
     if pid != os.getpid():
         raise ValueError(
@@ -471,10 +397,10 @@ def _restore_exported(
             f"one ({os.getpid()}), so only that process can use it. The sender must call "
             "for_process() with this process's pid; if it passed a subprocess.Popen of "
             "sys.executable in a Windows venv, that pid is the venv launcher's: start the "
-            "worker with sspi_import.exported.start_python_child(), or send "
+            "worker with sspi_import.start_python_child(), or send "
             "for_any_process() instead, which this process duplicates from the sender"
         )
-    exported._token = _Token.own(value, package, None)  # library bound on first use
+    exported._token = take(value, package)  # once per process: a second read is refused
     return exported
 
 
@@ -485,7 +411,7 @@ class _OutboundCopy(ExportedContext):
 
     def for_process(self, process: int | HasPid) -> ExportedContext:
         """Refused: duplicate from the original, whose token is valid in this process."""
-        _target_pid(process)  # the same argument errors as the original's
+        target_pid(process)  # the same argument errors as the original's
         raise ValueError(
             "this is a copy made for sending; call for_process() on the original "
             "ExportedContext (the one export_context() returned), whose token is open here"
@@ -522,7 +448,7 @@ class _TargetCopy(_OutboundCopy):
 
     def for_process(self, process: int | HasPid) -> ExportedContext:
         """Refused: duplicate from the original, whose token is valid in this process."""
-        _target_pid(process)  # the same argument errors as the original's
+        target_pid(process)  # the same argument errors as the original's
         raise ValueError(
             f"this copy's token belongs to process {self._target_pid}; duplicate from the "
             "original: call for_process() on the ExportedContext export_context() returned"
@@ -542,7 +468,7 @@ class _PullCopy(_OutboundCopy):
     """What ``for_any_process`` returns: the receiver duplicates the original's token."""
 
     __slots__ = ("_source",)
-    _source: _Token
+    _source: Token
 
     @property
     def token(self) -> int | None:
@@ -591,35 +517,123 @@ class _LocalCopy(ExportedContext):
         return token.detach(), os.getpid(), 0  # the payload owns it from here
 
 
-def start_python_child(args: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[Any]:
-    """Start ``python args...`` as a child whose ``.pid`` is the interpreter that runs.
+def _foreign_handle(context: object) -> SecHandle:
+    """The handle to export from a context that is not ours (never taken over)."""
+    from .adopt import foreign_pair  # adopt builds on context, which builds on this
 
-    On Windows inside a venv, ``sys.executable`` is a redirector (venvlauncher) that
-    starts the base interpreter as a second process, so
-    ``subprocess.Popen([sys.executable, ...]).pid`` names the launcher and
-    ``for_process(popen)`` would hand the token to it. This starts the base
-    interpreter directly with ``__PYVENV_LAUNCHER__`` set to the venv's executable,
-    which is what ``multiprocessing`` does (CPython ``popen_spawn_win32.py``,
-    bpo-35797): the child still runs in the venv, and its pid is the worker's.
-    Elsewhere (and outside a venv) it is ``Popen([sys.executable, *args])``.
-    ``popen_kwargs`` go to ``subprocess.Popen`` (``env`` is copied, not changed).
+    if isinstance(context, SecHandle):
+        return context
+    pair = foreign_pair(context, peek_pywin32)  # pywin32 keeps its object: read in place
+    if pair is not None:
+        return SecHandle(*pair)
+    raise TypeError(
+        "export_context() takes a context of this library, a ctypes SecHandle, a "
+        "(dwLower, dwUpper) tuple, pywin32's PyCtxtHandle or the int its Detach() returns, "
+        f"not {type(context).__name__}"
+    )
+
+
+def export_handle(context: object, flags: object, package: str | None = None) -> ExportedContext:
+    """``ExportSecurityContext`` of ``context``; see ``handoff.export_context``.
+
+    ``context`` is an owner (a context of this library: the call holds its lock, and
+    with ``DELETE_OLD`` consumes it) or a foreign handle (never taken over). What SSPI
+    hands out (the packed buffer, the token) is freed if anything goes wrong after the
+    call, an interrupt included; a completed export whose cleanup fails is returned
+    with a ``CleanupWarning``.
     """
-    import subprocess  # here: only the processes that start children pay for the import
+    fflags = 0 if flags == 0 and type(flags) is not bool else check_export_flags(flags)
+    packed = SecBuffer()
+    token = c_void_p()
+    owner = context if isinstance(context, OwnedHandle) else None
+    if owner is not None:
+        if package is None:
+            package = _package_to_import(owner)
+        lib = owner._library()
+        try:
+            if fflags & _DELETE_OLD:
+                owner._consume("ExportSecurityContext", fflags, packed, token)
+            else:
+                owner._call("ExportSecurityContext", fflags, packed, token)
+        except BaseException:
+            _discard(lib, packed.pvBuffer, token.value)
+            raise
+    else:
+        handle = _foreign_handle(context)
+        lib = api()
+        try:
+            call(lib, "ExportSecurityContext", handle, fflags, packed, token)
+        except BaseException:
+            _discard(lib, packed.pvBuffer, token.value)
+            raise
+    return _exported(lib, context, owner, package, fflags, packed, token.value)
 
-    if isinstance(args, (str, bytes)):
-        raise TypeError("args must be a sequence of arguments, not one string")
-    executable, env = _python_for_children(popen_kwargs.pop("env", None))
-    return subprocess.Popen([executable, *args], env=env, **popen_kwargs)
+
+def _package_to_import(context: Any) -> str | None:
+    """The package name an export of ``context`` records (see ``NEGOTIATE_IMPORTS_AS``)."""
+    from .handoff import NEGOTIATE_IMPORTS_AS  # the switch lives with the import
+
+    package: str | None = context.package
+    negotiate = package is not None and package.lower() == "negotiate"
+    if negotiate and NEGOTIATE_IMPORTS_AS == "negotiated":
+        try:
+            return str(context.package_name)  # before the export: DELETE_OLD deletes it
+        except (OSError, ValueError):  # unanswered, or closed
+            pass
+    return package
 
 
-def _python_for_children(
-    env: Mapping[str, str] | None,
-) -> tuple[str, Mapping[str, str] | None]:
-    """The interpreter and environment ``start_python_child`` uses (see there)."""
-    executable = sys.executable
-    base = getattr(sys, "_base_executable", None) or executable
-    if sys.platform == "win32" and os.path.normcase(base) != os.path.normcase(executable):
-        env = dict(os.environ if env is None else env)
-        env["__PYVENV_LAUNCHER__"] = executable
-        return base, env
-    return executable, env
+def _exported(
+    lib: Any,
+    context: object,
+    owner: Any,
+    package: str | None,
+    fflags: int,
+    packed: SecBuffer,
+    token: int | None,
+) -> ExportedContext:
+    """The ``ExportedContext`` of a completed export; SSPI's buffer freed in any case."""
+    pointer = packed.pvBuffer  # each ctypes field read builds a new int: read once
+    cleanup: list[BaseException] = []
+    exported = ExportedContext.__new__(ExportedContext)
+    exported._package = package
+    exported._buffer_type = packed.BufferType
+    exported._blob = b""
+    exported._token = None
+    try:
+        exported._token = Token.own(token, package, lib) if token else None
+        if pointer:
+            exported._blob = string_at(pointer, packed.cbBuffer)
+    except BaseException:  # no memory for the copy: nothing can be handed out
+        exported.close()
+        raise
+    finally:
+        if pointer:
+            try:
+                call(lib, "FreeContextBuffer", pointer)
+            except Exception as exc:  # the export happened: report, never lose it
+                cleanup.append(exc)
+    if fflags & _DELETE_OLD:
+        if owner is not None:
+            try:
+                owner._consumed()
+            except Exception as exc:  # the export happened: report, never lose it
+                cleanup.append(exc)
+        elif is_pywin32_handle(context):
+            context.Detach()  # SSPI deleted it: pywin32 must not delete it again
+    if cleanup:
+        return report_cleanup(exported, cleanup, "ExportSecurityContext")
+    return exported
+
+
+def _discard(lib: Any, pointer: int | None, token: int | None) -> None:
+    """After a failed (or interrupted) export: free whatever SSPI handed out anyway.
+
+    The export's own error is what the caller needs; a failure here must not replace it.
+    """
+    if pointer:
+        with contextlib.suppress(Exception):  # the export's error is the one to raise
+            call(lib, "FreeContextBuffer", pointer)
+    if token:
+        with contextlib.suppress(Exception):  # the export's error is the one to raise
+            Token.own(token, None, lib).close()

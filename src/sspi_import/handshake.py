@@ -7,7 +7,14 @@ nothing to delete). Later calls pass the same handle in and out.
 
 Each step holds the context's lock for the call (``OwnedHandle``), and pins the
 credentials, which other contexts may be using at the same time: closing them during a
-step frees them after it.
+step frees them after it. Steps are serialized: a ``step()`` that another thread's step
+overtook is refused (``ValueError``) without reaching the provider, and the handshake
+goes on unharmed.
+
+Input buffers are what .NET, Chromium, curl and pyspnego pass: the token, and the
+channel bindings when there are any. The extra ``SECBUFFER_EMPTY`` buffer in which a
+package reports unconsumed input (``SECBUFFER_EXTRA``) is documented for Schannel only,
+and passed for Schannel only.
 
 States: *not started* (no call made, nothing owned), *in handshake*, *complete*,
 *closed*. Output tokens are requested with ``ISC_REQ_ALLOCATE_MEMORY``/``ASC_REQ_ALLOCATE_MEMORY``:
@@ -22,32 +29,29 @@ from __future__ import annotations
 import datetime
 import enum
 from collections.abc import Iterable
-from ctypes import byref, c_uint32, pointer, string_at
-from typing import Any, Final
+from ctypes import byref, c_uint32, string_at
+from typing import Any, ClassVar, Final
 
-from ._buffers import encode_name, free_context_buffer, readable
+from ._buffers import encode_name, readable
+from ._checks import integer
 from ._filetime import filetime_to_datetime
-from ._handle import report_cleanup
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
-from ._raw.structs import SecBuffer, SecBufferDesc, SecHandle, TimeStamp
+from ._raw.status_codes import (
+    SEC_E_OK,
+    SEC_I_COMPLETE_AND_CONTINUE,
+    SEC_I_COMPLETE_NEEDED,
+    SEC_I_CONTINUE_NEEDED,
+)
+from ._raw.structs import SecHandle, TimeStamp
+from ._secbuffers import Descriptor
 from .bindings import ChannelBindings
 from .context import SecurityContextBase
 from .credentials import Credentials, Identity
-from .errors import IncompleteMessageError, SspiError, check, status_info
+from .errors import IncompleteMessageError, SspiError, report_cleanup
+from .library import call
 
 __all__ = ["ACCEPTOR_FLAGS", "RequestFlags", "SecurityContext", "loopback"]
 
-
-def _status(symbol: str) -> int:
-    info = status_info(symbol)
-    assert info is not None, symbol
-    return info.status
-
-
-SEC_E_OK: Final = _status("SEC_E_OK")
-SEC_I_CONTINUE_NEEDED: Final = _status("SEC_I_CONTINUE_NEEDED")
-SEC_I_COMPLETE_NEEDED: Final = _status("SEC_I_COMPLETE_NEEDED")
-SEC_I_COMPLETE_AND_CONTINUE: Final = _status("SEC_I_COMPLETE_AND_CONTINUE")
 _COMPLETE_TOKEN = frozenset({SEC_I_COMPLETE_NEEDED, SEC_I_COMPLETE_AND_CONTINUE})
 _DONE = frozenset({SEC_E_OK, SEC_I_COMPLETE_NEEDED})
 _CONTINUE = frozenset({SEC_I_CONTINUE_NEEDED, SEC_I_COMPLETE_AND_CONTINUE})
@@ -209,11 +213,17 @@ ACCEPTOR_FLAGS: Final = RequestFlags(sum(flag for flag, _, asc, _ in _FLAG_BITS 
 
 
 def _check_flags(flags: object) -> int:
-    if isinstance(flags, bool) or not isinstance(flags, int):
-        raise TypeError(f"flags must be RequestFlags (an int), not {type(flags).__name__}")
-    if flags < 0 or flags & ~_ALL_FLAGS:
-        raise ValueError(f"unknown request flags {int(flags):#x}: combine RequestFlags members")
-    return int(flags)
+    value = integer(flags, "flags (RequestFlags)")
+    if value < 0 or value & ~_ALL_FLAGS:
+        raise ValueError(f"unknown request flags {value:#x}: combine RequestFlags members")
+    return value
+
+
+# The packages documented to report unconsumed input in an extra SECBUFFER_EMPTY input
+# buffer (turned into SECBUFFER_EXTRA): Schannel, under its names. Others get none.
+_REPORTS_EXTRA = frozenset(
+    {"schannel", "microsoft unified security protocol provider", "default tls ssp"}
+)
 
 
 def _to_asc_req(flags: int) -> int:
@@ -244,21 +254,7 @@ class SecurityContext(SecurityContextBase):
     which own theirs). ``close()`` deletes the context once it exists.
     """
 
-    __slots__ = (
-        "_bindings",
-        "_credentials",
-        "_expiry",
-        "_extra",
-        "_failed",
-        "_granted",
-        "_initiator",
-        "_owns_credentials",
-        "_requested",
-        "_started",
-        "_state",
-        "_target",
-    )
-    _kind = "security context"
+    _kind: ClassVar[str] = "security context"
     _bindings: bytes | None  # the SEC_CHANNEL_BINDINGS block, passed on every step
     _credentials: Credentials
     _expiry: int
@@ -270,6 +266,7 @@ class SecurityContext(SecurityContextBase):
     _requested: int
     _started: bool
     _state: int
+    _steps: int  # steps made (or being made): a step overtaken by another is refused
     _target: bytes | None
 
     def __init__(self) -> None:
@@ -298,9 +295,9 @@ class SecurityContext(SecurityContextBase):
                 "channel_bindings must be ChannelBindings or None, "
                 f"not {type(channel_bindings).__name__}"
             )
-        credentials._live()  # closed credentials: ValueError now, not at the first step
-        context = object.__new__(cls)
-        context._own(credentials._lib, None)  # a handle only once the first call made it
+        if credentials.closed:  # ValueError now, not at the first step
+            raise credentials._closed_error()
+        context = cls.__new__(cls)
         context._credentials = credentials
         context._owns_credentials = False
         context._initiator = initiator
@@ -311,8 +308,10 @@ class SecurityContext(SecurityContextBase):
         context._state = SEC_I_CONTINUE_NEEDED  # "more steps": none made yet
         context._failed = False
         context._started = False
+        context._steps = 0
         context._extra = b""
         context._bindings = None if channel_bindings is None else channel_bindings.to_bytes()
+        context._begin(credentials._library())  # a handle only once the first call made it
         return context
 
     @classmethod
@@ -412,6 +411,8 @@ class SecurityContext(SecurityContextBase):
         Empty unless the provider reported a ``SECBUFFER_EXTRA`` buffer: those bytes
         belong to the next message (the start of the peer's next token, or of the first
         application message after the handshake), and must be handed on, not dropped.
+        Only Schannel is documented to report it (the extra input buffer it needs is
+        passed for Schannel only); NTLM, Kerberos and Negotiate take one whole token.
         """
         return self._extra
 
@@ -435,59 +436,74 @@ class SecurityContext(SecurityContextBase):
         (``SEC_E_INCOMPLETE_MESSAGE``), ``IncompleteMessageError`` is raised and the
         context stays usable: read more from the peer and call ``step`` again with the
         longer input. Any other failure raises its ``SspiError``; the context can then
-        only be closed.
+        only be closed. Steps are made one at a time: a ``step`` that another thread's
+        ``step`` overtook raises ``ValueError`` without reaching the provider.
         """
-        if self._failed:
-            raise ValueError("an earlier step of this handshake failed; close the context")
-        if self._started and self._handle is None:
-            raise self._closed_error()
-        if self.complete:
-            raise ValueError("the handshake is already complete")
-        buffers: list[SecBuffer] = []
+        steps = self._steps  # a step made by another thread meanwhile changes it
         if in_token is None:
-            if not (self._initiator and not self._started):
-                raise ValueError("only the initiator's first step goes without an input token")
             keepalive: Any = None
             length = 0
         else:
             keepalive, address, length = readable(in_token, "input token")
-            buffers.append(SecBuffer(length, C.SECBUFFER_TOKEN, address))
-            # Where the package reports an unconsumed tail (SECBUFFER_EXTRA).
-            buffers.append(SecBuffer(0, C.SECBUFFER_EMPTY, None))
-        if self._bindings is not None:
-            bindings = self._bindings  # kept referenced across the call
-            buffers.append(
-                SecBuffer(len(bindings), C.SECBUFFER_CHANNEL_BINDINGS, readable(bindings)[1])
-            )
-        if buffers:
-            in_array = (SecBuffer * len(buffers))(*buffers)
-            in_desc: SecBufferDesc | None = SecBufferDesc(
-                C.SECBUFFER_VERSION, len(buffers), in_array
-            )
-        else:
-            in_array = None
-            in_desc = None
-        out_buffer = SecBuffer(0, C.SECBUFFER_TOKEN, None)
-        out_desc = SecBufferDesc(C.SECBUFFER_VERSION, 1, pointer(out_buffer))
+        fields: list[int] = []
+        if in_token is not None:
+            fields += (length, C.SECBUFFER_TOKEN, address)
+            if self.package.lower() in _REPORTS_EXTRA:
+                fields += (0, C.SECBUFFER_EMPTY, 0)  # where the package reports EXTRA
+        bindings = self._bindings  # kept referenced across the call
+        if bindings is not None:
+            fields += (len(bindings), C.SECBUFFER_CHANNEL_BINDINGS, readable(bindings)[1])
+        count = len(fields) // 3
+        inputs = Descriptor(count) if count else None
+        if inputs is not None:
+            inputs.fill(count, *fields)
+        in_memory = None if inputs is None else inputs.memory
+        outputs = Descriptor(1)
+        outputs.fill(1, 0, C.SECBUFFER_TOKEN, 0)
+        out_memory = outputs.memory
         attributes = c_uint32()
         expiry = TimeStamp()
         cleanup: list[BaseException] = []
-        credentials = self._credentials._pin()  # ValueError once they are closed
-        first = False
-        try:
-            with self._lock:
-                first = not self._started
-                handle = SecHandle() if first else self._live()  # ValueError once closed
-                status = self._call_handshake(
-                    credentials, first, handle, in_desc, out_desc, attributes, expiry
+        credentials, pin = self._credentials._pin()  # ValueError once they are closed
+        first = counted = False
+
+        def prepare(handle: SecHandle | None) -> tuple[tuple[Any, ...], SecHandle | None]:
+            nonlocal first, counted
+            if self._failed:
+                raise ValueError("an earlier step of this handshake failed; close the context")
+            if self._steps != steps:
+                raise ValueError(
+                    "another thread made a step() of this handshake at the same time; this "
+                    "one was not made (the handshake goes on): make steps one at a time"
                 )
-                if first:
-                    self._handle = handle  # the context exists from here: owned
-                    self._started = True
-                if status in _COMPLETE_TOKEN:
-                    # It may update the output token (Digest, DCE style): copy after it.
-                    self._complete(handle, out_desc)
-            token = _read_token(out_desc)
+            if self._started and handle is None:
+                raise self._closed_error()
+            if self._state in _DONE:
+                raise ValueError("the handshake is already complete")
+            first = not self._started
+            if in_token is None and not (self._initiator and first):
+                raise ValueError("only the initiator's first step goes without an input token")
+            self._steps, self._started, counted = steps + 1, True, True
+            new = SecHandle() if first else None
+            made = new if new is not None else handle
+            assert made is not None  # started and not closed: checked above
+            arguments = self._arguments(
+                credentials,
+                None if first else made,
+                made,
+                in_memory,
+                out_memory,
+                attributes,
+                expiry,
+            )
+            return arguments, new
+
+        try:
+            status = self._call_in(self._function, prepare)
+            if status in _COMPLETE_TOKEN:
+                # It may update the output token (Digest, DCE style): copy after it.
+                self._call("CompleteAuthToken", out_memory)
+            token = _read_token(outputs)
         except IncompleteMessageError as exc:
             if exc.function != self._function:  # not the handshake call: no retry
                 self._failed = True
@@ -495,6 +511,8 @@ class SecurityContext(SecurityContextBase):
             # Nothing was consumed and (on a first call) nothing was made: the same step
             # may be retried with more input.
             self._extra = b""
+            if first:
+                self._started = False
             raise IncompleteMessageError(
                 exc.status,
                 exc.function,
@@ -502,23 +520,22 @@ class SecurityContext(SecurityContextBase):
                 "peer and call step() again with the longer input",
             ) from None
         except BaseException:
-            self._failed = True
-            if first:
-                self._started = True  # nothing was made: the context is over (closed)
+            if counted:  # this step was made, and failed: the handshake is over
+                self._failed = True
             raise
         finally:
-            allocated = out_desc.pBuffers[0].pvBuffer
+            allocated = outputs.read(1)[2]
             if allocated:
                 try:
-                    free_context_buffer(self._lib, allocated)
+                    call(self._library(), "FreeContextBuffer", allocated)
                 except Exception as exc:  # the step happened: report, never lose it
                     cleanup.append(exc)
             try:
-                self._credentials._unpin()
+                pin.release()
             except Exception as exc:  # closed meanwhile and the deferred free failed
                 cleanup.append(exc)
-        self._extra = _unconsumed(in_array, keepalive, length)
-        del keepalive, in_array
+        self._extra = _unconsumed(inputs, keepalive, length)
+        del keepalive
         if status not in _DONE and status not in _CONTINUE:
             self._failed = True
             raise SspiError(status, self._function, "unexpected status during the handshake")
@@ -529,65 +546,53 @@ class SecurityContext(SecurityContextBase):
             return report_cleanup(token, cleanup, self._function)
         return token
 
-    def _complete(self, handle: SecHandle, out_desc: SecBufferDesc) -> None:
-        check(self._lib.CompleteAuthToken(byref(handle), byref(out_desc)), "CompleteAuthToken")
-
     @property
     def _function(self) -> str:
         return "InitializeSecurityContextW" if self._initiator else "AcceptSecurityContext"
 
-    def _call_handshake(
+    def _arguments(
         self,
-        credential_handle: SecHandle,
-        first: bool,
-        handle: SecHandle,
-        in_desc: SecBufferDesc | None,
-        out_desc: SecBufferDesc,
+        credentials: SecHandle,
+        existing: SecHandle | None,
+        made: SecHandle,
+        inputs: Any,
+        outputs: Any,
         attributes: c_uint32,
-        expiry: Any,
-    ) -> int:
-        credentials = byref(credential_handle)
-        existing = None if first else byref(handle)
-        inputs = None if in_desc is None else byref(in_desc)
+        expiry: TimeStamp,
+    ) -> tuple[Any, ...]:
+        """The handshake call's arguments, in the order of its C prototype."""
+        existing_ref = None if existing is None else byref(existing)
+        inputs_ref = None if inputs is None else byref(inputs)
         if self._initiator:
-            status: int = self._lib.InitializeSecurityContextW(
-                credentials,
-                existing,
+            return (
+                byref(credentials),
+                existing_ref,
                 self._target,
                 self._requested | C.ISC_REQ_ALLOCATE_MEMORY,
                 0,
                 C.SECURITY_NATIVE_DREP,
-                inputs,
+                inputs_ref,
                 0,
-                byref(handle),
-                byref(out_desc),
+                byref(made),
+                byref(outputs),
                 byref(attributes),
                 byref(expiry),
             )
-        else:
-            status = self._lib.AcceptSecurityContext(
-                credentials,
-                existing,
-                inputs,
-                _to_asc_req(self._requested) | C.ASC_REQ_ALLOCATE_MEMORY,
-                C.SECURITY_NATIVE_DREP,
-                byref(handle),
-                byref(out_desc),
-                byref(attributes),
-                byref(expiry),
-            )
-        return check(status, self._function)
+        return (
+            byref(credentials),
+            existing_ref,
+            inputs_ref,
+            _to_asc_req(self._requested) | C.ASC_REQ_ALLOCATE_MEMORY,
+            C.SECURITY_NATIVE_DREP,
+            byref(made),
+            byref(outputs),
+            byref(attributes),
+            byref(expiry),
+        )
 
     # Ownership ----------------------------------------------------------------------
 
-    def _release(self, handle: SecHandle) -> None:
-        try:
-            super()._release(handle)
-        finally:
-            if self._owns_credentials:
-                self._credentials.close()
-
-    def _consumed(self) -> None:
+    def _released(self) -> None:
         if self._owns_credentials:
             self._credentials.close()
 
@@ -613,24 +618,26 @@ class SecurityContext(SecurityContextBase):
         return f"<SecurityContext {side} package={self.package!r} {state}>"
 
 
-def _unconsumed(buffers: Any, data: Any, length: int) -> bytes:
+def _unconsumed(inputs: Descriptor | None, data: Any, length: int) -> bytes:
     """The input's tail named by a ``SECBUFFER_EXTRA`` buffer, or ``b""``.
 
     ``data`` is the contiguous byte object ``readable`` handed to SSPI.
     """
-    if buffers is None or data is None:
+    if inputs is None or data is None:
         return b""
-    for buffer in buffers:
-        if buffer.BufferType == C.SECBUFFER_EXTRA and 0 < buffer.cbBuffer <= length:
-            return bytes(memoryview(data)[length - buffer.cbBuffer :])
+    fields = inputs.read(inputs.capacity)
+    for index in range(0, len(fields), 3):
+        size, kind = fields[index], fields[index + 1]
+        if kind == C.SECBUFFER_EXTRA and 0 < size <= length:
+            return bytes(memoryview(data)[length - size :])
     return b""
 
 
-def _read_token(desc: SecBufferDesc) -> bytes | None:
-    buffer = desc.pBuffers[0]
-    if not buffer.pvBuffer or not buffer.cbBuffer:
+def _read_token(outputs: Descriptor) -> bytes | None:
+    size, _kind, at = outputs.read(1)
+    if not at or not size:
         return None
-    return string_at(buffer.pvBuffer, buffer.cbBuffer)
+    return string_at(at, size)
 
 
 _MAX_ROUNDS = 16  # real handshakes take 2-3 round trips; a loop means a broken peer

@@ -1,9 +1,13 @@
-"""Choosing the SSPI library: ``use_library`` and ``find_sspi_rs``.
+"""Which SSPI library the calls go to: ``use_library``, ``find_sspi_rs``, ``SspiLibrary``.
 
-By default the first call loads ``secur32.dll`` on Windows, or the library named by the
-``SSPI_IMPORT_LIBRARY`` environment variable anywhere. ``use_library`` replaces it for
-the whole process: a path, an already loaded ``ctypes`` library, or a provider object
-such as ``sspi_import.testing.FakeSspi``.
+Nothing is loaded at import, so ``import sspi_import`` works on every OS. The first call
+loads, in order: the library installed with ``use_library``; the path in the
+``SSPI_IMPORT_LIBRARY`` environment variable; ``secur32.dll`` on Windows. Without any,
+the call raises ``SspiUnavailableError`` saying what to do.
+
+Every call goes through the ``Api`` of the library it was made with, and every result
+is checked as the prototype table declares it (``call``, and the owners' own call
+helpers in ``_handle``): there is no unchecked way to call.
 """
 
 from __future__ import annotations
@@ -11,16 +15,162 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ._raw import loader
-from ._raw.loader import SspiLibrary
-from .errors import SspiUnavailableError
+from ._raw.functions import PROTOTYPES, Proto
+from ._raw.loader import ENV_VAR as ENV_VAR  # re-exported: tests and the CLI name it
+from ._raw.loader import bind, open_dll, provides_addresses
+from .errors import CHECKS, SspiUnavailableError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = ["SspiLibrary", "find_sspi_rs", "library_description", "use_library"]
+
+_HOW_TO = (
+    "sspi_import needs an SSPI library. On Windows it uses secur32.dll by itself. "
+    "Elsewhere, point it at an SSPI-compatible library: set the environment variable "
+    f"{ENV_VAR}=/path/to/library, or call sspi_import.use_library(path). On Linux and "
+    "macOS, the sspilib wheel bundles one (sspi-rs): pip install sspilib, then use "
+    "sspi_import.find_sspi_rs(). For tests without Windows, use the simulated provider "
+    "sspi_import.testing.FakeSspi."
+)
+
+
+@runtime_checkable
+class SspiLibrary(Protocol):
+    """A provider that hands out the address of each SSPI function it implements.
+
+    ``sspi_import.testing.FakeSspi`` is one; any object with this method can be given
+    to ``use_library``. Return ``None`` for a function the provider lacks.
+    """
+
+    def sspi_function_address(self, name: str) -> int | None:
+        """Return the address of a C function with the SSPI prototype of ``name``."""
+        ...
+
+
+class Api:
+    """One loaded library; each prototype is bound on first use and then cached.
+
+    Attribute access is the hot path: after the first call, ``api.ImportSecurityContextW``
+    is a plain instance attribute holding the ctypes function pointer.
+    """
+
+    def __init__(self, source: Any, description: str) -> None:
+        self.source = source
+        self.description = description
+        self._kernel32: Any = None
+
+    def __repr__(self) -> str:
+        return f"<sspi_import library {self.description}>"
+
+    def __getattr__(self, name: str) -> Any:
+        proto = PROTOTYPES.get(name)
+        if proto is None:
+            raise AttributeError(name)
+        fn = self._bind(proto)
+        setattr(self, name, fn)
+        return fn
+
+    def has(self, name: str) -> bool:
+        """Whether the library (or kernel32 for the kernel32 calls) provides ``name``."""
+        try:
+            getattr(self, name)
+        except SspiUnavailableError:
+            return False
+        return True
+
+    def _bind(self, proto: Proto) -> Any:
+        """``proto`` bound to this library (or to kernel32, for the kernel32 calls)."""
+        fn = bind(proto, self.source)
+        if fn is None and proto.kernel32 and sys.platform == "win32":
+            if self._kernel32 is None:
+                self._kernel32 = open_dll("kernel32")
+            fn = bind(proto, self._kernel32)
+        if fn is None:
+            raise SspiUnavailableError(
+                f"{self.description} does not export {proto.symbol}; it cannot be used "
+                "for this call. Use Windows' secur32.dll or another SSPI library "
+                "(sspi_import.use_library)."
+            )
+        return fn
+
+
+def call(lib: Any, function: str, *args: Any) -> int:
+    """``lib.<function>(*args)``, its result checked as declared (``errors.CHECKS``).
+
+    For calls that involve no owned handle (freeing a buffer SSPI handed out, listing
+    packages, kernel32's process calls); calls on an owner's handle go through the
+    owner (``_handle.OwnedHandle``), which holds its lock for them.
+    """
+    result = getattr(lib, function)(*args)
+    checked: int = CHECKS[function](result, function)
+    return checked
+
+
+_lock = threading.Lock()
+_api: Api | None = None
+
+
+def load(library: object, description: str | None = None) -> Api:
+    """Make an ``Api`` over a path, a loaded ctypes library or an ``SspiLibrary``."""
+    if isinstance(library, (str, os.PathLike)):
+        path = os.fspath(library)
+        if not isinstance(path, str) or not path:
+            raise TypeError("the library path must be a non-empty str or os.PathLike")
+        try:
+            source: Any = open_dll(path)
+        except OSError as exc:
+            raise SspiUnavailableError(
+                f"cannot load the SSPI library {path!r}: {exc}. Check the path; " + _HOW_TO
+            ) from None
+        description = description or path
+    elif isinstance(library, ctypes.CDLL) or provides_addresses(library):
+        source = library
+        description = description or getattr(library, "_name", None) or repr(library)
+    else:
+        raise TypeError(
+            "use_library() takes a path (str or os.PathLike), a loaded ctypes library "
+            "or an object with sspi_function_address(name), "
+            f"not {type(library).__name__}"
+        )
+    result = Api(source, description)
+    if not result.has("FreeContextBuffer"):
+        raise SspiUnavailableError(
+            f"{description} does not look like an SSPI library: it exports no "
+            "FreeContextBuffer. " + _HOW_TO
+        )
+    return result
+
+
+def _load_default() -> Api:
+    global _api
+    with _lock:
+        if _api is None:
+            path = os.environ.get(ENV_VAR)
+            if path:
+                _api = load(path, f"{path} (from {ENV_VAR})")
+            elif sys.platform == "win32":
+                _api = load("secur32", "secur32.dll")
+            else:
+                raise SspiUnavailableError("no SSPI library is loaded. " + _HOW_TO)
+        return _api
+
+
+def api() -> Api:
+    """The current library, loaded on first use; raises ``SspiUnavailableError``."""
+    current = _api
+    return current if current is not None else _load_default()
+
+
+def swap(new: Api | None) -> Api | None:
+    """Install ``new`` (``None``: back to the default search) and return the previous one."""
+    global _api
+    with _lock:
+        previous, _api = _api, new
+    return previous
 
 
 def use_library(library: str | os.PathLike[str] | ctypes.CDLL | SspiLibrary | None) -> None:
@@ -31,12 +181,12 @@ def use_library(library: str | os.PathLike[str] | ctypes.CDLL | SspiLibrary | No
     loaded, or an object with ``sspi_function_address(name)``. Handles opened before
     the switch keep using the library that made them, until they are closed.
     """
-    loader.swap(None if library is None else loader.load(library))
+    swap(None if library is None else load(library))
 
 
 def library_description() -> str:
     """Describe the library calls go to, loading the default one if needed."""
-    return loader.api().description
+    return api().description
 
 
 def find_sspi_rs() -> Path:

@@ -39,11 +39,14 @@ from ctypes import byref, c_uint32
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from ._buffers import MAX_BUFFER, Blob, WritableBlob, readable, writable
+from ._checks import boolean, integer, size, ulong
 from ._cpython import fresh_bytes, fresh_copy, fresh_slice
 from ._handle import OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
-from ._raw.structs import SecBuffer, SecBufferDesc, SecHandle
-from .errors import InternalError, SspiError, check, status_info
+from ._raw.status_codes import SEC_E_INTERNAL_ERROR
+from ._raw.structs import SecHandle
+from ._secbuffers import MAX_BUFFERS, Descriptor, Descriptors
+from .errors import InternalError, SspiError, UnencryptedMessageError
 
 if TYPE_CHECKING:
     from .context import ContextSizes
@@ -58,51 +61,14 @@ __all__ = [
 
 _TRAILER_LENGTH = struct.Struct("<I")
 _PREFIX = _TRAILER_LENGTH.size  # a sealed message starts with its trailer length
-_INTERNAL_ERROR = status_info("SEC_E_INTERNAL_ERROR").status  # type: ignore[union-attr]
-
-
-# One ctypes object per message call: the SecBufferDesc with its SecBuffers right behind
-# it (and, for EncryptMessage, room for the padding), filled by one struct.pack_into and
-# read back by one unpack_from. No array type or SecBuffer object is made per call, and
-# the object is passed as the PSecBufferDesc argument itself (ctypes passes its address).
 _PADDING_ROOM = 64  # block sizes are 0, 1, 8 or 16; a larger one gets its own buffer
-
-
-class _Desc2(SecBufferDesc):
-    """A ``SecBufferDesc`` followed by its two ``SecBuffer``."""
-
-    _fields_ = [("buffers", SecBuffer * 2)]  # noqa: RUF012 - read once, by ctypes
-
-
-class _Desc3(SecBufferDesc):
-    """A ``SecBufferDesc``, its three ``SecBuffer`` (token, data, padding), padding room."""
-
-    _fields_ = [  # noqa: RUF012 - read once, by ctypes
-        ("buffers", SecBuffer * 3),
-        ("padding", ctypes.c_char * _PADDING_ROOM),
-    ]
-
-
-# SecBufferDesc and SecBuffer are both {ULONG, ULONG, pointer}: "IIP" in native layout.
-_PACK2 = struct.Struct("@" + "IIP" * 3)
-_PACK3 = struct.Struct("@" + "IIP" * 4)
-_BUFFERS_AT = ctypes.sizeof(SecBufferDesc)
-_PADDING_AT: int = _Desc3.padding.offset
-_VERSION = C.SECBUFFER_VERSION
 _DATA = C.SECBUFFER_DATA
 _TOKEN = C.SECBUFFER_TOKEN
 _PADDING = C.SECBUFFER_PADDING
-_addressof = ctypes.addressof
-_HEADS: dict[int, bytes] = {}
-
-
-def _head(trailer: int) -> bytes:
-    """What every sealed message starts with: its trailer length, then room for the trailer.
-
-    Made once per trailer size; ``encrypt`` looks in ``_HEADS`` first.
-    """
-    head = _HEADS[trailer] = _TRAILER_LENGTH.pack(trailer) + bytes(trailer)
-    return head
+_STREAM = C.SECBUFFER_STREAM
+_NO_ENCRYPT = C.SECQOP_WRAP_NO_ENCRYPT
+_CONFIDENTIALITY = C.ISC_RET_CONFIDENTIALITY  # == ASC_RET_CONFIDENTIALITY (and the REQ bits)
+_ENCRYPT, _DECRYPT = "EncryptMessage", "DecryptMessage"
 
 
 def _trailer_length(message: Any, length: int) -> int:
@@ -117,55 +83,49 @@ def _trailer_length(message: Any, length: int) -> int:
     return int(trailer)
 
 
-def _assemble(token: tuple[int, int], data: tuple[int, int], padding: tuple[int, int]) -> bytes:
-    """The wire message from wherever the provider left its three ``(length, address)``."""
-    parts = [ctypes.string_at(at, size) if size else b"" for size, at in (token, data, padding)]
-    return _TRAILER_LENGTH.pack(token[0]) + b"".join(parts)
+def _copy_out(address: int, length: int) -> bytes:
+    return ctypes.string_at(address, length) if length else b""
 
 
-# Field positions in what _PACK2/_PACK3 unpack: the descriptor, then each SecBuffer's
-# (cbBuffer, BufferType, pvBuffer).
-_FIRST, _SECOND, _THIRD = 3, 6, 9
-_LENGTH, _TYPE, _AT = 0, 1, 2
+def _assemble(t_len: int, t_at: int, d_len: int, d_at: int, p_len: int, p_at: int) -> bytes:
+    """The WinRM message from wherever the provider left token, data and padding."""
+    return (
+        _TRAILER_LENGTH.pack(t_len)
+        + _copy_out(t_at, t_len)
+        + _copy_out(d_at, d_len)
+        + _copy_out(p_at, p_len)
+    )
 
 
-def _data_buffer(fields: tuple[int, ...]) -> tuple[int, int]:
-    """``(length, address)`` of the data buffer in an unpacked two-buffer descriptor."""
-    for buffer in (_SECOND, _FIRST):  # DecryptMessage leaves the data second; look at both
-        if fields[buffer + _TYPE] == _DATA:
-            return fields[buffer + _LENGTH], fields[buffer + _AT]
-    raise InternalError(_INTERNAL_ERROR, "DecryptMessage", "no data buffer came back")
+def _data_place(fields: tuple[int, ...], function: str) -> tuple[int, int]:
+    """``(length, address)`` of the ``SECBUFFER_DATA`` buffer among two read back."""
+    length0, type0, at0, length1, type1, at1 = fields
+    if type1 == _DATA:  # where DecryptMessage leaves it; the first, by some providers
+        return length1, at1
+    if type0 == _DATA:
+        return length0, at0
+    raise InternalError(SEC_E_INTERNAL_ERROR, function, "no data buffer came back")
 
 
-_NO_ENCRYPT = C.SECQOP_WRAP_NO_ENCRYPT
-_STREAM = C.SECBUFFER_STREAM
-_CONFIDENTIALITY = C.ISC_RET_CONFIDENTIALITY  # == ASC_RET_CONFIDENTIALITY (and the REQ bits)
-_ULONG_MAX = 0xFFFF_FFFF
-_MAX_IOV = 64
+def _wrap_qop(encrypt: object, qop: object) -> int:
+    """The ``fQOP`` for ``EncryptMessage``: ``qop``, plus sign-only when not encrypting."""
+    encrypting = boolean(encrypt, "encrypt")
+    value = ulong(qop, "qop")
+    if encrypting and value & _NO_ENCRYPT == _NO_ENCRYPT:
+        raise ValueError("qop asks for SECQOP_WRAP_NO_ENCRYPT: pass encrypt=False instead")
+    return value if encrypting else value | _NO_ENCRYPT
 
 
-class UnencryptedMessageError(ValueError):
-    """``unwrap`` refused a message that was signed but not encrypted.
-
-    The context negotiated confidentiality, yet the provider reported that the message
-    was only signed (``DecryptMessage``'s QOP holds ``SECQOP_WRAP_NO_ENCRYPT``). The
-    signature was valid: the peer (or whoever holds the session key) sent it in the
-    clear. The message counts as received (its sequence number is used; the next one
-    still opens), and its plaintext is withheld and wiped. Pass
-    ``allow_unencrypted=True`` to accept such messages. ``qop`` is the QOP reported.
-    """
-
-    qop: int
-
-    def __init__(self, qop: int) -> None:
-        super().__init__(
-            f"the message was signed but not encrypted (QOP 0x{qop:08X}), although the "
-            "context negotiated confidentiality; pass allow_unencrypted=True to accept it"
-        )
-        self.qop = qop
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.qop,))
+def _whole_message(data: object) -> tuple[Any, int]:
+    """``(source, length)`` for ``wrap``: any bytes-like object, empty included."""
+    if type(data) is bytes:
+        if len(data) > MAX_BUFFER:
+            readable(data, "message")  # raises
+        return data, len(data)
+    if isinstance(data, bytearray | memoryview) and memoryview(data).nbytes == 0:
+        return b"", 0
+    source, _address, length = readable(data, "message")
+    return source, length
 
 
 class BufferType(enum.IntEnum):
@@ -213,20 +173,19 @@ class IovBuffer:
 
     def __init__(self, type: BufferType, data: IovData = None) -> None:
         try:
-            kind = BufferType(type)
+            kind = BufferType(integer(type, "the buffer type"))
         except ValueError:
             raise ValueError(
                 f"unknown buffer type {type!r}; use a sspi_import.BufferType member"
             ) from None
-        if isinstance(data, bool) or (
-            data is not None and not isinstance(data, int | bytes | bytearray | memoryview)
-        ):
+        if isinstance(data, int) or data is None:
+            if data is not None:
+                size(data, "a buffer size", MAX_BUFFER)
+        elif not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(
                 "IovBuffer data must be bytes, bytearray, memoryview, a size or None, "
                 f"not {builtins.type(data).__name__}"
             )
-        if isinstance(data, int) and not 0 <= data <= MAX_BUFFER:
-            raise ValueError(f"a buffer size must be between 0 and {MAX_BUFFER}, not {data}")
         object.__setattr__(self, "type", kind)
         object.__setattr__(self, "data", data)
 
@@ -272,58 +231,63 @@ class IovResult(NamedTuple):
         return f"IovResult(buffers={list(self.buffers)!r}, qop=0x{self.qop:08X})"
 
 
-def _ulong(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if not 0 <= value <= _ULONG_MAX:
-        raise ValueError(f"{what} must be between 0 and 0x{_ULONG_MAX:X}, not {value}")
-    return value
-
-
-def _wrap_qop(encrypt: bool, qop: int) -> int:
-    """The ``fQOP`` for ``EncryptMessage``: ``qop``, plus sign-only when not encrypting."""
-    qop = _ulong(qop, "qop")
-    if encrypt and qop & _NO_ENCRYPT == _NO_ENCRYPT:
-        raise ValueError("qop asks for SECQOP_WRAP_NO_ENCRYPT: pass encrypt=False instead")
-    return qop if encrypt else qop | _NO_ENCRYPT
-
-
-def _whole_message(data: object) -> tuple[Any, int]:
-    """``(source, length)`` for ``wrap``: any bytes-like object, empty included."""
-    if type(data) is bytes:
-        if len(data) > MAX_BUFFER:
-            readable(data, "message")  # raises
-        return data, len(data)
-    if isinstance(data, bytearray | memoryview) and memoryview(data).nbytes == 0:
-        return b"", 0
-    source, _address, length = readable(data, "message")
-    return source, length
-
-
-def _copy_out(address: int, length: int) -> bytes:
-    return ctypes.string_at(address, length) if length else b""
-
-
 class MessageProtection(OwnedHandle[SecHandle]):
     """Message protection in every layout, on every context.
 
     ``wrap``/``unwrap`` (token || data), ``encrypt``/``decrypt`` (WinRM),
     ``wrap_iov``/``unwrap_iov`` (the caller's buffers), ``sign``/``verify``.
+
+    What a context must tell about itself for that (``sizes``, ``package``,
+    ``package_name``, ``flags``) is declared here and defined by ``SecurityContextBase``.
+    Each context reuses its own descriptors (``_secbuffers.Descriptors``) from one
+    message to the next.
     """
 
-    __slots__ = ("_frame", "_sizes")
-    _sizes: ContextSizes  # set on first sizes()
-    _frame: tuple[int, bool]  # (largest trailer, NTLM: trailer is exactly that), first decrypt
+    _sizes: ContextSizes | None = None  # the first sizes() answer, kept
+    _seal: tuple[int, int, bytes] | None = None  # trailer, block size, head of a message
+    _frame: tuple[int, bool] | None = None  # largest trailer, NTLM (exact): first decrypt
+    _descriptors: Descriptors | None = None
+
+    # What every context defines ---------------------------------------------------------
+
+    @property
+    def package(self) -> str | None:  # pragma: no cover - defined by SecurityContextBase
+        """The package the context belongs to, when known."""
+        raise NotImplementedError
+
+    @property
+    def package_name(self) -> str:  # pragma: no cover - defined by SecurityContextBase
+        """The package the provider says the context uses."""
+        raise NotImplementedError
+
+    @property
+    def flags(self) -> int:  # pragma: no cover - defined by SecurityContextBase
+        """The context's attribute flags."""
+        raise NotImplementedError
 
     def sizes(self) -> ContextSizes:  # pragma: no cover - defined by SecurityContextBase
         """Token, signature, block and trailer sizes of the context."""
         raise NotImplementedError
 
+    # Per-context state, asked for once --------------------------------------------------
+
     def _cached_sizes(self) -> ContextSizes:
-        try:
-            return self._sizes
-        except AttributeError:
-            return self.sizes()
+        sizes = self._sizes
+        return sizes if sizes is not None else self.sizes()
+
+    def _sealing(self) -> tuple[int, int, bytes]:
+        """``(trailer, block size, trailer length || trailer room)``: what encrypt needs."""
+        sizes = self._cached_sizes()
+        trailer = sizes.security_trailer
+        seal = (trailer, sizes.block_size, _TRAILER_LENGTH.pack(trailer) + bytes(trailer))
+        self._seal = seal
+        return seal
+
+    def _descriptor(self) -> Descriptor:
+        descriptors = self._descriptors
+        if descriptors is None:
+            descriptors = self._descriptors = Descriptors(3, _PADDING_ROOM)
+        return descriptors.take()
 
     def _frame_rule(self) -> tuple[int, bool]:
         """What a WinRM frame's declared trailer length may be: ``(largest, exact)``.
@@ -333,18 +297,21 @@ class MessageProtection(OwnedHandle[SecHandle]):
         sspi-rs). Asked once per context.
         """
         limit = self._cached_sizes().security_trailer
-        package: Any = getattr(self, "package", None)
-        if not isinstance(package, str) or package.lower() == "negotiate":
+        package = self.package
+        if package is None or package.lower() == "negotiate":
             try:
-                package = getattr(self, "package_name", None)
+                package = self.package_name
             except SspiError:  # no package info: only the size limit applies
                 package = None
-        rule = (limit, isinstance(package, str) and package.lower() == "ntlm")
+        rule = (limit, package is not None and package.lower() == "ntlm")
         self._frame = rule
         return rule
 
-    def _refuse_trailer(self, declared: int, limit: int, exact: bool) -> None:
-        """Raise the ``ValueError`` for a declared trailer length that cannot be right."""
+    def _check_trailer(self, declared: int) -> None:
+        """Refuse a declared trailer length that cannot be right, before SSPI sees it."""
+        limit, exact = self._frame or self._frame_rule()
+        if declared == limit or not (exact or declared > limit):
+            return
         if exact:
             expected = f"an NTLM trailer is exactly {limit} bytes"
         else:
@@ -360,47 +327,29 @@ class MessageProtection(OwnedHandle[SecHandle]):
             f"a WinRM-layout frame, so it was not handed to SSPI{hint}"
         )
 
-    def _check_trailer(self, declared: int) -> None:
-        try:
-            limit, exact = self._frame
-        except AttributeError:
-            limit, exact = self._frame_rule()
-        if declared != limit and (exact or declared > limit):
-            self._refuse_trailer(declared, limit, exact)
-
     def _confidential(self) -> bool:
         """Whether the context negotiated confidentiality; ``True`` when it cannot say."""
         try:
-            return bool(int(getattr(self, "flags", _CONFIDENTIALITY)) & _CONFIDENTIALITY)
+            return bool(int(self.flags) & _CONFIDENTIALITY)
         except SspiError:
             return True  # fail closed: refuse what may be a downgrade
-
-    # EncryptMessage and DecryptMessage go through the bare bindings (_raw.functions._bare):
-    # byref() for the pointers, plain ints. The lock is held for the call (OwnedHandle).
-
-    def _encrypt_message(self, desc: Any, qop: int = 0, seq_no: int = 0) -> None:
-        with self._lock:
-            handle = self._handle
-            if handle is None:
-                raise self._closed_error()
-            status = self._lib.EncryptMessage_bare(byref(handle), qop, byref(desc), seq_no)
-        check(status, "EncryptMessage")
-
-    def _decrypt_message(self, desc: Any, seq_no: int = 0) -> int:
-        """``DecryptMessage``; returns the QOP the provider reported (``pfQOP``)."""
-        qop = c_uint32()
-        with self._lock:
-            handle = self._handle
-            if handle is None:
-                raise self._closed_error()
-            status = self._lib.DecryptMessage_bare(byref(handle), byref(desc), seq_no, byref(qop))
-        check(status, "DecryptMessage")
-        return qop.value
 
     def _refuse_closed(self) -> None:
         """Fail early, before plaintext is copied; the call itself checks again, locked."""
         if self._handle is None:
             raise self._closed_error()
+
+    # The two calls: EncryptMessage and DecryptMessage, through the bare bindings --------
+
+    def _encrypt(self, desc: Descriptor, qop: int = 0, seq_no: int = 0) -> None:
+        self._call_bare(self._lib.EncryptMessage_bare, _ENCRYPT, qop, desc.pointer, seq_no)
+
+    def _decrypt(self, desc: Descriptor, seq_no: int = 0) -> int:
+        """``DecryptMessage``; returns the QOP the provider reported (``pfQOP``)."""
+        self._call_bare(self._lib.DecryptMessage_bare, _DECRYPT, desc.pointer, seq_no, desc.ulong)
+        return desc.out()
+
+    # Detached signatures ---------------------------------------------------------------
 
     def sign(self, data: Blob) -> bytes:
         """Sign ``data`` (``MakeSignature``) and return the signature alone.
@@ -410,17 +359,12 @@ class MessageProtection(OwnedHandle[SecHandle]):
         """
         keepalive, address, length = readable(data, "message")
         signature = (ctypes.c_char * self._cached_sizes().max_signature)()
-        desc = _Desc2()
-        at = _addressof(desc)
-        _PACK2.pack_into(
-            desc, 0, _VERSION, 2, at + _BUFFERS_AT,
-            length, _DATA, address,
-            len(signature), _TOKEN, _addressof(signature),
-        )  # fmt: skip
-        self._call("MakeSignature", 0, desc, 0)
+        desc = Descriptor(2)
+        desc.fill(2, length, _DATA, address, len(signature), _TOKEN, ctypes.addressof(signature))
+        self._call("MakeSignature", 0, desc.memory, 0)
         del keepalive
-        fields = _PACK2.unpack_from(desc)
-        return ctypes.string_at(fields[_SECOND + _AT], fields[_SECOND + _LENGTH])
+        _d_len, _d_at, s_len, s_at = desc.places(2)
+        return ctypes.string_at(s_at, s_len)
 
     def verify(self, data: Blob, signature: Blob) -> None:
         """Check ``signature`` over ``data`` (``VerifySignature``).
@@ -430,15 +374,12 @@ class MessageProtection(OwnedHandle[SecHandle]):
         """
         keep_data, data_address, data_length = readable(data, "message")
         keep_sig, sig_address, sig_length = readable(signature, "signature")
-        desc = _Desc2()
-        at = _addressof(desc)
-        _PACK2.pack_into(
-            desc, 0, _VERSION, 2, at + _BUFFERS_AT,
-            data_length, _DATA, data_address,
-            sig_length, _TOKEN, sig_address,
-        )  # fmt: skip
-        self._call("VerifySignature", desc, 0, c_uint32())
+        desc = Descriptor(2)
+        desc.fill(2, data_length, _DATA, data_address, sig_length, _TOKEN, sig_address)
+        self._call("VerifySignature", desc.memory, 0, byref(c_uint32()))
         del keep_data, keep_sig
+
+    # The WinRM layout: trailer length || trailer || ciphertext || padding ---------------
 
     def encrypted_size(self, length: int) -> int:
         """The most bytes ``encrypt`` returns, and ``encrypt_into`` needs, for ``length`` bytes.
@@ -447,8 +388,7 @@ class MessageProtection(OwnedHandle[SecHandle]):
         length, the largest trailer, the message and the largest padding. The message
         ``encrypt_into`` writes is usually shorter by the block size (no padding).
         """
-        if length < 0:
-            raise ValueError(f"a message length cannot be negative, not {length}")
+        length = size(length, "the message length", MAX_BUFFER)
         sizes = self._cached_sizes()
         return _PREFIX + sizes.security_trailer + length + sizes.block_size
 
@@ -472,20 +412,16 @@ class MessageProtection(OwnedHandle[SecHandle]):
         ciphertext as one stream (sspi-rs does), still returns the original plaintext.
         The trailer and the ciphertext cannot be changed undetected.
         """
-        try:  # _cached_sizes() inlined: encrypt is the hot path
-            sizes = self._sizes
-        except AttributeError:
-            sizes = self.sizes()
-        trailer, block = sizes.security_trailer, sizes.block_size
+        trailer, block, head = self._seal or self._sealing()
         if type(data) is bytes and 0 < len(data) <= MAX_BUFFER:
             source: Any = data
             length = len(data)
         else:
             source, _address, length = readable(data, "message")
         self._refuse_closed()  # before the plaintext is copied
-        # The message is sealed in place in the bytes object returned: a new object
-        # that nobody else has seen yet (_cpython.fresh_bytes).
-        fresh = fresh_bytes(_HEADS.get(trailer) or _head(trailer), source)
+        # Sealed in place in the bytes object returned: a new object that nobody else
+        # has seen yet (_cpython.fresh_bytes).
+        fresh = fresh_bytes(head, source)
         if fresh is None:  # not CPython: seal in a bytearray, copy out once
             out = bytearray(_PREFIX + trailer + length + block)
             with memoryview(out) as view:
@@ -493,28 +429,26 @@ class MessageProtection(OwnedHandle[SecHandle]):
         sealed, sealed_at = fresh
         token_at = sealed_at + _PREFIX
         data_at = token_at + trailer
-        desc = _Desc3()
-        at = _addressof(desc)
-        if block <= _PADDING_ROOM:
-            padding_at = at + _PADDING_AT
-        else:
-            room = bytearray(block)
-            padding_at = _addressof(ctypes.c_char.from_buffer(room))
-        _PACK3.pack_into(
-            desc, 0, _VERSION, 3, at + _BUFFERS_AT,
-            trailer, _TOKEN, token_at,
-            length, _DATA, data_at,
-            block, _PADDING, padding_at,
-        )  # fmt: skip
+        desc = self._descriptor()
+        spare = None if block <= _PADDING_ROOM else bytearray(block)  # kept until the call
+        padding_at = desc.room_at if spare is None else _address_of(spare)
+        desc.fill(3, trailer, _TOKEN, token_at, length, _DATA, data_at, block, _PADDING, padding_at)
         try:
-            self._encrypt_message(desc)
+            self._encrypt(desc)
         except BaseException:
             ctypes.memset(data_at, 0, length)  # still the plaintext
             raise
-        _, _, _, t_len, _, t_at, d_len, _, d_at, p_len, _, p_at = _PACK3.unpack_from(desc)
-        if t_len == trailer and p_len == 0 and d_len == length and d_at == data_at == t_at + t_len:
+        t_len, t_at, d_len, d_at, p_len, p_at = desc.places(3)
+        self._descriptors.give(desc)  # type: ignore[union-attr]  # made by _descriptor
+        if (
+            t_len == trailer
+            and t_at == token_at
+            and not p_len
+            and d_len == length
+            and d_at == data_at
+        ):
             return sealed
-        message = _assemble((t_len, t_at), (d_len, d_at), (p_len, p_at))
+        message = _assemble(t_len, t_at, d_len, d_at, p_len, p_at)
         ctypes.memset(data_at, 0, length)  # plaintext, if the provider wrote elsewhere
         return message
 
@@ -532,8 +466,7 @@ class MessageProtection(OwnedHandle[SecHandle]):
         Raises ``TypeError`` for a read-only ``out`` (``bytes``) and ``ValueError`` when
         ``out`` is too small.
         """
-        sizes = self._cached_sizes()
-        trailer, block = sizes.security_trailer, sizes.block_size
+        trailer, block, _head = self._seal or self._sealing()
         target, base, room = writable(out, "output buffer")
         source, _address, length = readable(data, "message")
         needed = _PREFIX + trailer + length + block
@@ -551,29 +484,26 @@ class MessageProtection(OwnedHandle[SecHandle]):
         target[start : start + length] = source
         del source
         _TRAILER_LENGTH.pack_into(target, 0, trailer)
-        desc = _Desc3()
-        at = _addressof(desc)
-        _PACK3.pack_into(
-            desc, 0, _VERSION, 3, at + _BUFFERS_AT,
-            trailer, _TOKEN, token_at,
-            length, _DATA, data_at,
-            block, _PADDING, data_at + length,
-        )  # fmt: skip
+        desc = self._descriptor()
+        desc.fill(
+            3, trailer, _TOKEN, token_at, length, _DATA, data_at, block, _PADDING, data_at + length
+        )
         try:
-            self._encrypt_message(desc)
+            self._encrypt(desc)
         except BaseException:
             ctypes.memset(data_at, 0, length)  # the plaintext we copied there
             raise
-        _, _, _, t_len, _, t_at, d_len, _, d_at, p_len, _, p_at = _PACK3.unpack_from(desc)
+        t_len, t_at, d_len, d_at, p_len, p_at = desc.places(3)
+        self._descriptors.give(desc)  # type: ignore[union-attr]  # made by _descriptor
         exact = t_len == trailer and t_at == token_at and d_len == length and d_at == data_at
         if exact and (not p_len or (p_at == data_at + length and p_len <= block)):
             written: int = needed - block + p_len
             return written
-        message = _assemble((t_len, t_at), (d_len, d_at), (p_len, p_at))
+        message = _assemble(t_len, t_at, d_len, d_at, p_len, p_at)
         ctypes.memset(data_at, 0, length)  # plaintext, if the provider wrote elsewhere
         if len(message) > room:
             raise InternalError(
-                _INTERNAL_ERROR, "EncryptMessage", "the message outgrew encrypted_size"
+                SEC_E_INTERNAL_ERROR, _ENCRYPT, "the message outgrew encrypted_size"
             )
         ctypes.memmove(base, message, len(message))
         return len(message)
@@ -595,53 +525,39 @@ class MessageProtection(OwnedHandle[SecHandle]):
             source: Any = data
             address = 0
             length = len(data)
-            (trailer,) = _TRAILER_LENGTH.unpack_from(data)
+            trailer = _TRAILER_LENGTH.unpack_from(data)[0]
             if _PREFIX + trailer > length:
                 _trailer_length(data, length)  # raises
         else:
             source, address, length = readable(data, "message")
             trailer = _trailer_length(source, length)
-        try:  # _check_trailer inlined: decrypt is the hot path
-            limit, exact = self._frame
-        except AttributeError:
-            limit, exact = self._frame_rule()
-        if trailer != limit and (exact or trailer > limit):
-            self._refuse_trailer(trailer, limit, exact)
+        self._check_trailer(trailer)
         start = _PREFIX + trailer
-        size = length - start
+        body_size = length - start
         # Private copies of the trailer and of the ciphertext, new objects nobody else
         # has seen (_cpython); the ciphertext is decrypted in place and returned as it is.
         if address:
             token = fresh_copy(address + _PREFIX, trailer)
-            fresh = fresh_copy(address + start, size)
+            fresh = fresh_copy(address + start, body_size)
         else:
             token = fresh_slice(source, _PREFIX, start)
             fresh = fresh_slice(source, start, length)
         if token is None or fresh is None:  # too short to be new objects, or not CPython
             return self._decrypt_copy(source)
         body, body_at = fresh
-        desc = _Desc2()
-        at = _addressof(desc)
-        _PACK2.pack_into(
-            desc, 0, _VERSION, 2, at + _BUFFERS_AT,
-            trailer, _TOKEN, token[1],
-            size, _DATA, body_at,
-        )  # fmt: skip
+        desc = self._descriptor()
+        desc.fill(2, trailer, _TOKEN, token[1], body_size, _DATA, body_at)
         try:
-            self._decrypt_message(desc)
-            fields = _PACK2.unpack_from(desc)
-            if (
-                fields[_SECOND + _AT] == body_at
-                and fields[_SECOND + _LENGTH] == size
-                and fields[_SECOND + _TYPE] == _DATA
-            ):
+            self._decrypt(desc)
+            d_len, d_at = _data_place(desc.read(2), _DECRYPT)
+            self._descriptors.give(desc)  # type: ignore[union-attr]  # made by _descriptor
+            if d_at == body_at and d_len == body_size:
                 return body
-            d_len, d_at = _data_buffer(fields)
             plain = ctypes.string_at(d_at, d_len)
         except BaseException:
-            ctypes.memset(body_at, 0, size)  # may be partly decrypted
+            ctypes.memset(body_at, 0, body_size)  # may be partly decrypted
             raise
-        ctypes.memset(body_at, 0, size)  # decrypted in place: plaintext
+        ctypes.memset(body_at, 0, body_size)  # decrypted in place: plaintext
         return plain
 
     def _decrypt_copy(self, message: Any) -> bytes:
@@ -672,27 +588,23 @@ class MessageProtection(OwnedHandle[SecHandle]):
         trailer = _trailer_length(view, length)
         self._check_trailer(trailer)
         start = _PREFIX + trailer
-        body_length = length - start
-        desc = _Desc2()
-        at = _addressof(desc)
-        _PACK2.pack_into(
-            desc, 0, _VERSION, 2, at + _BUFFERS_AT,
-            trailer, _TOKEN, base + _PREFIX,
-            body_length, _DATA, base + start,
-        )  # fmt: skip
+        body_size = length - start
+        desc = self._descriptor()
+        desc.fill(2, trailer, _TOKEN, base + _PREFIX, body_size, _DATA, base + start)
         try:
-            self._decrypt_message(desc)
-            d_len, d_at = _data_buffer(_PACK2.unpack_from(desc))
+            self._decrypt(desc)
+            d_len, d_at = _data_place(desc.read(2), _DECRYPT)
+            self._descriptors.give(desc)  # type: ignore[union-attr]  # made by _descriptor
             if d_len and not base <= d_at <= base + length - d_len:
                 # The provider put the plaintext elsewhere: bring it into the buffer.
-                if d_len > body_length:
+                if d_len > body_size:
                     raise InternalError(
-                        _INTERNAL_ERROR, "DecryptMessage", "the plaintext outgrew the message"
+                        SEC_E_INTERNAL_ERROR, _DECRYPT, "the plaintext outgrew the message"
                     )
                 ctypes.memmove(base + start, d_at, d_len)
                 d_at = base + start
         except BaseException:
-            ctypes.memset(base + start, 0, body_length)
+            ctypes.memset(base + start, 0, body_size)
             raise
         first = d_at - base if d_len else start
         return view[first : first + d_len]
@@ -712,43 +624,37 @@ class MessageProtection(OwnedHandle[SecHandle]):
         data then travels in the clear, and a peer that negotiated confidentiality
         refuses it by default). ``qop`` is passed to the package as ``fQOP``; it must
         not itself ask for ``SECQOP_WRAP_NO_ENCRYPT``. Whether a package honours a
-        sign-only request is its own choice: sspi-rs encrypts anyway.
+        sign-only request is its own choice: sspi-rs encrypts anyway, and so does
+        Windows NTLM once confidentiality was negotiated (NTLM cannot say "signed
+        only" on the wire); ``unwrap`` on the peer reports what the provider saw.
         """
-        qop = _wrap_qop(encrypt, qop)
-        sizes = self._cached_sizes()
-        trailer, block = sizes.security_trailer, sizes.block_size
+        fqop = _wrap_qop(encrypt, qop)
+        trailer, block, _head = self._seal or self._sealing()
         source, length = _whole_message(data)
         self._refuse_closed()  # before the plaintext is copied
-        desc = _Desc3()
-        at = _addressof(desc)
+        desc = self._descriptor()
         fresh = fresh_bytes(bytes(trailer), source) if trailer and length else None
+        spare = None
         if fresh is not None:  # sealed in place in the bytes object returned
             sealed: Any = fresh[0]
             base = fresh[1]
-            if block <= _PADDING_ROOM:
-                padding_at = at + _PADDING_AT
-            else:
-                room = bytearray(block)
-                padding_at = _addressof(ctypes.c_char.from_buffer(room))
+            spare = None if block <= _PADDING_ROOM else bytearray(block)  # kept for the call
+            padding_at = desc.room_at if spare is None else _address_of(spare)
         else:  # empty data, or not CPython: seal in a bytearray, copy out once
             sealed = bytearray(trailer + length + block)
             sealed[trailer : trailer + length] = source
-            base = _addressof(ctypes.c_char.from_buffer(sealed))
+            base = _address_of(sealed)
             padding_at = base + trailer + length
         del source
         data_at = base + trailer
-        _PACK3.pack_into(
-            desc, 0, _VERSION, 3, at + _BUFFERS_AT,
-            trailer, _TOKEN, base,
-            length, _DATA, data_at,
-            block, _PADDING, padding_at,
-        )  # fmt: skip
+        desc.fill(3, trailer, _TOKEN, base, length, _DATA, data_at, block, _PADDING, padding_at)
         try:
-            self._encrypt_message(desc, qop)
+            self._encrypt(desc, fqop)
         except BaseException:
             ctypes.memset(data_at, 0, length)  # still the plaintext
             raise
-        _, _, _, t_len, _, t_at, d_len, _, d_at, p_len, _, p_at = _PACK3.unpack_from(desc)
+        t_len, t_at, d_len, d_at, p_len, p_at = desc.places(3)
+        self._descriptors.give(desc)  # type: ignore[union-attr]  # made by _descriptor
         in_place = t_len == trailer and t_at == base and d_len == length and d_at == data_at
         if in_place and type(sealed) is bytes and not p_len:
             return sealed  # sealed where it is
@@ -770,30 +676,30 @@ class MessageProtection(OwnedHandle[SecHandle]):
         on a private copy, wiped afterwards.
 
         A message that was signed but not encrypted (the provider reports
-        ``SECQOP_WRAP_NO_ENCRYPT``) on a context that negotiated confidentiality is
-        refused with ``UnencryptedMessageError``, its plaintext withheld, unless
-        ``allow_unencrypted=True``: a peer must not be able to drop encryption
-        silently. On a context without confidentiality such messages open as usual.
+        ``SECQOP_WRAP_NO_ENCRYPT`` in ``DecryptMessage``'s QOP) on a context that
+        negotiated confidentiality is refused with ``UnencryptedMessageError``, its
+        plaintext withheld, unless ``allow_unencrypted=True``: a peer must not be able
+        to drop encryption silently. On a context without confidentiality such messages
+        open as usual. What counts is what the provider reports, not what the sender
+        asked for: a provider that seals a sign-only request anyway (Windows NTLM with
+        confidentiality negotiated, sspi-rs) reports an encrypted message.
         Raises ``ValueError`` for an empty message, and the provider's error
         (``MessageAlteredError`` on tampering) when SSPI rejects it.
         """
+        allow = boolean(allow_unencrypted, "allow_unencrypted")
         source, _address, length = readable(message, "message")
         self._refuse_closed()
         work = bytearray(source)
         del source
-        base = _addressof(ctypes.c_char.from_buffer(work))
-        desc = _Desc2()
-        at = _addressof(desc)
-        _PACK2.pack_into(
-            desc, 0, _VERSION, 2, at + _BUFFERS_AT,
-            length, _STREAM, base,
-            0, _DATA, 0,
-        )  # fmt: skip
+        base = _address_of(work)
+        desc = self._descriptor()
+        desc.fill(2, length, _STREAM, base, 0, _DATA, 0)
         try:
-            qop = self._decrypt_message(desc)
-            if qop & _NO_ENCRYPT and not allow_unencrypted and self._confidential():
+            qop = self._decrypt(desc)
+            if qop & _NO_ENCRYPT and not allow and self._confidential():
                 raise UnencryptedMessageError(qop)
-            d_len, d_at = _data_buffer(_PACK2.unpack_from(desc))
+            d_len, d_at = _data_place(desc.read(2), _DECRYPT)
+            self._descriptors.give(desc)  # type: ignore[union-attr]  # made by _descriptor
             if not d_len:
                 return b""
             if base <= d_at and d_at + d_len <= base + length:
@@ -828,9 +734,9 @@ class MessageProtection(OwnedHandle[SecHandle]):
         private copies are wiped; the caller's own writable buffers may be partly
         encrypted.
         """
-        qop = _wrap_qop(encrypt, qop)
-        seq_no = _ulong(seq_no, "seq_no")
-        return self._iov("EncryptMessage", buffers, qop, seq_no, allow_unencrypted=True)
+        fqop = _wrap_qop(encrypt, qop)
+        sequence = ulong(seq_no, "seq_no")
+        return self._iov(_ENCRYPT, buffers, fqop, sequence, allow_unencrypted=True)
 
     def unwrap_iov(
         self,
@@ -851,8 +757,9 @@ class MessageProtection(OwnedHandle[SecHandle]):
         confidentiality raises ``UnencryptedMessageError`` (private copies wiped)
         unless ``allow_unencrypted=True``. ``seq_no``: see ``wrap_iov``.
         """
-        seq_no = _ulong(seq_no, "seq_no")
-        return self._iov("DecryptMessage", buffers, 0, seq_no, allow_unencrypted=allow_unencrypted)
+        sequence = ulong(seq_no, "seq_no")
+        allow = boolean(allow_unencrypted, "allow_unencrypted")
+        return self._iov(_DECRYPT, buffers, 0, sequence, allow_unencrypted=allow)
 
     def _iov(
         self,
@@ -866,21 +773,22 @@ class MessageProtection(OwnedHandle[SecHandle]):
         items = list(buffers)
         if not items:
             raise ValueError("give at least one IovBuffer")
-        if len(items) > _MAX_IOV:
-            raise ValueError(f"at most {_MAX_IOV} buffers, not {len(items)}")
+        if len(items) > MAX_BUFFERS:
+            raise ValueError(f"at most {MAX_BUFFERS} buffers, not {len(items)}")
         for item in items:
             if not isinstance(item, IovBuffer):
                 raise TypeError(f"buffers must be IovBuffer, not {type(item).__name__}")
+            if isinstance(item.data, bytes | bytearray | memoryview):
+                size(memoryview(item.data).nbytes, "an IovBuffer's data", MAX_BUFFER)
         sizes = self._cached_sizes()
         self._refuse_closed()  # before anything is copied
-        array = (SecBuffer * len(items))()
         # (start, length, the caller's view or None for a private copy) per region
         regions: list[tuple[int, int, memoryview | None]] = []
         private: list[tuple[int, int]] = []
         keep: list[Any] = []
+        fields: list[int] = []
         try:
-            for slot, item in zip(array, items, strict=True):
-                slot.BufferType = item.type
+            for item in items:
                 data = item.data
                 if data is None:
                     data = _AUTO_SIZE[item.type](sizes) if item.type in _AUTO_SIZE else 0
@@ -894,28 +802,39 @@ class MessageProtection(OwnedHandle[SecHandle]):
                 else:
                     room = bytearray(data)
                 if room is None or not len(room):
-                    continue  # cbBuffer 0, pvBuffer NULL: an output the provider points
-                start = _addressof(ctypes.c_char.from_buffer(room))
+                    fields += (0, item.type, 0)  # an output the provider points
+                    continue
+                start = _address_of(room)
                 keep.append(room)
-                slot.cbBuffer, slot.pvBuffer = len(room), start
+                fields += (len(room), item.type, start)
                 regions.append((start, len(room), view))
                 if view is None:
                     private.append((start, len(room)))
-            desc = SecBufferDesc(_VERSION, len(items), array)
-            if function == "EncryptMessage":
-                self._encrypt_message(desc, qop, seq_no)
+            desc = Descriptor(len(items))
+            desc.fill(len(items), *fields)
+            if function == _ENCRYPT:
+                self._encrypt(desc, qop, seq_no)
             else:
-                qop = self._decrypt_message(desc, seq_no)
+                qop = self._decrypt(desc, seq_no)
                 if qop & _NO_ENCRYPT and not allow_unencrypted and self._confidential():
                     raise UnencryptedMessageError(qop)
+            left = desc.read(len(items))
             out = tuple(
-                IovBuffer(_known_type(slot.BufferType, item.type), _result(slot, regions, function))
-                for slot, item in zip(array, items, strict=True)
+                IovBuffer(
+                    _known_type(left[3 * i + 1], item.type),
+                    _result(left[3 * i], left[3 * i + 2], regions, function),
+                )
+                for i, item in enumerate(items)
             )
         finally:
             for start, length in private:
                 ctypes.memset(start, 0, length)  # may hold plaintext
         return IovResult(out, qop)
+
+
+def _address_of(buffer: Any) -> int:
+    """The address of a writable buffer's first byte (the buffer stays exported)."""
+    return ctypes.addressof(ctypes.c_char.from_buffer(buffer))
 
 
 _AUTO_SIZE: dict[BufferType, Callable[[ContextSizes], int]] = {
@@ -933,15 +852,14 @@ def _known_type(value: int, given: BufferType) -> BufferType:
 
 
 def _result(
-    slot: SecBuffer, regions: list[tuple[int, int, memoryview | None]], function: str
+    length: int, at: int, regions: list[tuple[int, int, memoryview | None]], function: str
 ) -> Blob:
-    """What the provider left in ``slot``: a view of the caller's buffer, or a copy."""
-    length, at = slot.cbBuffer, slot.pvBuffer
+    """What the provider left in one buffer: a view of the caller's buffer, or a copy."""
     if not length:
         return b""
     if not at:
-        raise InternalError(_INTERNAL_ERROR, function, "a buffer came back without memory")
-    for start, size, view in regions:
-        if view is not None and start <= at and at + length <= start + size:
+        raise InternalError(SEC_E_INTERNAL_ERROR, function, "a buffer came back without memory")
+    for start, room, view in regions:
+        if view is not None and start <= at and at + length <= start + room:
             return view[at - start : at - start + length]
     return ctypes.string_at(at, length)

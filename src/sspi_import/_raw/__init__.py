@@ -4,5 +4,6 @@
 - ``constants``: the flag and attribute values the library passes;
 - ``status_codes``: every ``SEC_E_*``/``SEC_I_*`` of winerror.h (generated);
 - ``functions``: the prototypes, declared once through one factory;
-- ``loader``: which library the calls go to, loaded lazily.
+- ``loader``: opening a DLL and binding a prototype to it (``sspi_import.library``
+  decides which library, lazily).
 """

@@ -41,8 +41,9 @@ SECPKG_ATTR_FLAGS = 14
 
 SECQOP_WRAP_NO_ENCRYPT = 0x80000001
 
-# kernel32 DuplicateHandle dwOptions
+# kernel32 DuplicateHandle dwOptions, and the OpenProcess access right it needs
 DUPLICATE_SAME_ACCESS = 0x00000002
+PROCESS_DUP_HANDLE = 0x00000040
 
 # InitializeSecurityContextW fContextReq / pfContextAttr (the ones RequestFlags names)
 ISC_REQ_DELEGATE = 0x00000001

@@ -12,17 +12,12 @@ import dataclasses
 from ctypes import POINTER, byref, c_void_p
 from typing import Any
 
-from .._buffers import free_context_buffer, read_utf16z
+from .. import library as _library
+from .._buffers import read_utf16z
 from .._raw import constants as C  # noqa: N812 - C names, read like the header
-from .._raw import loader
 from .._raw.structs import ULONG, SecBuffer, SecHandle, SecPkgInfoW
-from ..errors import (
-    SspiError,
-    SspiUnavailableError,
-    UnsupportedFunctionError,
-    check,
-    error_from_status,
-)
+from ..errors import SspiError, SspiUnavailableError, UnsupportedFunctionError
+from ..library import call
 from ._output import SafeText, diagnose, dump_json, error_object, say
 from ._provider import Provider, ProviderError, choose_provider, installed
 
@@ -87,7 +82,7 @@ class PackageInfo:
         return data
 
 
-def provider_exports(lib: loader.Api, provider: Provider) -> bool:
+def provider_exports(lib: _library.Api, provider: Provider) -> bool:
     """Whether the provider implements ``ExportSecurityContext`` at all.
 
     secur32 does. Any other library is asked with an empty handle: a provider that
@@ -100,13 +95,19 @@ def provider_exports(lib: loader.Api, provider: Provider) -> bool:
         return False
     packed = SecBuffer()
     token = c_void_p()
-    status = lib.ExportSecurityContext(byref(SecHandle()), 0, byref(packed), byref(token))
-    if packed.pvBuffer:  # a provider that "exports" an empty handle: free what it gave
-        free_context_buffer(lib, packed.pvBuffer)
-    return status >= 0 or not isinstance(error_from_status(status), UnsupportedFunctionError)
+    try:
+        call(lib, "ExportSecurityContext", byref(SecHandle()), 0, byref(packed), byref(token))
+    except UnsupportedFunctionError:
+        return False
+    except SspiError:
+        return True  # it implements the call, and refused the empty handle
+    finally:
+        if packed.pvBuffer:  # a provider that "exports" an empty handle: free what it gave
+            call(lib, "FreeContextBuffer", packed.pvBuffer)
+    return True
 
 
-def enumerate_packages(lib: loader.Api, provider: Provider) -> list[PackageInfo]:
+def enumerate_packages(lib: _library.Api, provider: Provider) -> list[PackageInfo]:
     """List the packages of ``lib`` with ``EnumerateSecurityPackagesW``; frees the array.
 
     The array is freed in ``finally``: whatever fails after the call (the export probe,
@@ -114,10 +115,9 @@ def enumerate_packages(lib: loader.Api, provider: Provider) -> list[PackageInfo]
     """
     count = ULONG()
     array = POINTER(SecPkgInfoW)()
-    status = lib.EnumerateSecurityPackagesW(byref(count), byref(array))
     packages: list[PackageInfo] = []
     try:
-        check(status, "EnumerateSecurityPackagesW")
+        call(lib, "EnumerateSecurityPackagesW", byref(count), byref(array))
         exports = provider_exports(lib, provider)
         for index in range(count.value):
             entry = array[index]
@@ -141,7 +141,7 @@ def enumerate_packages(lib: loader.Api, provider: Provider) -> list[PackageInfo]
             )
     finally:
         if array:
-            free_context_buffer(lib, ctypes.cast(array, c_void_p))
+            call(lib, "FreeContextBuffer", ctypes.cast(array, c_void_p))
     return packages
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .._raw import loader
+from .. import library as _library
 from ..errors import SspiUnavailableError
 from ..library import find_sspi_rs
 
@@ -107,9 +107,9 @@ def choose_provider(args: argparse.Namespace) -> Provider:
         return Provider("sspi-rs", f"sspi-rs ({path})", path)
     if args.library is not None:
         return _for_path(os.fspath(args.library))
-    env = os.environ.get(loader.ENV_VAR)
+    env = os.environ.get(_library.ENV_VAR)
     if env:
-        return _for_path(env, loader.ENV_VAR)
+        return _for_path(env, _library.ENV_VAR)
     if sys.platform == "win32":
         return Provider("secur32", "secur32.dll (Windows SSPI)")
     else:  # an else, not a fall-through: mypy --platform win32 would call it unreachable
@@ -132,24 +132,24 @@ def _default_off_windows() -> Provider:
 
 
 @contextlib.contextmanager
-def installed(provider: Provider) -> Iterator[loader.Api]:
+def installed(provider: Provider) -> Iterator[_library.Api]:
     """Send SSPI calls to ``provider`` for the block, then restore the previous library."""
     if provider.simulated:
         with fake_class()() as fake:
-            yield fake if isinstance(fake, loader.Api) else loader.api()
+            yield fake if isinstance(fake, _library.Api) else _library.api()
         return
     try:
         if provider.library is not None:
-            new = loader.load(provider.library)
+            new = _library.load(provider.library)
         else:
-            new = loader.load("secur32", "secur32.dll")
+            new = _library.load("secur32", "secur32.dll")
     except (SspiUnavailableError, TypeError) as exc:
         raise ProviderError(str(exc), provider) from None
-    previous = loader.swap(new)
+    previous = _library.swap(new)
     try:
         yield new
     finally:
-        loader.swap(previous)
+        _library.swap(previous)
 
 
 def add_provider_options(parser: argparse.ArgumentParser, sspi_rs_help: str = "") -> None:

@@ -26,8 +26,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import SspiError, _lookup
-from ..exported import ExportedContext, start_python_child
+from ..exported import ExportedContext
 from ..handoff import ImportedContext
+from ..processes import start_python_child
 from ._output import (
     SafeText,
     UsageError,

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from ctypes import c_void_p
 from typing import Any
 
-from .._raw import loader
+from .. import library as _library
 from .._raw.functions import PROTOTYPES
 from ._attributes import Attributes
 from ._guard import Guard
@@ -87,7 +87,7 @@ class FakeSspi(Guard, Handshake, Attributes, Messages, Transfer, Kernel32):
         self.complete_needed = complete_needed
         self._init_state()
         self._init_guard()
-        self._previous: list[loader.Api | None] = []
+        self._previous: list[_library.Api | None] = []
         self._callbacks: dict[str, Any] = {}
         self._addresses: dict[str, int] = {}
         for name in SIMULATED:
@@ -107,9 +107,9 @@ class FakeSspi(Guard, Handshake, Attributes, Messages, Transfer, Kernel32):
 
     def __enter__(self) -> FakeSspi:
         """Install this fake as the library; the previous one comes back on exit."""
-        self._previous.append(loader.swap(loader.load(self, repr(self))))
+        self._previous.append(_library.swap(_library.load(self, repr(self))))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         """Put the previous library back."""
-        loader.swap(self._previous.pop())
+        _library.swap(self._previous.pop())

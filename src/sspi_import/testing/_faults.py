@@ -20,14 +20,14 @@ from collections.abc import Callable
 from ctypes import c_void_p
 from typing import Any
 
-from .._raw import loader
+from .. import library as _library
 from .._raw.functions import PROTOTYPES
 from ..errors import SspiUnavailableError
 from ._names import KERNEL32, SIMULATED, SspiFunction, check_function, queue_failure
 
 __all__ = ["FaultInjector", "default_library"]
 
-Library = str | os.PathLike[str] | ctypes.CDLL | loader.SspiLibrary
+Library = str | os.PathLike[str] | ctypes.CDLL | _library.SspiLibrary
 
 
 def default_library() -> str:
@@ -36,14 +36,14 @@ def default_library() -> str:
     ``SSPI_IMPORT_LIBRARY`` when set, else ``secur32`` on Windows; raises
     ``SspiUnavailableError`` (saying what to do) where there is none.
     """
-    path = os.environ.get(loader.ENV_VAR)
+    path = os.environ.get(_library.ENV_VAR)
     if path:
         return path
     if sys.platform == "win32":
         return "secur32"
     raise SspiUnavailableError(
         "no real SSPI provider here: this is not Windows and "
-        f"{loader.ENV_VAR} is not set. Give FaultInjector a library, e.g. "
+        f"{_library.ENV_VAR} is not set. Give FaultInjector a library, e.g. "
         "FaultInjector(sspi_import.find_sspi_rs()) with the sspilib wheel installed"
     )
 
@@ -72,7 +72,7 @@ class FaultInjector:
 
     def __init__(self, library: Library | None = None) -> None:
         target = default_library() if library is None else library
-        self._api = loader.load(target)
+        self._api = _library.load(target)
         self.description = f"FaultInjector({self._api.description})"
         """What is wrapped, for messages."""
         self._lock = threading.Lock()
@@ -80,7 +80,7 @@ class FaultInjector:
         self._failures: dict[str, list[int]] = {}
         self._callbacks: dict[str, Any] = {}
         self._addresses: dict[str, int | None] = {}
-        self._previous: list[loader.Api | None] = []
+        self._previous: list[_library.Api | None] = []
 
     def __repr__(self) -> str:
         """What is wrapped, never a secret."""
@@ -155,12 +155,12 @@ class FaultInjector:
 
     def __enter__(self) -> FaultInjector:
         """Install the injector as the library; the previous one comes back on exit."""
-        self._previous.append(loader.swap(loader.load(self, self.description)))
+        self._previous.append(_library.swap(_library.load(self, self.description)))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         """Put the previous library back."""
-        loader.swap(self._previous.pop())
+        _library.swap(self._previous.pop())
 
 
 _ERROR_GEN_FAILURE = 31

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .._raw import loader
+from .. import library as _library
 from ..errors import SspiUnavailableError
 from ._fake import FakeSspi
 from ._faults import FaultInjector, Library
@@ -152,8 +152,8 @@ def sspi_faults() -> Iterator[FaultInjector]:
         injector = FaultInjector()
     except SspiUnavailableError as exc:
         pytest.skip(f"sspi_faults: {exc}")
-    previous = loader.swap(loader.load(injector, injector.description))
+    previous = _library.swap(_library.load(injector, injector.description))
     try:
         yield injector
     finally:
-        loader.swap(previous)
+        _library.swap(previous)

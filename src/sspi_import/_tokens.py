@@ -1,0 +1,147 @@
+"""The token an export hands out, and moving it to another process.
+
+A token is a kernel handle, valid in one process only. ``Token`` owns one (closed once,
+with ``CloseHandle``, through the ownership mechanism of ``_handle``). ``duplicate``
+copies one into (or out of) another process with ``OpenProcess`` + ``DuplicateHandle``;
+the opened process handle is closed whatever happens. ``take`` makes the owner of a
+token read from a payload, once per process: a second read of the same payload would
+make a second owner of the same handle (closed twice), so it is refused, saying why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from ctypes import byref, c_void_p
+from typing import Any, ClassVar
+
+from ._handle import OwnedHandle
+from ._raw import constants as C  # noqa: N812 - C names, read like the header
+from ._raw.structs import POINTER_BYTES
+from .errors import SspiUnavailableError
+from .library import call
+
+__all__ = ["MAX_HANDLE", "Token", "duplicate", "duplicating_library", "take"]
+
+MAX_HANDLE = (1 << (8 * POINTER_BYTES)) - 1
+KIND = "exported context's token"
+
+
+class Token(OwnedHandle[int]):
+    """The token handle an export handed out: closed once, with ``CloseHandle``."""
+
+    _FREE: ClassVar[str] = "CloseHandle"
+    _kind: ClassVar[str] = KIND
+    _how_to_move: ClassVar[str] = (
+        "To send it to another process, use the ExportedContext's for_process(target)"
+    )
+    _package: str | None = None  # named in the warning when the token is forgotten
+    _from_payload = False
+
+    def __init__(self) -> None:
+        raise TypeError("tokens come from export_context() and ExportedContext.from_bytes()")
+
+    @classmethod
+    def own(cls, handle: int, package: str | None, lib: Any) -> Token:
+        """Take ownership of ``handle``; ``lib`` may be ``None`` (bound on first use)."""
+        token = cls.__new__(cls)
+        token._package = package
+        token._begin(lib)
+        token._place(handle)
+        return token
+
+    def _public(self, handle: int) -> int:
+        return handle
+
+    def _released(self) -> None:
+        if self._from_payload:
+            _forget(self)
+
+    def _describe(self, *, closed: bool) -> str:
+        state = "closed" if closed else "open"
+        return f"<ExportedContext token package={self._package!r} {state}>"
+
+
+_taken: dict[int, Token] = {}  # the payload tokens owned in this process, by value
+_taken_lock = threading.Lock()
+
+
+def take(value: int, package: str | None) -> Token:
+    """The owner of a token read from a payload made for this process, once per value."""
+    with _taken_lock:
+        if value in _taken:
+            raise ValueError(
+                f"this payload's token ({value}) is already owned by an ExportedContext read "
+                "from it in this process: a payload's token can be taken once (two owners "
+                "would close it twice). Use that ExportedContext, or ask the sender for a "
+                "new payload (for_process or for_any_process again)"
+            )
+        token = Token.own(value, package, None)  # library bound on first use
+        token._from_payload = True
+        _taken[value] = token
+    return token
+
+
+def _forget(token: Token) -> None:
+    with _taken_lock:
+        for value, owner in list(_taken.items()):
+            if owner is token:
+                del _taken[value]
+
+
+def duplicating_library(lib: Any) -> Any:
+    """``lib`` if it can duplicate handles between processes; ``SspiUnavailableError`` if not."""
+    if not (lib.has("OpenProcess") and lib.has("DuplicateHandle")):
+        raise SspiUnavailableError(
+            f"{lib.description} cannot duplicate a token between processes: that "
+            "needs Windows (kernel32 DuplicateHandle) or a provider that simulates it "
+            "(sspi_import.testing.FakeSspi). Close or detach the token and send the "
+            "context without it"
+        )
+    return lib
+
+
+def duplicate(lib: Any, from_pid: int, handle: int, to_pid: int) -> int:
+    """``DuplicateHandle(DUPLICATE_SAME_ACCESS)`` of ``handle`` from one process to another.
+
+    One of the two is this process; the other is opened with ``PROCESS_DUP_HANDLE``
+    (not at all when both are this process). Returns the new handle's value, valid in
+    ``to_pid``. The process handle is closed whatever happens; when the duplication
+    failed, its error is the one raised.
+    """
+    me = os.getpid()
+    current = call(lib, "GetCurrentProcess")
+    other = to_pid if from_pid == me else from_pid
+    opened = None
+    if other != me:
+        try:
+            opened = call(lib, "OpenProcess", C.PROCESS_DUP_HANDLE, False, other)
+        except OSError as exc:
+            exc.strerror = (
+                f"cannot open process {other} to duplicate the token "
+                f"{'into' if other == to_pid else 'from'} it: {exc.strerror}. The process "
+                "may not exist any more, or run as another user (PROCESS_DUP_HANDLE is "
+                "needed on it)"
+            )
+            raise
+    source = current if from_pid == me else opened
+    target_process = current if to_pid == me else opened
+    target = c_void_p()
+    try:
+        call(
+            lib,
+            "DuplicateHandle",
+            source,
+            handle,
+            target_process,
+            byref(target),
+            0,
+            False,
+            C.DUPLICATE_SAME_ACCESS,
+        )
+    finally:
+        if opened is not None:
+            with contextlib.suppress(Exception):  # the duplication's own outcome is what matters
+                call(lib, "CloseHandle", opened)
+    return target.value or 0
