@@ -178,6 +178,7 @@ const long long abi_const__SECPKG_ATTR_PACKAGE_INFO = (long long)(SECPKG_ATTR_PA
 const long long abi_const__SECPKG_ATTR_NEGOTIATION_INFO = (long long)(SECPKG_ATTR_NEGOTIATION_INFO);
 const long long abi_const__SECPKG_ATTR_FLAGS = (long long)(SECPKG_ATTR_FLAGS);
 const long long abi_const__SECQOP_WRAP_NO_ENCRYPT = (long long)(SECQOP_WRAP_NO_ENCRYPT);
+const long long abi_const__DUPLICATE_CLOSE_SOURCE = (long long)(DUPLICATE_CLOSE_SOURCE);
 const long long abi_const__DUPLICATE_SAME_ACCESS = (long long)(DUPLICATE_SAME_ACCESS);
 const long long abi_const__PROCESS_DUP_HANDLE = (long long)(PROCESS_DUP_HANDLE);
 const long long abi_const__ISC_REQ_DELEGATE = (long long)(ISC_REQ_DELEGATE);

@@ -12,40 +12,14 @@ from ctypes import c_void_p
 from typing import Any
 
 from .._raw import constants as C  # noqa: N812 - C names, read like the header
-from .._raw.status_codes import STATUS_CODES
+from .._raw.status_codes import (
+    SEC_E_INVALID_PARAMETER,
+    SEC_E_UNKNOWN_CREDENTIALS,
+)
 from .._raw.structs import SecBuffer, SecBufferDesc
-from ._names import signed
 
-_STATUS = {symbol: value for symbol, value, _, _ in STATUS_CODES}
-
-
-def _s(symbol: str) -> int:
-    return signed(_STATUS[symbol])
-
-
-SEC_E_OK = 0
-SEC_I_CONTINUE_NEEDED = _s("SEC_I_CONTINUE_NEEDED")
-SEC_I_COMPLETE_NEEDED = _s("SEC_I_COMPLETE_NEEDED")
-SEC_E_INVALID_HANDLE = _s("SEC_E_INVALID_HANDLE")
-SEC_E_INVALID_TOKEN = _s("SEC_E_INVALID_TOKEN")
-SEC_E_INVALID_PARAMETER = _s("SEC_E_INVALID_PARAMETER")
-SEC_E_INTERNAL_ERROR = _s("SEC_E_INTERNAL_ERROR")
-SEC_E_SECPKG_NOT_FOUND = _s("SEC_E_SECPKG_NOT_FOUND")
-SEC_E_NO_CREDENTIALS = _s("SEC_E_NO_CREDENTIALS")
-SEC_E_UNKNOWN_CREDENTIALS = _s("SEC_E_UNKNOWN_CREDENTIALS")
-SEC_E_LOGON_DENIED = _s("SEC_E_LOGON_DENIED")
-SEC_E_TARGET_UNKNOWN = _s("SEC_E_TARGET_UNKNOWN")
-SEC_E_BUFFER_TOO_SMALL = _s("SEC_E_BUFFER_TOO_SMALL")
-SEC_E_MESSAGE_ALTERED = _s("SEC_E_MESSAGE_ALTERED")
-SEC_E_OUT_OF_SEQUENCE = _s("SEC_E_OUT_OF_SEQUENCE")
-SEC_E_CONTEXT_EXPIRED = _s("SEC_E_CONTEXT_EXPIRED")
-SEC_E_UNSUPPORTED_FUNCTION = _s("SEC_E_UNSUPPORTED_FUNCTION")
-SEC_E_QOP_NOT_SUPPORTED = _s("SEC_E_QOP_NOT_SUPPORTED")
-SEC_E_INCOMPLETE_MESSAGE = _s("SEC_E_INCOMPLETE_MESSAGE")
-SEC_E_NO_IMPERSONATION = _s("SEC_E_NO_IMPERSONATION")
-SEC_E_CANNOT_PACK = _s("SEC_E_CANNOT_PACK")
-
-SECBUFFER_ATTRMASK = 0xF0000000
+# The statuses the simulated functions return, unsigned as generated; the guard
+# (_guard.FakeGuard) hands them to ctypes as the signed SECURITY_STATUS C returns.
 POINTER_MASK = (1 << (ctypes.sizeof(c_void_p) * 8)) - 1
 EPOCH_TICKS = 116_444_736_000_000_000  # 1601 to 1970 in 100 ns ticks
 NEVER = 0x7FFF_FFFF_FFFF_FFFF
@@ -107,7 +81,7 @@ def buffers(desc: Any) -> list[SecBuffer]:
 
 def of_type(items: Iterable[SecBuffer], kind: int) -> list[SecBuffer]:
     """The buffers of ``kind`` (attribute bits such as ``SECBUFFER_READONLY`` ignored)."""
-    return [b for b in items if b.BufferType & ~SECBUFFER_ATTRMASK == kind]
+    return [b for b in items if b.BufferType & ~C.SECBUFFER_ATTRMASK == kind]
 
 
 def read(buffer: SecBuffer) -> bytes:

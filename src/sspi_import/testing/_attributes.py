@@ -5,6 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from .._raw import constants as C  # noqa: N812 - C names, read like the header
+from .._raw.status_codes import (
+    SEC_E_INVALID_HANDLE,
+    SEC_E_INVALID_PARAMETER,
+    SEC_E_NO_IMPERSONATION,
+    SEC_E_OK,
+    SEC_E_UNSUPPORTED_FUNCTION,
+)
 from .._raw.structs import (
     SecPkgContext_Flags,
     SecPkgContext_Lifespan,
@@ -15,13 +22,6 @@ from .._raw.structs import (
     SecPkgContext_Sizes,
 )
 from . import _wire
-from ._args import (
-    SEC_E_INVALID_HANDLE,
-    SEC_E_INVALID_PARAMETER,
-    SEC_E_NO_IMPERSONATION,
-    SEC_E_OK,
-    SEC_E_UNSUPPORTED_FUNCTION,
-)
 from ._state import State
 
 __all__ = ["Attributes"]

@@ -14,8 +14,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from ._args import SEC_E_INTERNAL_ERROR, FaultError
-from ._names import KERNEL32, SIMULATED, SspiFunction, check_function, queue_failure
+from .._raw.status_codes import SEC_E_INTERNAL_ERROR
+from ._args import FaultError
+from ._names import KERNEL32, SIMULATED, SspiFunction, check_function, queue_failure, signed
 from ._state import State
 
 __all__ = ["Guard"]
@@ -56,13 +57,15 @@ class Guard(State):
                         status = pending.pop(0)
                         return 0 if kernel else status
                     try:
-                        return int(impl(*args))
+                        result = int(impl(*args))
                     except FaultError as fault:
-                        return 0 if kernel else fault.status
+                        return 0 if kernel else signed(fault.status)
+                    # kernel32 returns handles as they are; SSPI its status, signed as in C
+                    return result if kernel else signed(result)
             except BaseException:  # nothing may escape into ctypes
                 with contextlib.suppress(BaseException):  # out of memory: nothing to do
                     self.internal_errors.append(f"{name}: {traceback.format_exc()}")
-                return 0 if kernel else SEC_E_INTERNAL_ERROR
+                return 0 if kernel else signed(SEC_E_INTERNAL_ERROR)
 
         callback.__name__ = f"fake_{name}"
         return callback

@@ -15,10 +15,7 @@ import time
 from typing import Any
 
 from .._raw import constants as C  # noqa: N812 - C names, read like the header
-from .._raw.structs import SEC_WINNT_AUTH_IDENTITY_W
-from . import _wire
-from ._args import (
-    NEVER,
+from .._raw.status_codes import (
     SEC_E_BUFFER_TOO_SMALL,
     SEC_E_INCOMPLETE_MESSAGE,
     SEC_E_INVALID_PARAMETER,
@@ -31,6 +28,11 @@ from ._args import (
     SEC_E_UNKNOWN_CREDENTIALS,
     SEC_I_COMPLETE_NEEDED,
     SEC_I_CONTINUE_NEEDED,
+)
+from .._raw.structs import SEC_WINNT_AUTH_IDENTITY_W
+from . import _wire
+from ._args import (
+    NEVER,
     FaultError,
     buffers,
     filetime,

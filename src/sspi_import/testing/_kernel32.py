@@ -12,13 +12,13 @@ import os
 import sys
 from typing import Any
 
+from .._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._args import POINTER_MASK
 from ._state import FOREIGN_TOKEN_BASE, PROCESS_HANDLE_BASE, State
 
 __all__ = ["Kernel32"]
 
 PSEUDO_PROCESS = POINTER_MASK  # GetCurrentProcess() is (HANDLE)-1
-_DUPLICATE_CLOSE_SOURCE = 0x1
 
 
 class Kernel32(State):
@@ -30,7 +30,7 @@ class Kernel32(State):
         return PSEUDO_PROCESS
 
     def _OpenProcess(self, access: int, inherit: int, pid: int) -> int:  # noqa: N802
-        if pid <= 0:
+        if not 0 < pid <= 0x7FFF_FFFF:  # a pid_t: os.kill would overflow past it
             return 0
         if sys.platform != "win32" and pid != os.getpid():  # os.kill on Windows terminates
             try:
@@ -90,6 +90,6 @@ class Kernel32(State):
             copy = FOREIGN_TOKEN_BASE + 4 * self._new_id("token")
             self._sent_tokens[copy] = pid
             p_target[0] = copy
-        if options & _DUPLICATE_CLOSE_SOURCE:
+        if options & C.DUPLICATE_CLOSE_SOURCE:
             self._drop_token(value)
         return 1

@@ -14,9 +14,7 @@ import struct
 from typing import Any
 
 from .._raw import constants as C  # noqa: N812 - C names, read like the header
-from .._raw.structs import SecBuffer
-from . import _wire
-from ._args import (
+from .._raw.status_codes import (
     SEC_E_BUFFER_TOO_SMALL,
     SEC_E_INCOMPLETE_MESSAGE,
     SEC_E_INVALID_TOKEN,
@@ -24,6 +22,10 @@ from ._args import (
     SEC_E_OK,
     SEC_E_OUT_OF_SEQUENCE,
     SEC_E_QOP_NOT_SUPPORTED,
+)
+from .._raw.structs import SecBuffer
+from . import _wire
+from ._args import (
     FaultError,
     buffers,
     of_type,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal, get_args
 
 from .._raw.functions import PROTOTYPES
+from ..errors import _signed as signed
 from ..errors import status_info
 
 __all__ = [
@@ -69,11 +70,6 @@ def check_function(function: object, owner: str) -> str:
             f"known: {', '.join(sorted(_KNOWN & set(SIMULATED)))}"
         )
     return function
-
-
-def signed(value: int) -> int:
-    """A 32-bit status as the signed ``SECURITY_STATUS`` C returns."""
-    return value - 0x1_0000_0000 if value & 0x8000_0000 else value
 
 
 def failure_status(status: object) -> int:

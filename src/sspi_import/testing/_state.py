@@ -18,12 +18,14 @@ from collections import OrderedDict
 from ctypes import POINTER
 from typing import Any, NamedTuple
 
-from .._raw.structs import SecHandle, SecPkgInfoW
-from . import _wire
-from ._args import (
+from .._raw.status_codes import (
     SEC_E_CONTEXT_EXPIRED,
     SEC_E_INVALID_HANDLE,
     SEC_E_INVALID_PARAMETER,
+)
+from .._raw.structs import SecHandle, SecPkgInfoW
+from . import _wire
+from ._args import (
     FaultError,
     filetime,
 )

@@ -11,14 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from .._raw import constants as C  # noqa: N812 - C names, read like the header
-from .._raw.structs import SecBuffer
-from . import _wire
-from ._args import (
+from .._raw.status_codes import (
     SEC_E_CANNOT_PACK,
     SEC_E_INVALID_PARAMETER,
     SEC_E_INVALID_TOKEN,
     SEC_E_OK,
     SEC_E_SECPKG_NOT_FOUND,
+)
+from .._raw.structs import SecBuffer
+from . import _wire
+from ._args import (
     read,
     read_wstr,
 )
