@@ -9,8 +9,8 @@ import pytest
 
 import sspi_import
 from sspi_import._cpython import is_pywin32_handle, peek_pywin32
+from sspi_import._foreign import handle_from_int, handle_to_int, raw_pair
 from sspi_import._raw.structs import SecHandle
-from sspi_import.adopt import handle_from_int, handle_to_int, raw_pair
 from sspi_import.testing import FakeSspi
 
 PAIRS = [(0, 0), (1, 2), (0x1234, 0x5EC5EC), (0xFFFF_FFFE, 0xFFFF_FFFE), (0x7FFF_FFFF, 0)]

@@ -220,7 +220,6 @@ def test_pull_flag_without_a_token_is_refused() -> None:
 def test_negotiate_exports_record_the_negotiated_package(
     sspi_fake: FakeSspi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sspi_import.handoff as handoff
 
     with _server_export(sspi_fake, "Negotiate") as exported:
         assert exported.package == "NTLM"  # what Negotiate chose
@@ -228,7 +227,7 @@ def test_negotiate_exports_record_the_negotiated_package(
             assert context.package == "NTLM"
         with ImportedContext.from_exported(exported, package="Negotiate") as context:
             assert context.package == "Negotiate"  # the documented override
-    monkeypatch.setattr(handoff, "NEGOTIATE_IMPORTS_AS", "credentials")
+    monkeypatch.setattr(sspi_import.exported, "NEGOTIATE_IMPORTS_AS", "credentials")
     with _server_export(sspi_fake, "Negotiate") as exported:
         assert exported.package == "Negotiate"  # the one switch
     with _server_export(sspi_fake, "NTLM") as exported:

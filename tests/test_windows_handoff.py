@@ -312,7 +312,7 @@ def test_a_negotiate_export_imports_under_the_recorded_default(
     negotiated, user = server.package_name, server.user_name
     with server.export() as exported:
         expected = (
-            "Negotiate" if sspi_import.handoff.NEGOTIATE_IMPORTS_AS != "negotiated" else negotiated
+            "Negotiate" if sspi_import.exported.NEGOTIATE_IMPORTS_AS != "negotiated" else negotiated
         )
         assert exported.package == expected
         answers = {name: _import_under(name, exported) for name in (negotiated, "Negotiate")}

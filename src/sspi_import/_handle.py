@@ -53,6 +53,7 @@ from ctypes import byref
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar
 
 from .errors import CHECKS, InheritedHandleError
+from .library import api
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -166,8 +167,6 @@ class OwnedHandle(Closeable, Generic[H]):
         """The owner's library, the current one bound now if it had none (a received token)."""
         lib = self._lib
         if lib is None:
-            from .library import api  # here: library imports this module's users
-
             lib = api()
             free = getattr(lib, self._FREE)
             with self._lock_or_raise():

@@ -111,21 +111,21 @@ class Descriptors:
     between the two is only garbage.
     """
 
-    __slots__ = ("_free", "_make")
+    __slots__ = ("_make", "_spare")
 
     def __init__(self, capacity: int, room: int = 0) -> None:
-        self._free: list[Descriptor] = []
+        self._spare: list[Descriptor] = []
         self._make = (capacity, room)
 
     def take(self) -> Descriptor:
         """A descriptor no other call is using."""
         try:
-            return self._free.pop()
+            return self._spare.pop()
         except IndexError:
             return Descriptor(*self._make)
 
     def give(self, descriptor: Descriptor) -> None:
         """Return ``descriptor`` for the next call (at most two are kept)."""
-        free = self._free
-        if len(free) < 2:
-            free.append(descriptor)
+        spare = self._spare
+        if len(spare) < 2:
+            spare.append(descriptor)

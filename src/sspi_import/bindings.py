@@ -20,12 +20,13 @@ import ctypes
 import hashlib
 from typing import NoReturn
 
+from ._checks import ULONG_MAX, ulong
+from ._der import pss_hash_algorithm, signature_algorithm
 from ._raw.structs import SEC_CHANNEL_BINDINGS
 
 __all__ = ["ChannelBindings"]
 
 _HEADER = ctypes.sizeof(SEC_CHANNEL_BINDINGS)  # 32 at every width: eight ULONGs
-_MAX = 0xFFFF_FFFF
 _TLS_SERVER_END_POINT = b"tls-server-end-point:"
 
 # signatureAlgorithm OID -> the hash RFC 5929 section 4.1 binds with: the signature's own
@@ -63,18 +64,15 @@ def _check_bytes(value: object, what: str) -> bytes:
     if isinstance(value, str) or not isinstance(value, bytes | bytearray | memoryview):
         kind = type(value).__name__
         raise TypeError(f"the {what} must be bytes, bytearray or memoryview, not {kind}")
-    data = bytes(value)
-    if len(data) > _MAX:
-        raise ValueError(f"the {what} is {len(data)} bytes; SSPI lengths are 32-bit")
-    return data
+    with memoryview(value) as view:
+        length = view.nbytes
+    if length > ULONG_MAX:  # refused before it is copied
+        raise ValueError(f"the {what} is {length} bytes; SSPI lengths are 32-bit")
+    return bytes(value)
 
 
 def _check_type(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"the {what} must be an int, not {type(value).__name__}")
-    if not 0 <= value <= _MAX:
-        raise ValueError(f"the {what} must fit in 32 bits unsigned, not {value}")
-    return int(value)
+    return ulong(value, f"the {what}")
 
 
 class ChannelBindings:
@@ -117,7 +115,7 @@ class ChannelBindings:
             "_application_data": _check_bytes(application_data, "application data"),
         }
         total = _HEADER + sum(len(v) for v in values.values() if isinstance(v, bytes))
-        if total > _MAX:
+        if total > ULONG_MAX:
             raise ValueError(f"the channel bindings are {total} bytes; SSPI lengths are 32-bit")
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -264,97 +262,23 @@ class ChannelBindings:
         )
 
 
-# A minimal DER walk: just enough to reach Certificate.signatureAlgorithm ------------
-
-
-def _element(der: bytes, pos: int, what: str) -> tuple[int, int, int]:
-    """``(tag, content_start, content_end)`` of the DER element at ``pos``."""
-    if pos + 2 > len(der):
-        raise ValueError(f"not a DER certificate: {what} is cut short")
-    tag = der[pos]
-    if tag & 0x1F == 0x1F:
-        raise ValueError(f"not a DER certificate: {what} has a multi-byte tag")
-    first = der[pos + 1]
-    pos += 2
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4:
-            raise ValueError(f"not a DER certificate: {what} has a bad length (indefinite or huge)")
-        if pos + count > len(der):
-            raise ValueError(f"not a DER certificate: {what} is cut short")
-        length = int.from_bytes(der[pos : pos + count], "big")
-        pos += count
-    end = pos + length
-    if end > len(der):
-        raise ValueError(f"not a DER certificate: {what} runs past the end of the data")
-    return tag, pos, end
-
-
-def _oid(der: bytes, start: int, end: int) -> str:
-    content = der[start:end]
-    if not content:
-        raise ValueError("not a DER certificate: an empty OBJECT IDENTIFIER")
-    arcs: list[int] = []
-    value = 0
-    for byte in content:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(value)
-            value = 0
-    if content[-1] & 0x80:
-        raise ValueError("not a DER certificate: an OBJECT IDENTIFIER is cut short")
-    first = arcs[0]
-    head = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
-    return ".".join(str(arc) for arc in head + arcs[1:])
-
-
-_SEQUENCE, _OID_TAG, _CONTEXT_0 = 0x30, 0x06, 0xA0
-
-
-def _algorithm(der: bytes, pos: int, what: str) -> tuple[str, int, int]:
-    """``(oid, parameters_start, end)`` of the AlgorithmIdentifier at ``pos``."""
-    tag, start, end = _element(der, pos, what)
-    if tag != _SEQUENCE:
-        raise ValueError(f"not a DER certificate: {what} is not a SEQUENCE")
-    tag, oid_start, oid_end = _element(der, start, f"the OID of {what}")
-    if tag != _OID_TAG:
-        raise ValueError(f"not a DER certificate: {what} does not start with an OID")
-    return _oid(der, oid_start, oid_end), oid_end, end
-
-
 def _hash_for(der: bytes) -> str:
-    tag, start, end = _element(der, 0, "the certificate")
-    if tag != _SEQUENCE or end != len(der):
-        raise ValueError("not a DER certificate: expected one SEQUENCE spanning the data")
-    tag, _, tbs_end = _element(der, start, "tbsCertificate")
-    if tag != _SEQUENCE:
-        raise ValueError("not a DER certificate: tbsCertificate is not a SEQUENCE")
-    oid, params, alg_end = _algorithm(der, tbs_end, "signatureAlgorithm")
+    """The hash RFC 5929 binds a certificate with: its signature's, SHA-256 for MD5/SHA-1."""
+    oid, parameters = signature_algorithm(der)
     if oid in _SIGNATURE_HASHES:
         return _SIGNATURE_HASHES[oid]
     if oid == _RSASSA_PSS:
-        return _pss_hash(der, params, alg_end)
+        hash_oid = pss_hash_algorithm(parameters)
+        if hash_oid is None:
+            return "sha256"  # hashAlgorithm DEFAULT sha1, bound with SHA-256
+        if hash_oid not in _HASHES:
+            raise ValueError(
+                f"unknown RSASSA-PSS hash algorithm {hash_oid}: cannot choose the hash"
+            )
+        return _HASHES[hash_oid]
     if oid in _NO_SINGLE_HASH:
         raise ValueError(
             f"RFC 5929 defines no tls-server-end-point hash for {_NO_SINGLE_HASH[oid]} "
             "certificates: there are no channel bindings to compute"
         )
     raise ValueError(f"unknown certificate signature algorithm {oid}: cannot choose the hash")
-
-
-def _pss_hash(der: bytes, start: int, end: int) -> str:
-    """RSASSA-PSS-params ``hashAlgorithm [0]``: SHA-1 (so SHA-256) when absent."""
-    if start >= end:
-        return "sha256"
-    tag, seq_start, seq_end = _element(der, start, "RSASSA-PSS parameters")
-    if tag != _SEQUENCE:
-        raise ValueError("not a DER certificate: RSASSA-PSS parameters are not a SEQUENCE")
-    if seq_start >= seq_end or der[seq_start] != _CONTEXT_0:
-        return "sha256"  # hashAlgorithm DEFAULT sha1
-    _, inner, _ = _element(der, seq_start, "the RSASSA-PSS hash algorithm")
-    oid, _, _ = _algorithm(der, inner, "the RSASSA-PSS hash algorithm")
-    if oid not in _HASHES:
-        raise ValueError(f"unknown RSASSA-PSS hash algorithm {oid}: cannot choose the hash")
-    return _HASHES[oid]

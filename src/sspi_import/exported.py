@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._buffers import encode_name
 from ._checks import integer, ulong
 from ._cpython import is_pywin32_handle, peek_pywin32
+from ._foreign import foreign_pair
 from ._handle import Closeable, OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.structs import SecBuffer, SecHandle
@@ -64,11 +65,10 @@ def check_token(token: object) -> int | None:
     """A token argument: ``None``, or an ``int`` that fits a handle (0 means none)."""
     if token is None:
         return None
-    if isinstance(token, bool) or not isinstance(token, int):
-        raise TypeError(f"the token must be an int handle or None, not {type(token).__name__}")
-    if not 0 <= token <= MAX_HANDLE:
-        raise ValueError(f"the token {token} is not a {_POINTER_BITS}-bit handle value")
-    return token or None
+    value = integer(token, "the token (an int handle, or None)")
+    if not 0 <= value <= MAX_HANDLE:
+        raise ValueError(f"the token {value} is not a {_POINTER_BITS}-bit handle value")
+    return value or None
 
 
 class ExportedContext(Closeable):
@@ -519,8 +519,6 @@ class _LocalCopy(ExportedContext):
 
 def _foreign_handle(context: object) -> SecHandle:
     """The handle to export from a context that is not ours (never taken over)."""
-    from .adopt import foreign_pair  # adopt builds on context, which builds on this
-
     if isinstance(context, SecHandle):
         return context
     pair = foreign_pair(context, peek_pywin32)  # pywin32 keeps its object: read in place
@@ -569,10 +567,20 @@ def export_handle(context: object, flags: object, package: str | None = None) ->
     return _exported(lib, context, owner, package, fflags, packed, token.value)
 
 
+NEGOTIATE_IMPORTS_AS = "negotiated"
+"""The name a Negotiate context's export records for the import: ONE switch.
+
+``"negotiated"``: the package Negotiate chose (``NTLM``/``Kerberos``, what
+``package_name`` reports), which is whose packed context ``ExportSecurityContext``
+returns. ``"credentials"``: the name the credentials were acquired with
+(``"Negotiate"``). The Windows lane imports under both names
+(``test_windows_handoff.py``) and fails, naming this switch, if the default does not
+work there. ``ImportedContext.from_exported(exported, package=...)`` overrides it.
+"""
+
+
 def _package_to_import(context: Any) -> str | None:
     """The package name an export of ``context`` records (see ``NEGOTIATE_IMPORTS_AS``)."""
-    from .handoff import NEGOTIATE_IMPORTS_AS  # the switch lives with the import
-
     package: str | None = context.package
     negotiate = package is not None and package.lower() == "negotiate"
     if negotiate and NEGOTIATE_IMPORTS_AS == "negotiated":

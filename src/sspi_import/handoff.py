@@ -133,18 +133,6 @@ class ImportedContext(SecurityContextBase):
         return f"<ImportedContext package={self._package!r} {state}>"
 
 
-NEGOTIATE_IMPORTS_AS = "negotiated"
-"""The name a Negotiate context's export records for the import: ONE switch.
-
-``"negotiated"``: the package Negotiate chose (``NTLM``/``Kerberos``, what
-``package_name`` reports), which is whose packed context ``ExportSecurityContext``
-returns. ``"credentials"``: the name the credentials were acquired with
-(``"Negotiate"``). The Windows lane imports under both names
-(``test_windows_handoff.py``) and fails, naming this switch, if the default does not
-work there. ``ImportedContext.from_exported(exported, package=...)`` overrides it.
-"""
-
-
 def export_context(
     context: SecurityContextBase | ForeignContextHandle,
     flags: ExportFlags | int = ExportFlags.NONE,

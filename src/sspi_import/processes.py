@@ -14,6 +14,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._checks import ULONG_MAX, integer
+
 if TYPE_CHECKING:
     import subprocess
 
@@ -72,11 +74,12 @@ def target_pid(process: object) -> int:
     pid = process if isinstance(process, int) else getattr(process, "pid", None)
     if pid is None and hasattr(process, "pid"):
         raise ValueError("the process has not started: it has no pid yet")
-    if isinstance(pid, bool) or not isinstance(pid, int):
+    if isinstance(process, bool) or not isinstance(pid, int):
         raise TypeError(
             "for_process() takes a pid or a process object with a .pid, "
             f"not {type(process).__name__}"
         )
-    if not 0 < pid <= 0xFFFF_FFFF:
-        raise ValueError(f"{pid} is not a process id")
-    return pid
+    number = integer(pid, "the pid")
+    if not 0 < number <= ULONG_MAX:
+        raise ValueError(f"{number} is not a process id")
+    return number
