@@ -113,7 +113,8 @@ class Pin:
         if owner is not None:
             owner._unpin(self)
 
-    __del__ = release
+    def __del__(self) -> None:
+        self.release()  # an interrupt skipped the holder's release()
 
 
 class OwnedHandle(Closeable, Generic[H]):

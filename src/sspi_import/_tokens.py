@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
+import weakref
 from ctypes import byref, c_void_p
 from typing import Any, ClassVar
 
@@ -37,7 +37,7 @@ class Token(OwnedHandle[int]):
         "To send it to another process, use the ExportedContext's for_process(target)"
     )
     _package: str | None = None  # named in the warning when the token is forgotten
-    _from_payload = False
+    _from_payload: int | None = None  # the value it was taken under (take), if it was
 
     def __init__(self) -> None:
         raise TypeError("tokens come from export_context() and ExportedContext.from_bytes()")
@@ -55,39 +55,48 @@ class Token(OwnedHandle[int]):
         return handle
 
     def _released(self) -> None:
-        if self._from_payload:
+        if self._from_payload is not None:
             _forget(self)
+
+    def detach(self) -> int:
+        """Give up the token and return it; the caller must close it."""
+        value: int = super().detach()
+        self._released()  # a payload's value may be taken again once the caller closed it
+        return value
 
     def _describe(self, *, closed: bool) -> str:
         state = "closed" if closed else "open"
         return f"<ExportedContext token package={self._package!r} {state}>"
 
 
-_taken: dict[int, Token] = {}  # the payload tokens owned in this process, by value
-_taken_lock = threading.Lock()
+# The payload tokens owned in this process, by value. Weak: a token an interrupt kept
+# from reaching its ExportedContext is freed by its finalizer, not kept here for ever.
+_taken: weakref.WeakValueDictionary[int, Token] = weakref.WeakValueDictionary()
 
 
 def take(value: int, package: str | None) -> Token:
-    """The owner of a token read from a payload made for this process, once per value."""
-    with _taken_lock:
-        if value in _taken:
-            raise ValueError(
-                f"this payload's token ({value}) is already owned by an ExportedContext read "
-                "from it in this process: a payload's token can be taken once (two owners "
-                "would close it twice). Use that ExportedContext, or ask the sender for a "
-                "new payload (for_process or for_any_process again)"
-            )
-        token = Token.own(value, package, None)  # library bound on first use
-        token._from_payload = True
-        _taken[value] = token
+    """The owner of a token read from a payload made for this process, once per value.
+
+    The registry takes no lock: a finalizer (a forgotten token's) may run inside any
+    allocation, and must not wait for a lock its own thread holds.
+    """
+    token = Token.own(value, package, None)  # library bound on first use
+    if _taken.setdefault(value, token) is not token:
+        token.detach()  # not ours: another ExportedContext here owns that handle
+        raise ValueError(
+            f"this payload's token ({value}) is already owned by an ExportedContext read "
+            "from it in this process: a payload's token can be taken once (two owners "
+            "would close it twice). Use that ExportedContext, or ask the sender for a "
+            "new payload (for_process or for_any_process again)"
+        )
+    token._from_payload = value
     return token
 
 
 def _forget(token: Token) -> None:
-    with _taken_lock:
-        for value, owner in list(_taken.items()):
-            if owner is token:
-                del _taken[value]
+    value = token._from_payload
+    if value is not None and _taken.get(value) is token:
+        _taken.pop(value, None)
 
 
 def duplicating_library(lib: Any) -> Any:

@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import datetime
 import threading
+import weakref
 from ctypes import byref, c_void_p
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
@@ -248,9 +249,13 @@ class SecurityContextBase(MessageProtection):
 
 
 class _Impersonating(threading.local):
-    """Per thread: the context this thread impersonates, and how deep the blocks go."""
+    """Per thread: the outermost ``Impersonation`` running, and how deep the blocks go.
 
-    context: SecurityContextBase | None = None
+    A weak reference, so that one abandoned by an interrupt (its ``__exit__`` never ran)
+    does not outlive its finalizer, which reverts; ``_pin`` tells whether it is live.
+    """
+
+    active: weakref.ref[Impersonation] | None = None
     depth = 0
 
 
@@ -260,28 +265,34 @@ _impersonating = _Impersonating()
 class Impersonation:
     """The ``with`` block ``SecurityContextBase.impersonate()`` returns (see there)."""
 
-    __slots__ = ("_context", "_entered", "_pin")
+    # Class defaults, not slots: the finalizer reads them on an object an interrupt left
+    # half made.
+    _context: SecurityContextBase | None = None
+    _entered = False
+    _nested = False
+    _pin: Pin | None = None
 
     def __init__(self, context: SecurityContextBase) -> None:
         self._context = context
-        self._entered = False
-        self._pin: Pin | None = None
 
     def __enter__(self) -> None:
         if self._entered:
             raise RuntimeError("this impersonate() block was already entered; call it again")
         self._entered = True
         context = self._context
+        assert context is not None  # set by __init__
         here = _impersonating
-        if here.context is context:
-            here.depth += 1  # nested on one context: the outermost block reverts
+        outer = None if here.active is None else here.active()
+        if outer is not None and outer._pin is not None:  # this thread impersonates
+            if outer._context is not context:
+                raise RuntimeError(
+                    "this thread already impersonates the client of another context; "
+                    "end that block first (a revert would return to the service's "
+                    "identity, not to the outer client's)"
+                )
+            self._nested = True  # nested on one context: the outermost block reverts
+            here.depth += 1
             return
-        if here.context is not None:
-            raise RuntimeError(
-                "this thread already impersonates the client of another context; "
-                "end that block first (a revert would return to the service's identity, "
-                "not to the outer client's)"
-            )
         _handle, pin = context._pin()  # the context outlives the block, even if closed
         self._pin = pin
         try:
@@ -295,7 +306,7 @@ class Impersonation:
             self._pin = None
             pin.release()
             raise
-        here.context, here.depth = context, 1
+        here.active, here.depth = weakref.ref(self), 1
 
     def __exit__(
         self,
@@ -304,19 +315,30 @@ class Impersonation:
         traceback: TracebackType | None,
     ) -> None:
         here = _impersonating
-        if here.depth > 1:
+        if self._nested:
             here.depth -= 1
             return
         pin = self._pin
-        if pin is None:  # an inner block of a nested pair, already counted down
+        if pin is None:
             return
-        here.context, here.depth, self._pin = None, 0, None
+        here.active, here.depth = None, 0
+        context = self._context
+        assert context is not None  # entered, so made
         try:
-            self._context._call("RevertSecurityContext")
+            context._call("RevertSecurityContext")
+        except SspiError:
+            raise  # the revert ran, and failed
+        except BaseException:  # interrupted: it may not have run, and must have
+            _revert_quietly(context)
+            raise
         finally:
+            self._pin = None
             pin.release()
 
     def __del__(self) -> None:
+        context = self._context
+        if context is None:
+            return  # never made (an interrupt in __init__)
         if not self._entered:
             import warnings
 
@@ -326,9 +348,10 @@ class Impersonation:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        elif self._pin is not None:  # abandoned inside the block (collected): end it
-            _revert_quietly(self._context)
-            self._pin.release()
+        elif self._pin is not None:  # abandoned inside the block (an interrupt): end it
+            pin, self._pin = self._pin, None
+            _revert_quietly(context)
+            pin.release()
 
 
 def _revert_quietly(context: SecurityContextBase) -> None:
