@@ -279,24 +279,66 @@ def test_real_collection_outcomes_fail_the_lane(tmp_path: Path, module: str, exp
     assert check_junit.main([str(report)]) == 1
 
 
-# The C stub on the Windows lane: never an error, a skip with the reason -----------------
+# The C stub on Windows: built for the interpreter's architecture, or named, or a skip ----
 
 
-def test_the_stub_is_not_built_on_windows(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """On Windows the stub refuses before looking for gcc, with the reason as the message."""
+def _fake_gcc(monkeypatch: pytest.MonkeyPatch, platform: str, machine: str) -> list[list[str]]:
+    """Pretend to be a Windows interpreter of ``platform`` with a gcc building for ``machine``."""
+    commands: list[list[str]] = []
 
-    def no_gcc(*args: object, **kwargs: object) -> None:
-        raise AssertionError("gcc must not be looked for or run on Windows")
+    def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        commands.append(command)
+        if command[1:] == ["-dumpmachine"]:
+            return subprocess.CompletedProcess(command, 0, f"{machine}\n", "")
+        Path(command[command.index("-o") + 1]).write_bytes(b"MZ")
+        return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(sys, "platform", "win32")
-    monkeypatch.setattr("shutil.which", no_gcc)
-    monkeypatch.setattr("subprocess.run", no_gcc)
+    monkeypatch.setattr("sysconfig.get_platform", lambda: platform)
+    monkeypatch.setattr("shutil.which", lambda name: "C:\\mingw64\\bin\\gcc.exe")
+    monkeypatch.setattr("subprocess.run", run)
+    return commands
+
+
+@pytest.mark.parametrize(
+    ("platform", "machine", "extra"),
+    [("win-amd64", "x86_64-w64-mingw32", []), ("win32", "i686-w64-mingw32", ["-Wl,--kill-at"])],
+)
+def test_on_windows_the_stub_is_built_for_the_interpreter(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, platform: str, machine: str, extra: list[str]
+) -> None:
+    """No -pthread (SRWLOCK, no libwinpthread-1.dll); x86 exports stdcall undecorated."""
+    commands = _fake_gcc(monkeypatch, platform, machine)
+    path = stubs.build_stub(tmp_path)
+    assert path == tmp_path / "sspistub.dll"
+    compile_command = commands[-1]
+    assert "-pthread" not in compile_command
+    assert "-static-libgcc" in compile_command
+    assert [flag for flag in compile_command if flag.startswith("-Wl,")] == extra
+
+
+@pytest.mark.parametrize(
+    ("platform", "machine"),
+    [("win32", "x86_64-w64-mingw32"), ("win-arm64", "x86_64-w64-mingw32"), ("win-amd64", "")],
+)
+def test_on_windows_a_gcc_for_another_architecture_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, platform: str, machine: str
+) -> None:
+    """The runners' MinGW gcc builds x86-64 only: x86 and arm64 skip, saying what to do."""
+    commands = _fake_gcc(monkeypatch, platform, machine)
     with pytest.raises(stubs.StubUnavailable) as caught:
-        stubs.Stub.build(tmp_path / "stub")
-    assert str(caught.value) == stubs.WINDOWS_REASON
-    for cause in ("WinError 193", "libwinpthread-1.dll", "stdcall", "secur32"):
-        assert cause in stubs.WINDOWS_REASON
+        stubs.build_stub(tmp_path / "stub")
+    message = str(caught.value)
+    for cause in ("WinError 193", stubs.ENV_VAR, platform):
+        assert cause in message
+    assert len(commands) == 1  # only asked what it builds for
     assert not (tmp_path / "stub").exists()
+
+
+def test_an_architecture_without_a_recipe_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sysconfig.get_platform", lambda: "win-ia64")
+    with pytest.raises(stubs.StubUnavailable, match=stubs.ENV_VAR):
+        stubs.windows_target()
 
 
 def test_a_library_that_does_not_load_is_unavailable_not_an_error(tmp_path: Path) -> None:
@@ -320,8 +362,13 @@ def test_stub_build_turns_a_load_failure_into_stub_unavailable(
         stubs.Stub.build(tmp_path)
 
 
-def test_the_stub_fixture_skips_with_the_reason(tmp_path: Path) -> None:
-    """End to end through this suite's conftest: on "Windows" a stub test skips, not errors."""
+def _suite_conftest(tmp_path: Path, platform: str | None) -> None:
+    """A conftest that uses this suite's ``stub_build``, as if on ``platform``."""
+    pretend = (
+        f"real, sys.platform = sys.platform, {platform!r}\n    yield\n    sys.platform = real"
+        if platform
+        else "yield"
+    )
     (tmp_path / "conftest.py").write_text(
         textwrap.dedent(
             f"""\
@@ -339,28 +386,53 @@ def test_the_stub_fixture_skips_with_the_reason(tmp_path: Path) -> None:
 
 
             @pytest.fixture(scope="session", autouse=True)
-            def _windows():
-                real, sys.platform = sys.platform, "win32"  # what the Windows lane sees
-                yield
-                sys.platform = real
+            def _pretend():
             """
-        ),
+        )
+        + f"    {pretend}\n",
         encoding="utf-8",
     )
     (tmp_path / "test_uses_stub.py").write_text(
         "def test_needs_stub(stub_build):\n    raise AssertionError('must not run')\n",
         encoding="utf-8",
     )
-    run = subprocess.run(
+
+
+def _pytest_in(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != stubs.ENV_VAR}
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(tmp_path)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         check=False,
+        env={**environment, **env},
     )
+
+
+def test_the_stub_fixture_skips_with_the_reason(tmp_path: Path) -> None:
+    """End to end through this suite's conftest: a stub that cannot be built is a skip."""
+    # This interpreter pretending to be a Windows one has no recipe (Linux) or no gcc
+    # (Windows under Wine): either way a skip that names the way out.
+    _suite_conftest(tmp_path, "win32")
+    run = _pytest_in(tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 skipped" in run.stdout
-    assert "cannot build the SSPI stub on Windows" in run.stdout
+    assert "cannot build the SSPI stub" in run.stdout
+    assert stubs.ENV_VAR in run.stdout
+
+
+def test_a_named_stub_that_does_not_load_is_an_error_not_a_skip(tmp_path: Path) -> None:
+    """SSPI_IMPORT_STUB_LIBRARY asked for a stub: one that does not load fails the tests."""
+    broken = tmp_path / "elsewhere" / stubs.library_name()
+    broken.parent.mkdir()
+    broken.write_bytes(b"MZ\x90\x00 not a library for this interpreter")
+    _suite_conftest(tmp_path, None)
+    run = _pytest_in(tmp_path, **{stubs.ENV_VAR: str(broken)})
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "1 error" in run.stdout
+    assert "skipped" not in run.stdout
+    assert f"{stubs.ENV_VAR} names a stub that does not load" in run.stdout
 
 
 # The architecture check: the interpreter is the one the matrix names --------------------
