@@ -109,6 +109,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
+        # A fixture parametrized by fixture name (request.getfixturevalue(request.param),
+        # as test_messages' `pair` is) shows only its parameter.
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:
+            names.update(v for v in callspec.params.values() if isinstance(v, str))
         for marker, fixtures in _FIXTURE_MARKERS.items():
             if names.intersection(fixtures) and item.get_closest_marker(marker) is None:
                 item.add_marker(marker)

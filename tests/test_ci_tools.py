@@ -279,6 +279,138 @@ def test_real_collection_outcomes_fail_the_lane(tmp_path: Path, module: str, exp
     assert check_junit.main([str(report)]) == 1
 
 
+# The whole-suite mode (.ci/run on Linux, the Wine lane, the Windows portable step) -------
+
+
+def test_a_whole_suite_passes_with_only_the_allowed_skips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = _report(
+        tmp_path,
+        _case("test_plain", "parametrize"),
+        _case("test_real", "windows_sspi", SKIPPED),
+        _case("test_other_real", "windows_sspi", SKIPPED),
+    )
+    assert check_junit.main([str(report), "--whole-suite", "--allow-skip", "windows_sspi"]) == 0
+    out = capsys.readouterr().out
+    assert "1 passed, 2 skipped as expected (windows_sspi), 0 skipped unexpectedly" in out
+    assert "expected skip x2: needs Windows" in out  # one line per reason, with its count
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        _case("test_stub", "stub", SKIPPED),  # no gcc: a marker that is not allowed
+        _case("test_unmarked", "", SKIPPED),
+        _case("tests/test_win.py", None, COLLECTION_SKIPPED),  # a module: never expected
+        _case("test_real", "windows_sspi", FAILED),  # allowed to skip, not to fail
+    ],
+    ids=["other-marker", "no-marker", "module", "failure"],
+)
+def test_a_whole_suite_fails_on_anything_else(tmp_path: Path, case: str) -> None:
+    report = _report(tmp_path, _case("test_plain", ""), case)
+    assert check_junit.main([str(report), "--whole-suite", "--allow-skip", "windows_sspi"]) == 1
+
+
+def test_a_whole_suite_needs_a_passed_test_but_no_marker(tmp_path: Path) -> None:
+    assert check_junit.main([str(_report(tmp_path, _case("t", "")))]) == 1  # marker mode
+    assert check_junit.main([str(_report(tmp_path, _case("t", ""))), "--whole-suite"]) == 0
+    skipped = _report(tmp_path, _case("t", "windows_sspi", SKIPPED))
+    assert check_junit.main([str(skipped), "--whole-suite", "--allow-skip", "windows_sspi"]) == 1
+
+
+# The deselect lists (.ci/deselect_list.py) ----------------------------------------------
+
+deselect_list = _load("deselect_list")
+
+SUITE = """\
+import pytest
+
+def test_one():
+    pass
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_two(n):
+    pass
+
+@pytest.mark.slowish
+def test_marked():
+    pass
+
+class TestGroup:
+    def test_a(self):
+        pass
+"""
+
+
+def _deselect_run(tmp_path: Path, *lists: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nmarkers =\n    slowish: a marker\n", encoding="utf-8"
+    )
+    (tmp_path / "test_sample.py").write_text(SUITE, encoding="utf-8")
+    args: list[str] = []
+    for number, text in enumerate(lists):
+        path = tmp_path / f"list{number}.txt"
+        path.write_text(text, encoding="utf-8")
+        args.append(f"--deselect-list={path}")
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:sspi_import",
+         "-p", "deselect_list", *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(CI)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+
+
+def test_the_lists_deselect_by_id_prefix_and_marker_and_say_why(tmp_path: Path) -> None:
+    run = _deselect_run(
+        tmp_path,
+        "# comment\n[no reason to run twice]\ntest_sample.py::test_two\n",
+        "[a class]\ntest_sample.py::TestGroup\n[marked]\nmarker:slowish\n",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed, 4 deselected" in run.stdout
+    assert "   2  no reason to run twice" in run.stdout
+    assert "   1  a class" in run.stdout
+    assert "   1  marked" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("test_sample.py::test_one\n", "before any [reason]"),
+        ("[why]\n[why not]\ntest_sample.py::test_one\n", "reason without a selector"),
+        ("[why]\n", "reason without a selector"),
+        ("[]\ntest_sample.py::test_one\n", "a reason is '[text]'"),
+        ("[why]\ntest one\n", "not a test id or marker"),
+    ],
+)
+def test_a_malformed_list_is_a_usage_error(text: str, complaint: str) -> None:
+    with pytest.raises(pytest.UsageError, match=re.escape(complaint)):
+        deselect_list.parse(text, "list.txt")
+
+
+def test_a_stale_entry_fails_the_run_before_any_test(tmp_path: Path) -> None:
+    stale = ["test_sample.py::test_gone", "test_sample.py::test_on", "marker:nothing_has_it"]
+    run = _deselect_run(tmp_path, "[why]\ntest_sample.py::test_one\n" + "\n".join(stale))
+    assert run.returncode == 4, run.stdout + run.stderr  # pytest's usage error
+    output = run.stdout + run.stderr
+    assert "match no collected test" in output
+    for selector in stale:  # a partial name (test_on) matches nothing either
+        assert selector in output
+    assert "passed" not in output
+
+
+def test_the_repository_lists_parse_and_give_every_entry_a_reason() -> None:
+    for name in ("windows_deselect.txt", "wine_deselect.txt"):
+        entries = deselect_list.parse((CI / name).read_text(encoding="utf-8"), name)
+        assert entries
+        for entry in entries:
+            assert len(entry.reason) > 30, entry  # a reason, not a label
+
+
 # The C stub on Windows: built for the interpreter's architecture, or named, or a skip ----
 
 
@@ -477,10 +609,13 @@ def test_an_unknown_architecture_is_refused(capsys: pytest.CaptureFixture[str]) 
     assert "x64, x86, arm64" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="off Windows, no matrix arch can match")
-def test_this_interpreter_is_no_windows_architecture() -> None:
-    """Run for real here: a Linux or macOS interpreter is none of them, and says so."""
-    assert all(check_arch.main([arch]) == 1 for arch in check_arch.EXPECTED)
+def test_this_interpreter_is_one_windows_architecture_on_windows_and_none_elsewhere() -> None:
+    """Run for real: a Windows interpreter matches exactly one (x64 on the Wine lane)."""
+    matches = [arch for arch in check_arch.EXPECTED if check_arch.main([arch]) == 0]
+    if sys.platform == "win32":
+        assert len(matches) == 1, matches
+    else:
+        assert matches == []
 
 
 # The workflow: read as text (no YAML parser among the test dependencies) ----------------
@@ -544,7 +679,8 @@ def test_the_windows_lane_runs_and_reports_its_real_sspi_tests_whatever_failed_b
     steps = _steps("windows")
     real = _step("windows", "Real-SSPI tests")
     after = steps[steps.index(real) :]
-    assert len(after) == 5  # the tests, the check, the upload, the self-test, the portable tests
+    # the tests, the check, the upload, the self-test, the portable tests and their check
+    assert len(after) == 6
     for step in after:
         assert step.get("if") == "${{ !cancelled() }}", step
     assert real["run"].startswith(r".venv\Scripts\python -m pytest -m windows_sspi ")
@@ -569,6 +705,21 @@ def test_the_windows_lane_installs_and_tests_in_a_venv_as_the_readme_says() -> N
 def test_the_portable_tests_leave_out_the_plugins_marker() -> None:
     assert "not windows_sspi" in _step("macos", "Test")["run"]
     assert "not windows_sspi" in _step("windows", "Portable tests")["run"]
+
+
+def test_the_windows_portable_tests_deselect_by_name_and_fail_on_other_skips() -> None:
+    portable = _step("windows", "Portable tests")["run"]
+    assert "-p deselect_list --deselect-list=.ci/windows_deselect.txt" in portable
+    assert "-p junit_markers" in portable
+    assert portable.endswith("--junitxml=junit-portable.xml")
+    check = _step("windows", "Fail if a portable test")
+    assert check["run"] == (
+        r".venv\Scripts\python .ci/check_junit.py junit-portable.xml --whole-suite "
+        "--allow-skip $env:ALLOW_SKIP"
+    )
+    job = "\n".join(_job("windows"))
+    # only the jobs whose gcc cannot build for them may skip the stub tests
+    assert "ALLOW_SKIP: ${{ matrix.arch == 'x64' && 'none' || 'stub' }}" in job
     text = WORKFLOW.read_text(encoding="utf-8")
     assert not re.search(r"-m \"?(not )?windows\b(?!_)", text)
 
