@@ -696,7 +696,7 @@ def test_the_windows_lane_installs_and_tests_in_a_venv_as_the_readme_says() -> N
     assert runs[0] == "python -m venv .venv"
     for run in runs[1:]:
         assert run.startswith(".venv\\Scripts\\python "), run
-    assert r'.venv\Scripts\python -m pip install -e ".[test]" pywin32' in runs
+    assert r'.venv\Scripts\python -m pip install -e ".[dev]" pywin32' in runs
     for step in _steps("windows"):
         if "run" in step:
             assert "timeout-minutes" in step, step
