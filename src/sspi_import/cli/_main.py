@@ -157,8 +157,9 @@ def _run(argv: Sequence[str] | None) -> int:
     return status
 
 
-def _flush(stream: TextIO) -> None:
-    safe(stream).flush()
+def _flush(stream: TextIO | None) -> None:
+    if stream is not None:  # pythonw.exe has no standard streams
+        safe(stream).flush()
 
 
 def _output_failed(exc: OutputError) -> int:
