@@ -176,11 +176,11 @@ def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
         raise StubUnavailable(f"cannot build the SSPI stub: running gcc failed: {exc}") from exc
 
 
-def _compile_flags(gcc: str) -> tuple[str, ...]:
+def _compile_flags(gcc: str, target: tuple[str, tuple[str, ...]] | None) -> tuple[str, ...]:
     """The flags for this OS; on Windows, refuse a gcc that builds for another architecture."""
-    if sys.platform != "win32":
+    if target is None:
         return _COMPILE_FLAGS
-    prefix, extra = windows_target()
+    prefix, extra = target
     machine = _run([gcc, "-dumpmachine"]).stdout.strip()
     if not machine.startswith(prefix):
         raise StubUnavailable(
@@ -205,15 +205,16 @@ def build_stub(directory: pathlib.Path) -> pathlib.Path:
             architecture, or the compilation failed (the compiler's output is in the
             message).
     """
+    target = windows_target() if sys.platform == "win32" else None  # refused before any search
     gcc = shutil.which("gcc")
     if gcc is None:
         raise StubUnavailable(
             "cannot build the SSPI stub: gcc was not found on PATH"
-            + (f" (or set {ENV_VAR} to a prebuilt stub DLL)" if sys.platform == "win32" else "")
+            + (f" (or set {ENV_VAR} to a prebuilt stub DLL)" if target else "")
         )
     if not SOURCE.is_file():
         raise StubUnavailable(f"cannot build the SSPI stub: source {SOURCE} is missing")
-    flags = _compile_flags(gcc)
+    flags = _compile_flags(gcc, target)
     directory.mkdir(parents=True, exist_ok=True)
     output = directory / library_name()
     command = [gcc, *flags, "-o", str(output), str(SOURCE)]
