@@ -1,25 +1,36 @@
-"""Fail unless a JUnit XML report shows tests of one marker ran and nothing was skipped.
+"""Fail unless a JUnit XML report shows its tests ran: nothing failed, nothing skipped unexpectedly.
 
 Usage::
 
     python .ci/check_junit.py junit-windows.xml [--marker windows_sspi]
+    python .ci/check_junit.py junit.xml --whole-suite [--allow-skip windows_sspi]
 
 The report must come from pytest run with the ``junit_markers`` plugin
 (``-p junit_markers`` with ``.ci`` on ``PYTHONPATH``), which records every test's
-markers. Exit status:
+markers. Two modes:
 
-- 0 when at least one test with the marker passed and nothing in the report was
-  skipped, failed or errored;
-- 1 otherwise: a skipped test (``pytest.skip``, ``skipif``, ``xfail``, whatever its
+- ``--marker M`` (the default, ``windows_sspi``): at least one test with the marker
+  passed. The real-SSPI step of the GitHub Windows jobs.
+- ``--whole-suite``: the report is a whole suite (the Linux lane, the Wine lane): at
+  least one test passed, whatever its markers.
+
+In both, a skipped test fails the check unless it carries a marker named by
+``--allow-skip`` (on Linux, ``windows_sspi``: those tests say why they skip there);
+expected skips are counted and their reasons printed, one line per reason. Exit status:
+
+- 0 when that holds and nothing in the report failed or errored;
+- 1 otherwise: an unexpected skip (``pytest.skip``, ``skipif``, ``xfail``, whatever its
   markers), a module skipped at collection (``pytest.skip(allow_module_level=True)``,
   ``importorskip``: pytest records it as a ``<testcase>`` with ``<skipped>`` and no
-  markers, because no test of it was ever collected), a failure, an error (a collection
-  error is a ``<testcase>`` with ``<error>``), or no test with the marker at all;
+  markers, because no test of it was ever collected, so it is never expected), a
+  failure, an error (a collection error is a ``<testcase>`` with ``<error>``), or no
+  test that should have passed;
 - 2 when the report is missing or unreadable, or a test passed without a markers
   property (the plugin was not loaded, so the report cannot say which tests are which).
 
-On the Windows lanes this turns "the real-SSPI tests were quietly skipped" into a red
-build, including the case where a whole module skipped before its tests were seen.
+This turns "the tests were quietly skipped" into a red build: no gcc (the stub tests),
+no sspilib (the sspi-rs tests), no secur32, including the case where a whole module
+skipped before its tests were seen.
 """
 
 from __future__ import annotations
@@ -53,6 +64,10 @@ class Tally:
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
+    all_passed: int = 0
+    """Tests that passed, whatever their markers."""
+    expected_skips: list[str] = field(default_factory=list)
+    """Skipped tests that carry an ``allow_skip`` marker (not in ``skipped``)."""
 
 
 def _markers(case: ET.Element) -> set[str] | None:
@@ -78,8 +93,12 @@ def _reason(element: ET.Element) -> str:
     return reason
 
 
-def tally(report: Path, marker: str) -> Tally:
-    """Read ``report``: the tests that carry ``marker``, and every skip, failure and error."""
+def tally(report: Path, marker: str, allow_skip: frozenset[str] = frozenset()) -> Tally:
+    """Read ``report``: the tests that carry ``marker``, and every skip, failure and error.
+
+    A skipped test that carries one of the ``allow_skip`` markers is counted in
+    ``expected_skips``, not in ``skipped``.
+    """
     try:
         root = ET.parse(report).getroot()  # noqa: S314 - our own pytest's report
     except (OSError, ET.ParseError) as exc:
@@ -96,7 +115,8 @@ def tally(report: Path, marker: str) -> Tally:
             result.marked += 1
         outcome = case.find("skipped")
         if outcome is not None:
-            result.skipped.append(name)
+            expected = markers is not None and not markers.isdisjoint(allow_skip)
+            (result.expected_skips if expected else result.skipped).append(name)
             result.reasons[name] = _reason(outcome)
             continue
         outcome = case.find("error")
@@ -106,6 +126,7 @@ def tally(report: Path, marker: str) -> Tally:
             result.failed.append(name)
             result.reasons[name] = _reason(outcome)
             continue
+        result.all_passed += 1
         if markers is None:
             unmarked_passes.append(name)
         elif marker in markers:
@@ -126,25 +147,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--marker",
         default=DEFAULT_MARKER,
-        help=f"marker to count (default: {DEFAULT_MARKER})",
+        help=f"marker whose tests must pass, at least one (default: {DEFAULT_MARKER})",
+    )
+    parser.add_argument(
+        "--whole-suite",
+        action="store_true",
+        help="the report is a whole suite: at least one test must pass, whatever its markers",
+    )
+    parser.add_argument(
+        "--allow-skip",
+        metavar="MARKER",
+        action="append",
+        default=[],
+        help="a skipped test carrying MARKER is expected, not a failure (repeatable)",
     )
     args = parser.parse_args(argv)
+    allow = frozenset(args.allow_skip)
     try:
-        result = tally(args.report, args.marker)
+        result = tally(args.report, args.marker, allow)
     except ReportError as exc:
         print(f"check_junit: {exc}", file=sys.stderr)
         return 2
-    print(
-        f"check_junit: {result.marked} '{args.marker}' tests, {len(result.passed)} passed; "
-        f"in the whole report {len(result.skipped)} skipped, "
-        f"{len(result.failed)} failed or errored"
-    )
+    if args.whole_suite:
+        print(
+            f"check_junit: {result.all_passed} passed, "
+            f"{len(result.expected_skips)} skipped as expected "
+            f"({', '.join(sorted(allow)) or 'none allowed'}), "
+            f"{len(result.skipped)} skipped unexpectedly, "
+            f"{len(result.failed)} failed or errored"
+        )
+    else:
+        print(
+            f"check_junit: {result.marked} '{args.marker}' tests, {len(result.passed)} passed; "
+            f"in the whole report {len(result.skipped)} skipped, "
+            f"{len(result.failed)} failed or errored"
+        )
+    reasons: dict[str, int] = {}
+    for name in result.expected_skips:
+        reasons[result.reasons[name]] = reasons.get(result.reasons[name], 0) + 1
+    for reason, count in sorted(reasons.items()):
+        print(f"  expected skip x{count}: {reason}")
     for name in result.skipped:
         print(f"  skipped: {name}: {result.reasons[name]}")
     for name in result.failed:
         print(f"  failed:  {name}: {result.reasons[name]}")
     status = 0
-    if not result.passed:
+    if args.whole_suite and not result.all_passed:
+        print("check_junit: no test passed; this lane must run the suite", file=sys.stderr)
+        status = 1
+    elif not args.whole_suite and not result.passed:
         print(
             f"check_junit: no '{args.marker}' test passed; this lane must run them",
             file=sys.stderr,
@@ -152,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         status = 1
     if result.skipped:
         print(
-            "check_junit: nothing may be skipped here (a module skipped at collection "
-            "counts): every test of this lane must run",
+            "check_junit: nothing may be skipped here but tests marked "
+            f"{', '.join(sorted(allow)) or '(none)'} (a module skipped at collection counts): "
+            "every test of this lane must run, or be deselected by name with its reason",
             file=sys.stderr,
         )
         status = 1

@@ -19,7 +19,8 @@ import pytest
 
 import sspi_import
 from sspi_import import library
-from stubs import Stub, StubUnavailable
+from stubs import ENV_VAR as STUB_ENV_VAR
+from stubs import Stub, StubUnavailable, stub_source
 
 ON_WINDOWS = sys.platform == "win32"
 
@@ -35,10 +36,22 @@ def _clean_loader(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def stub_build(tmp_path_factory: pytest.TempPathFactory) -> Stub:
+    """The C stub: the prebuilt one ``SSPI_IMPORT_STUB_LIBRARY`` names, else built with gcc.
+
+    A named stub that does not load fails the tests (it was asked for); a stub that
+    cannot be built here skips them with the reason (no gcc, or none for this
+    interpreter's architecture). See tests/stubs.py.
+    """
+    prebuilt = stub_source()
+    if prebuilt is not None:
+        try:
+            return Stub(prebuilt)
+        except StubUnavailable as exc:
+            pytest.fail(f"{STUB_ENV_VAR} names a stub that does not load: {exc}", pytrace=False)
     try:
         return Stub.build(tmp_path_factory.mktemp("stub"))
     except StubUnavailable as exc:
-        pytest.skip(str(exc))  # says why: no gcc, a failed build or load, or Windows
+        pytest.skip(str(exc))  # says why: no gcc, none for this architecture, a failed build
 
 
 @pytest.fixture
@@ -71,6 +84,39 @@ def sspi_rs(sspi_rs_path: pathlib.Path) -> pathlib.Path:
     """sspi-rs installed as the SSPI library for the test."""
     sspi_import.use_library(sspi_rs_path)
     return sspi_rs_path
+
+
+# Markers this suite adds itself (the shipped plugin registers windows_sspi; pyproject.toml
+# registers sspi_rs, which tests also set by hand).
+_FIXTURE_MARKERS = {
+    "sspi_rs": ("sspi_rs", "sspi_rs_path"),
+    "stub": ("stub", "stub_build"),
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "stub: needs the C stub library (tests/stubs.py), set for every test using it"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the sspi-rs or the stub fixtures, however indirectly.
+
+    The lanes select and account for them by marker: the Wine lane deselects
+    ``sspi_rs`` by name (.ci/wine_deselect.txt; sspi-rs does not exist on Windows), and
+    a skip of either is visible in the JUnit report's markers.
+    """
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        # A fixture parametrized by fixture name (request.getfixturevalue(request.param),
+        # as test_messages' `pair` is) shows only its parameter.
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:
+            names.update(v for v in callspec.params.values() if isinstance(v, str))
+        for marker, fixtures in _FIXTURE_MARKERS.items():
+            if names.intersection(fixtures) and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -6,10 +6,22 @@
 functions.  :func:`build_stub` compiles it with gcc and :class:`Stub` wraps the
 loaded library.
 
-Off Windows only: on Windows :func:`build_stub` raises :class:`StubUnavailable`
-(see :data:`WINDOWS_REASON`), so the tests that need the stub skip there, and
-the Windows CI lane tests the real secur32 instead.  A library that builds but
-does not load also raises :class:`StubUnavailable`, never a bare ``OSError``.
+Where the library comes from (:func:`stub_source` says which, the fixtures follow it):
+
+- ``SSPI_IMPORT_STUB_LIBRARY`` (:data:`ENV_VAR`) names a prebuilt stub: it is loaded
+  as it is, on any OS, and a stub that does not load is an error, not a skip (it was
+  asked for).  The Wine lane cross-compiles ``sspistub.dll`` with mingw-w64 and names
+  it here; so can anyone with a DLL built elsewhere.
+- Otherwise :func:`build_stub` runs ``gcc``: on Linux and macOS with ``-pthread``; on
+  Windows (MinGW gcc on ``PATH``, as on the GitHub runners) only when the compiler
+  builds for this interpreter's architecture (``gcc -dumpmachine``), with
+  ``-Wl,--kill-at`` for x86, whose SSPI is ``__stdcall`` exported under undecorated
+  names.  On Windows the stub locks with kernel32's SRWLOCK, so no
+  ``libwinpthread-1.dll`` is needed beside it.  Anything missing raises
+  :class:`StubUnavailable` with the reason, and the tests that need the stub skip.
+
+A library that builds but does not load also raises :class:`StubUnavailable`,
+never a bare ``OSError``.
 
 The stub's state is process-global per loaded library file: every
 ``ctypes.CDLL`` opened on the same path shares one set of counters, live
@@ -24,24 +36,29 @@ same function object.
 from __future__ import annotations
 
 import ctypes
+import os
 import pathlib
 import shutil
 import subprocess
 import sys
+import sysconfig
 from typing import Final
 
 __all__ = [
+    "ENV_VAR",
     "FUNCTIONS",
     "HANDLE_UPPER",
     "SOURCE",
     "UINTPTR",
-    "WINDOWS_REASON",
     "SecBuffer",
     "SecHandle",
     "Stub",
     "StubUnavailable",
     "build_stub",
     "library_name",
+    "sspi_entry_points",
+    "stub_source",
+    "windows_target",
 ]
 
 SOURCE: Final = pathlib.Path(__file__).resolve().parent / "stub" / "sspistub.c"
@@ -72,25 +89,30 @@ UINTPTR = ctypes.c_uint64 if ctypes.sizeof(ctypes.c_void_p) == 8 else ctypes.c_u
 
 _UINTPTR_MAX: Final = (1 << (8 * ctypes.sizeof(ctypes.c_void_p))) - 1
 
+ENV_VAR: Final = "SSPI_IMPORT_STUB_LIBRARY"
+"""Environment variable naming a prebuilt stub library to load instead of building one."""
+
 _COMPILE_FLAGS: Final = ("-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-pthread")
+# Windows: no -pthread (the stub locks with SRWLOCK) and libgcc linked in, so the DLL
+# needs nothing but kernel32 and msvcrt beside it.
+_WINDOWS_FLAGS: Final = ("-shared", "-O2", "-Wall", "-Werror", "-static-libgcc")
 _COMPILE_TIMEOUT: Final = 120.0
 
-
-WINDOWS_REASON: Final = (
-    "cannot build the SSPI stub on Windows: the runners' MinGW gcc makes only x86-64 DLLs "
-    "(32-bit and arm64 Python refuse them with WinError 193), -pthread needs "
-    "libwinpthread-1.dll, which Python 3.8+ does not look for on PATH, and x86 Python would "
-    "call the stub's cdecl exports as stdcall; the stub's tests run on Linux and macOS, and the "
-    "Windows lane tests secur32 itself"
-)
-"""Why :func:`build_stub` refuses on Windows (the reason a skipped stub test shows)."""
+# sysconfig.get_platform() of a Windows interpreter -> what `gcc -dumpmachine` must
+# start with to build a DLL it can load, and the extra flags.
+_WINDOWS_TARGETS: Final = {
+    "win-amd64": ("x86_64-", ()),
+    # sspi.h's SEC_ENTRY is __stdcall on x86; secur32 exports it undecorated.
+    "win32": ("i686-", ("-Wl,--kill-at",)),
+    "win-arm64": ("aarch64-", ()),
+}
 
 
 class StubUnavailable(RuntimeError):  # noqa: N818 - name fixed by the test API
     """The stub library cannot be built or loaded here (the tests that need it skip).
 
-    Raised off Windows when gcc is missing or the compilation or the load fails, and
-    always on Windows (:data:`WINDOWS_REASON`).
+    Raised when no compiler for this interpreter is found or the compilation or the
+    load fails; the message says why and what to do.
     """
 
 
@@ -119,29 +141,31 @@ def library_name() -> str:
     return "libsspistub.so"
 
 
-def build_stub(directory: pathlib.Path) -> pathlib.Path:
-    """Compile the stub into *directory* and return the library's path.
-
-    Runs ``gcc -shared -fPIC -O2 -Wall -Werror -pthread``.  An existing
-    library in *directory* is overwritten.
+def windows_target() -> tuple[str, tuple[str, ...]]:
+    """The ``gcc -dumpmachine`` prefix and extra flags for this Windows interpreter.
 
     Raises:
-        StubUnavailable: on Windows (:data:`WINDOWS_REASON`); or gcc is not on
-            ``PATH``, could not be run, or the compilation failed (the
-            compiler's output is in the message).
+        StubUnavailable: an architecture the stub has no recipe for.
     """
-    if sys.platform == "win32":
-        raise StubUnavailable(WINDOWS_REASON)
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        raise StubUnavailable("cannot build the SSPI stub: gcc was not found on PATH")
-    if not SOURCE.is_file():
-        raise StubUnavailable(f"cannot build the SSPI stub: source {SOURCE} is missing")
-    directory.mkdir(parents=True, exist_ok=True)
-    output = directory / library_name()
-    command = [gcc, *_COMPILE_FLAGS, "-o", str(output), str(SOURCE)]
+    platform = sysconfig.get_platform()
     try:
-        result = subprocess.run(
+        return _WINDOWS_TARGETS[platform]
+    except KeyError:
+        raise StubUnavailable(
+            f"cannot build the SSPI stub for a {platform} interpreter: set {ENV_VAR} "
+            "to a stub DLL built for it"
+        ) from None
+
+
+def stub_source() -> pathlib.Path | None:
+    """The prebuilt stub named by :data:`ENV_VAR`, or ``None``: build one."""
+    value = os.environ.get(ENV_VAR, "")
+    return pathlib.Path(value) if value else None
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
             command,
             capture_output=True,
             text=True,
@@ -150,6 +174,51 @@ def build_stub(directory: pathlib.Path) -> pathlib.Path:
         )
     except (OSError, subprocess.SubprocessError) as exc:
         raise StubUnavailable(f"cannot build the SSPI stub: running gcc failed: {exc}") from exc
+
+
+def _compile_flags(gcc: str, target: tuple[str, tuple[str, ...]] | None) -> tuple[str, ...]:
+    """The flags for this OS; on Windows, refuse a gcc that builds for another architecture."""
+    if target is None:
+        return _COMPILE_FLAGS
+    prefix, extra = target
+    machine = _run([gcc, "-dumpmachine"]).stdout.strip()
+    if not machine.startswith(prefix):
+        raise StubUnavailable(
+            f"cannot build the SSPI stub for this {sysconfig.get_platform()} interpreter: "
+            f"the gcc on PATH builds for {machine or 'an unknown target'} (a DLL of another "
+            f"architecture does not load: WinError 193). Put a {prefix}w64-mingw32 gcc on "
+            f"PATH, or set {ENV_VAR} to a stub DLL built for this interpreter"
+        )
+    return (*_WINDOWS_FLAGS, *extra)
+
+
+def build_stub(directory: pathlib.Path) -> pathlib.Path:
+    """Compile the stub into *directory* and return the library's path.
+
+    Runs ``gcc -shared -fPIC -O2 -Wall -Werror -pthread`` off Windows; on Windows
+    ``gcc -shared -O2 -Wall -Werror -static-libgcc`` (plus ``-Wl,--kill-at`` for x86)
+    after checking that gcc builds for this interpreter's architecture.  An existing
+    library in *directory* is overwritten.
+
+    Raises:
+        StubUnavailable: gcc is not on ``PATH``, could not be run, builds for another
+            architecture, or the compilation failed (the compiler's output is in the
+            message).
+    """
+    target = windows_target() if sys.platform == "win32" else None  # refused before any search
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise StubUnavailable(
+            "cannot build the SSPI stub: gcc was not found on PATH"
+            + (f" (or set {ENV_VAR} to a prebuilt stub DLL)" if target else "")
+        )
+    if not SOURCE.is_file():
+        raise StubUnavailable(f"cannot build the SSPI stub: source {SOURCE} is missing")
+    flags = _compile_flags(gcc, target)
+    directory.mkdir(parents=True, exist_ok=True)
+    output = directory / library_name()
+    command = [gcc, *flags, "-o", str(output), str(SOURCE)]
+    result = _run(command)
     if result.returncode != 0 or not output.is_file():
         details = (result.stderr or result.stdout).strip() or "(no compiler output)"
         raise StubUnavailable(
@@ -157,6 +226,17 @@ def build_stub(directory: pathlib.Path) -> pathlib.Path:
             f"command: {' '.join(command)}\n{details}"
         )
     return output
+
+
+def sspi_entry_points(path: pathlib.Path) -> ctypes.CDLL:
+    """The stub at *path* loaded for its SSPI entry points, in sspi.h's convention.
+
+    ``WinDLL`` on Windows (``__stdcall``, which only x86 tells apart), ``CDLL``
+    elsewhere.  The ``stub_*`` functions are cdecl: :class:`Stub` loads those.
+    """
+    if sys.platform == "win32":
+        return ctypes.WinDLL(str(path))
+    return ctypes.CDLL(str(path))
 
 
 def _to_int32(status: int) -> int:
@@ -196,8 +276,8 @@ class Stub:
         """Build the stub into *directory* and load it.
 
         Raises:
-            StubUnavailable: the stub cannot be built or loaded here (always on
-                Windows); the message says why.
+            StubUnavailable: the stub cannot be built or loaded here; the message says
+                why.
         """
         return cls(build_stub(directory))
 

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 import sspi_import
-from sspi_import import ExportFlags, adopt_context, export_context
+from sspi_import import ExportFlags, adopt_context, export_context, library
 from sspi_import._raw.structs import SecHandle
 from sspi_import.adopt import handle_to_int
 from stubs import Stub
@@ -137,11 +137,46 @@ def test_bad_package_is_refused_before_detaching(stub: Stub) -> None:
         pass
 
 
-def test_no_library_is_refused_before_detaching() -> None:
+def test_no_library_is_refused_before_detaching(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    # No library can be loaded: SSPI_IMPORT_LIBRARY names a missing file, which the loader
+    # tries before secur32 (always loadable on Windows, where the fake handle below would
+    # reach it: Wine's secur32 then dereferences it, an access violation).
+    monkeypatch.setenv(library.ENV_VAR, str(tmp_path / "no-such-sspi-library"))
     source = PyCtxtHandle((1, 2))
-    with pytest.raises(sspi_import.SspiUnavailableError):
+    with pytest.raises(sspi_import.SspiUnavailableError, match="no-such-sspi-library"):
         adopt_context(source)
     assert source.detached == 0
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [OSError("exception: access violation"), KeyboardInterrupt()],
+    ids=["access-violation", "interrupt"],
+)
+def test_a_failed_package_lookup_deletes_the_adopted_context(
+    stub: Stub, monkeypatch: pytest.MonkeyPatch, failure: BaseException
+) -> None:
+    # Anything but an SSPI error while the package is looked up ends the adoption, and the
+    # handle taken over is deleted then, not left to the finalizer (a ResourceWarning in
+    # whichever later test collects garbage).
+    def lookup(self: object) -> str:
+        raise failure
+
+    monkeypatch.setattr(sspi_import.AdoptedContext, "package_name", property(lookup))
+    pair = stub.new_context()
+    with pytest.raises(type(failure)):
+        adopt_context(pair)
+    assert stub.calls("DeleteSecurityContext") == 1
+    assert stub.last_handle() == pair
+    assert stub.live_contexts() == 0
+
+
+def test_a_provider_that_cannot_name_the_package_leaves_it_unknown(stub: Stub) -> None:
+    # The stub has no QueryContextAttributesW: SspiUnavailableError, which is not fatal.
+    with adopt_context(stub.new_context()) as ctx:
+        assert ctx.package is None
 
 
 def test_sspi_rs_context_adopted_from_a_raw_pair(sspi_rs: pathlib.Path) -> None:

@@ -279,24 +279,198 @@ def test_real_collection_outcomes_fail_the_lane(tmp_path: Path, module: str, exp
     assert check_junit.main([str(report)]) == 1
 
 
-# The C stub on the Windows lane: never an error, a skip with the reason -----------------
+# The whole-suite mode (.ci/run on Linux, the Wine lane, the Windows portable step) -------
 
 
-def test_the_stub_is_not_built_on_windows(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """On Windows the stub refuses before looking for gcc, with the reason as the message."""
+def test_a_whole_suite_passes_with_only_the_allowed_skips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = _report(
+        tmp_path,
+        _case("test_plain", "parametrize"),
+        _case("test_real", "windows_sspi", SKIPPED),
+        _case("test_other_real", "windows_sspi", SKIPPED),
+    )
+    assert check_junit.main([str(report), "--whole-suite", "--allow-skip", "windows_sspi"]) == 0
+    out = capsys.readouterr().out
+    assert "1 passed, 2 skipped as expected (windows_sspi), 0 skipped unexpectedly" in out
+    assert "expected skip x2: needs Windows" in out  # one line per reason, with its count
 
-    def no_gcc(*args: object, **kwargs: object) -> None:
-        raise AssertionError("gcc must not be looked for or run on Windows")
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        _case("test_stub", "stub", SKIPPED),  # no gcc: a marker that is not allowed
+        _case("test_unmarked", "", SKIPPED),
+        _case("tests/test_win.py", None, COLLECTION_SKIPPED),  # a module: never expected
+        _case("test_real", "windows_sspi", FAILED),  # allowed to skip, not to fail
+    ],
+    ids=["other-marker", "no-marker", "module", "failure"],
+)
+def test_a_whole_suite_fails_on_anything_else(tmp_path: Path, case: str) -> None:
+    report = _report(tmp_path, _case("test_plain", ""), case)
+    assert check_junit.main([str(report), "--whole-suite", "--allow-skip", "windows_sspi"]) == 1
+
+
+def test_a_whole_suite_needs_a_passed_test_but_no_marker(tmp_path: Path) -> None:
+    assert check_junit.main([str(_report(tmp_path, _case("t", "")))]) == 1  # marker mode
+    assert check_junit.main([str(_report(tmp_path, _case("t", ""))), "--whole-suite"]) == 0
+    skipped = _report(tmp_path, _case("t", "windows_sspi", SKIPPED))
+    assert check_junit.main([str(skipped), "--whole-suite", "--allow-skip", "windows_sspi"]) == 1
+
+
+# The deselect lists (.ci/deselect_list.py) ----------------------------------------------
+
+deselect_list = _load("deselect_list")
+
+SUITE = """\
+import pytest
+
+def test_one():
+    pass
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_two(n):
+    pass
+
+@pytest.mark.slowish
+def test_marked():
+    pass
+
+class TestGroup:
+    def test_a(self):
+        pass
+"""
+
+
+def _deselect_run(tmp_path: Path, *lists: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nmarkers =\n    slowish: a marker\n", encoding="utf-8"
+    )
+    (tmp_path / "test_sample.py").write_text(SUITE, encoding="utf-8")
+    args: list[str] = []
+    for number, text in enumerate(lists):
+        path = tmp_path / f"list{number}.txt"
+        path.write_text(text, encoding="utf-8")
+        args.append(f"--deselect-list={path}")
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:sspi_import",
+         "-p", "deselect_list", *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(CI)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+
+
+def test_the_lists_deselect_by_id_prefix_and_marker_and_say_why(tmp_path: Path) -> None:
+    run = _deselect_run(
+        tmp_path,
+        "# comment\n[no reason to run twice]\ntest_sample.py::test_two\n",
+        "[a class]\ntest_sample.py::TestGroup\n[marked]\nmarker:slowish\n",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed, 4 deselected" in run.stdout
+    assert "   2  no reason to run twice" in run.stdout
+    assert "   1  a class" in run.stdout
+    assert "   1  marked" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("test_sample.py::test_one\n", "before any [reason]"),
+        ("[why]\n[why not]\ntest_sample.py::test_one\n", "reason without a selector"),
+        ("[why]\n", "reason without a selector"),
+        ("[]\ntest_sample.py::test_one\n", "a reason is '[text]'"),
+        ("[why]\ntest one\n", "not a test id or marker"),
+    ],
+)
+def test_a_malformed_list_is_a_usage_error(text: str, complaint: str) -> None:
+    with pytest.raises(pytest.UsageError, match=re.escape(complaint)):
+        deselect_list.parse(text, "list.txt")
+
+
+def test_a_stale_entry_fails_the_run_before_any_test(tmp_path: Path) -> None:
+    stale = ["test_sample.py::test_gone", "test_sample.py::test_on", "marker:nothing_has_it"]
+    run = _deselect_run(tmp_path, "[why]\ntest_sample.py::test_one\n" + "\n".join(stale))
+    assert run.returncode == 4, run.stdout + run.stderr  # pytest's usage error
+    output = run.stdout + run.stderr
+    assert "match no collected test" in output
+    for selector in stale:  # a partial name (test_on) matches nothing either
+        assert selector in output
+    assert "passed" not in output
+
+
+def test_the_repository_lists_parse_and_give_every_entry_a_reason() -> None:
+    for name in ("windows_deselect.txt", "wine_deselect.txt"):
+        entries = deselect_list.parse((CI / name).read_text(encoding="utf-8"), name)
+        assert entries
+        for entry in entries:
+            assert len(entry.reason) > 30, entry  # a reason, not a label
+
+
+# The C stub on Windows: built for the interpreter's architecture, or named, or a skip ----
+
+
+def _fake_gcc(monkeypatch: pytest.MonkeyPatch, platform: str, machine: str) -> list[list[str]]:
+    """Pretend to be a Windows interpreter of ``platform`` with a gcc building for ``machine``."""
+    commands: list[list[str]] = []
+
+    def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        commands.append(command)
+        if command[1:] == ["-dumpmachine"]:
+            return subprocess.CompletedProcess(command, 0, f"{machine}\n", "")
+        Path(command[command.index("-o") + 1]).write_bytes(b"MZ")
+        return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(sys, "platform", "win32")
-    monkeypatch.setattr("shutil.which", no_gcc)
-    monkeypatch.setattr("subprocess.run", no_gcc)
+    monkeypatch.setattr("sysconfig.get_platform", lambda: platform)
+    monkeypatch.setattr("shutil.which", lambda name: "C:\\mingw64\\bin\\gcc.exe")
+    monkeypatch.setattr("subprocess.run", run)
+    return commands
+
+
+@pytest.mark.parametrize(
+    ("platform", "machine", "extra"),
+    [("win-amd64", "x86_64-w64-mingw32", []), ("win32", "i686-w64-mingw32", ["-Wl,--kill-at"])],
+)
+def test_on_windows_the_stub_is_built_for_the_interpreter(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, platform: str, machine: str, extra: list[str]
+) -> None:
+    """No -pthread (SRWLOCK, no libwinpthread-1.dll); x86 exports stdcall undecorated."""
+    commands = _fake_gcc(monkeypatch, platform, machine)
+    path = stubs.build_stub(tmp_path)
+    assert path == tmp_path / "sspistub.dll"
+    compile_command = commands[-1]
+    assert "-pthread" not in compile_command
+    assert "-static-libgcc" in compile_command
+    assert [flag for flag in compile_command if flag.startswith("-Wl,")] == extra
+
+
+@pytest.mark.parametrize(
+    ("platform", "machine"),
+    [("win32", "x86_64-w64-mingw32"), ("win-arm64", "x86_64-w64-mingw32"), ("win-amd64", "")],
+)
+def test_on_windows_a_gcc_for_another_architecture_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, platform: str, machine: str
+) -> None:
+    """The runners' MinGW gcc builds x86-64 only: x86 and arm64 skip, saying what to do."""
+    commands = _fake_gcc(monkeypatch, platform, machine)
     with pytest.raises(stubs.StubUnavailable) as caught:
-        stubs.Stub.build(tmp_path / "stub")
-    assert str(caught.value) == stubs.WINDOWS_REASON
-    for cause in ("WinError 193", "libwinpthread-1.dll", "stdcall", "secur32"):
-        assert cause in stubs.WINDOWS_REASON
+        stubs.build_stub(tmp_path / "stub")
+    message = str(caught.value)
+    for cause in ("WinError 193", stubs.ENV_VAR, platform):
+        assert cause in message
+    assert len(commands) == 1  # only asked what it builds for
     assert not (tmp_path / "stub").exists()
+
+
+def test_an_architecture_without_a_recipe_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sysconfig.get_platform", lambda: "win-ia64")
+    with pytest.raises(stubs.StubUnavailable, match=stubs.ENV_VAR):
+        stubs.windows_target()
 
 
 def test_a_library_that_does_not_load_is_unavailable_not_an_error(tmp_path: Path) -> None:
@@ -320,8 +494,13 @@ def test_stub_build_turns_a_load_failure_into_stub_unavailable(
         stubs.Stub.build(tmp_path)
 
 
-def test_the_stub_fixture_skips_with_the_reason(tmp_path: Path) -> None:
-    """End to end through this suite's conftest: on "Windows" a stub test skips, not errors."""
+def _suite_conftest(tmp_path: Path, platform: str | None) -> None:
+    """A conftest that uses this suite's ``stub_build``, as if on ``platform``."""
+    pretend = (
+        f"real, sys.platform = sys.platform, {platform!r}\n    yield\n    sys.platform = real"
+        if platform
+        else "yield"
+    )
     (tmp_path / "conftest.py").write_text(
         textwrap.dedent(
             f"""\
@@ -339,28 +518,53 @@ def test_the_stub_fixture_skips_with_the_reason(tmp_path: Path) -> None:
 
 
             @pytest.fixture(scope="session", autouse=True)
-            def _windows():
-                real, sys.platform = sys.platform, "win32"  # what the Windows lane sees
-                yield
-                sys.platform = real
+            def _pretend():
             """
-        ),
+        )
+        + f"    {pretend}\n",
         encoding="utf-8",
     )
     (tmp_path / "test_uses_stub.py").write_text(
         "def test_needs_stub(stub_build):\n    raise AssertionError('must not run')\n",
         encoding="utf-8",
     )
-    run = subprocess.run(
+
+
+def _pytest_in(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != stubs.ENV_VAR}
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(tmp_path)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         check=False,
+        env={**environment, **env},
     )
+
+
+def test_the_stub_fixture_skips_with_the_reason(tmp_path: Path) -> None:
+    """End to end through this suite's conftest: a stub that cannot be built is a skip."""
+    # This interpreter pretending to be a Windows one has no recipe (Linux) or no gcc
+    # (Windows under Wine): either way a skip that names the way out.
+    _suite_conftest(tmp_path, "win32")
+    run = _pytest_in(tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 skipped" in run.stdout
-    assert "cannot build the SSPI stub on Windows" in run.stdout
+    assert "cannot build the SSPI stub" in run.stdout
+    assert stubs.ENV_VAR in run.stdout
+
+
+def test_a_named_stub_that_does_not_load_is_an_error_not_a_skip(tmp_path: Path) -> None:
+    """SSPI_IMPORT_STUB_LIBRARY asked for a stub: one that does not load fails the tests."""
+    broken = tmp_path / "elsewhere" / stubs.library_name()
+    broken.parent.mkdir()
+    broken.write_bytes(b"MZ\x90\x00 not a library for this interpreter")
+    _suite_conftest(tmp_path, None)
+    run = _pytest_in(tmp_path, **{stubs.ENV_VAR: str(broken)})
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "1 error" in run.stdout
+    assert "skipped" not in run.stdout
+    assert f"{stubs.ENV_VAR} names a stub that does not load" in run.stdout
 
 
 # The architecture check: the interpreter is the one the matrix names --------------------
@@ -405,10 +609,13 @@ def test_an_unknown_architecture_is_refused(capsys: pytest.CaptureFixture[str]) 
     assert "x64, x86, arm64" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="off Windows, no matrix arch can match")
-def test_this_interpreter_is_no_windows_architecture() -> None:
-    """Run for real here: a Linux or macOS interpreter is none of them, and says so."""
-    assert all(check_arch.main([arch]) == 1 for arch in check_arch.EXPECTED)
+def test_this_interpreter_is_one_windows_architecture_on_windows_and_none_elsewhere() -> None:
+    """Run for real: a Windows interpreter matches exactly one (x64 on the Wine lane)."""
+    matches = [arch for arch in check_arch.EXPECTED if check_arch.main([arch]) == 0]
+    if sys.platform == "win32":
+        assert len(matches) == 1, matches
+    else:
+        assert matches == []
 
 
 # The workflow: read as text (no YAML parser among the test dependencies) ----------------
@@ -472,7 +679,8 @@ def test_the_windows_lane_runs_and_reports_its_real_sspi_tests_whatever_failed_b
     steps = _steps("windows")
     real = _step("windows", "Real-SSPI tests")
     after = steps[steps.index(real) :]
-    assert len(after) == 5  # the tests, the check, the upload, the self-test, the portable tests
+    # the tests, the check, the upload, the self-test, the portable tests and their check
+    assert len(after) == 6
     for step in after:
         assert step.get("if") == "${{ !cancelled() }}", step
     assert real["run"].startswith(r".venv\Scripts\python -m pytest -m windows_sspi ")
@@ -488,7 +696,7 @@ def test_the_windows_lane_installs_and_tests_in_a_venv_as_the_readme_says() -> N
     assert runs[0] == "python -m venv .venv"
     for run in runs[1:]:
         assert run.startswith(".venv\\Scripts\\python "), run
-    assert r'.venv\Scripts\python -m pip install -e ".[test]" pywin32' in runs
+    assert r'.venv\Scripts\python -m pip install -e ".[dev]" pywin32' in runs
     for step in _steps("windows"):
         if "run" in step:
             assert "timeout-minutes" in step, step
@@ -497,6 +705,21 @@ def test_the_windows_lane_installs_and_tests_in_a_venv_as_the_readme_says() -> N
 def test_the_portable_tests_leave_out_the_plugins_marker() -> None:
     assert "not windows_sspi" in _step("macos", "Test")["run"]
     assert "not windows_sspi" in _step("windows", "Portable tests")["run"]
+
+
+def test_the_windows_portable_tests_deselect_by_name_and_fail_on_other_skips() -> None:
+    portable = _step("windows", "Portable tests")["run"]
+    assert "-p deselect_list --deselect-list=.ci/windows_deselect.txt" in portable
+    assert "-p junit_markers" in portable
+    assert portable.endswith("--junitxml=junit-portable.xml")
+    check = _step("windows", "Fail if a portable test")
+    assert check["run"] == (
+        r".venv\Scripts\python .ci/check_junit.py junit-portable.xml --whole-suite "
+        "--allow-skip $env:ALLOW_SKIP"
+    )
+    job = "\n".join(_job("windows"))
+    # only the jobs whose gcc cannot build for them may skip the stub tests
+    assert "ALLOW_SKIP: ${{ matrix.arch == 'x64' && 'none' || 'stub' }}" in job
     text = WORKFLOW.read_text(encoding="utf-8")
     assert not re.search(r"-m \"?(not )?windows\b(?!_)", text)
 

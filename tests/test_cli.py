@@ -7,6 +7,7 @@ validated against the schema file the package ships (tests/cli_contract.py).
 from __future__ import annotations
 
 import ast
+import errno
 import io
 import json
 import os
@@ -22,7 +23,7 @@ from cli_contract import KEYWORDS, keywords_used, run, run_json, schema, validat
 from sspi_import import library
 from sspi_import._raw import constants as C  # noqa: N812
 from sspi_import.cli import _explain, _packages, _provider, _selftest
-from sspi_import.cli._output import SafeText, forgiving_std_streams
+from sspi_import.cli._output import OutputError, SafeText, forgiving_std_streams
 from sspi_import.testing import FakeSspi
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,7 +260,9 @@ def _run_module(*argv: str, **env: str) -> subprocess.CompletedProcess[bytes]:
 def test_python_dash_m() -> None:
     result = _run_module("explain", "0x80090306")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(b"SEC_E_NOT_OWNER  0x80090306  -2146893050\n")
+    # sys.stdout is in text mode: "\r\n" on Windows, "\n" elsewhere.
+    newline = os.linesep.encode()
+    assert result.stdout.startswith(b"SEC_E_NOT_OWNER  0x80090306  -2146893050" + newline)
 
 
 def test_main_makes_a_strict_stdout_forgiving_and_restores_it(
@@ -267,13 +270,14 @@ def test_main_makes_a_strict_stdout_forgiving_and_restores_it(
 ) -> None:
     # argparse and getpass write to sys.stdout themselves; Python's stderr already escapes.
     raw = io.BytesIO()
-    stream = io.TextIOWrapper(raw, encoding="cp1252", errors="strict")
+    stream = io.TextIOWrapper(raw, encoding="cp1252", errors="strict")  # text mode, as stdout
     monkeypatch.setattr(sys, "stdout", stream)
     with forgiving_std_streams():
         print("\u043f\u0430\u0440\u043e\u043b\u044c \u20ac")
     assert stream.errors == "strict"
     stream.flush()
-    assert raw.getvalue() == b"\\u043f\\u0430\\u0440\\u043e\\u043b\\u044c \x80\n"
+    expected = b"\\u043f\\u0430\\u0440\\u043e\\u043b\\u044c \x80" + os.linesep.encode()
+    assert raw.getvalue() == expected
 
 
 def test_safe_text_escapes_what_the_stream_cannot_encode() -> None:
@@ -282,6 +286,88 @@ def test_safe_text_escapes_what_the_stream_cannot_encode() -> None:
     SafeText(stream).write("\u0414\u041e\u041c \u00e9")
     stream.flush()
     assert raw.getvalue() == b"\\u0414\\u041e\\u041c \xe9"
+
+
+# output that goes away: a reader that left, a full disk -------------------------------
+
+# Every OS has a pipe whose reader left; /dev/full only some (Linux, not Windows).
+OUTPUT_TARGETS = ["closed-pipe", *(["dev-full"] if os.path.exists("/dev/full") else [])]
+
+
+@pytest.mark.parametrize("target", OUTPUT_TARGETS)
+@pytest.mark.parametrize(
+    "argv",
+    [("explain", "0x80090306"), ("explain", "--json", "0x80090306"), ("--help",), ("--version",)],
+    ids=["explain", "explain-json", "help", "version"],
+)
+def test_output_that_cannot_be_written_ends_in_one_line_and_status_1(
+    target: str, argv: tuple[str, ...]
+) -> None:
+    # `sspi-import explain ... | head -1`: on Windows the write fails with EINVAL, not
+    # BrokenPipeError; `> /dev/full` with ENOSPC. Neither may end in a traceback.
+    if target == "closed-pipe":
+        reader, stdout = os.pipe()
+        os.close(reader)  # the reader left before the first write
+    else:
+        stdout = os.open("/dev/full", os.O_WRONLY)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "sspi_import", *argv],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), *sys.path])},
+            check=False,
+            timeout=120,
+        )
+    finally:
+        os.close(stdout)
+    errors = result.stderr.decode("utf-8", "replace").splitlines()
+    assert result.returncode == 1, errors
+    assert len(errors) == 1, errors  # one line, no traceback
+    assert errors[0].startswith("sspi-import: cannot write to stdout: "), errors
+    if target == "closed-pipe":
+        assert errors[0].endswith("the program reading it has exited (the pipe is closed)")
+    else:
+        assert errors[0].endswith("No space left on device")
+
+
+class _Failing(io.TextIOWrapper):
+    """A text stream whose every write fails with ``error``."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(io.BytesIO(), encoding="utf-8")
+        self.error = error
+
+    @property
+    def name(self) -> str:
+        return "<stdout>"
+
+    def write(self, text: str) -> int:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "reader_left"),
+    [
+        (BrokenPipeError(errno.EPIPE, "Broken pipe"), True),
+        # What Windows' C runtime reports for a pipe whose reader left (and only there).
+        (OSError(errno.EINVAL, "Invalid argument"), sys.platform == "win32"),
+        (OSError(errno.ENOSPC, "No space left on device"), False),
+    ],
+    ids=["EPIPE", "EINVAL", "ENOSPC"],
+)
+def test_a_failing_stdout_is_reported_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: OSError,
+    reader_left: bool,
+) -> None:
+    monkeypatch.setattr(sys, "stdout", _Failing(error))
+    assert sspi_import.cli.main(["explain", "0x80090306"]) == 1
+    assert OutputError("<stdout>", error).reader_left is reader_left
+    (line,) = capsys.readouterr().err.splitlines()
+    why = "the program reading it has exited" if reader_left else error.strerror
+    assert line.startswith(f"sspi-import: cannot write to stdout: {why}")
 
 
 # packages -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import sspi_import
 from sspi_import import library
 from sspi_import._raw.functions import PROTOTYPES
 from sspi_import.testing import FakeSspi, FaultInjector, SspiFunction
+from sspi_import.testing._faults import default_library
 from sspi_import.testing._names import SIMULATED
 from sspi_import.testing._state import FREED_REMEMBERED, Recent
 
@@ -120,21 +121,39 @@ def test_the_bare_bindings_go_through_it() -> None:
         assert fake.calls("EncryptMessage") == 0
 
 
-def test_a_function_the_provider_lacks_is_absent(tmp_path: pathlib.Path) -> None:
-    class NoKernel32(FakeSspi):
-        def sspi_function_address(self, name: str) -> int | None:
-            return None if name == "CloseHandle" else super().sspi_function_address(name)
+class _Lacking(FakeSspi):
+    """The simulated provider without ExportSecurityContext and CloseHandle."""
 
-    faults = FaultInjector(NoKernel32())
-    assert faults.sspi_function_address("CloseHandle") is None
+    def sspi_function_address(self, name: str) -> int | None:
+        if name in ("ExportSecurityContext", "CloseHandle"):
+            return None
+        return super().sspi_function_address(name)
+
+
+def test_a_function_the_provider_lacks_is_absent() -> None:
+    faults = FaultInjector(_Lacking())
+    assert faults.sspi_function_address("ExportSecurityContext") is None
     assert faults.sspi_function_address("EncryptMessage_bare") is None  # never a symbol
     assert faults.sspi_function_address("FreeContextBuffer")
 
 
-def test_without_a_real_provider_it_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_kernel32_function_the_provider_lacks_is_kernel32s_on_windows_only() -> None:
+    # The loader binds the kernel32 calls (CloseHandle, DuplicateHandle, OpenProcess) to
+    # kernel32 itself on Windows when the provider lacks them, and the injector wraps
+    # what the loader binds; elsewhere there is no kernel32 to fall back to.
+    faults = FaultInjector(_Lacking())
+    address = faults.sspi_function_address("CloseHandle")
     if sys.platform == "win32":
-        pytest.skip("secur32 is the default provider on Windows")
+        assert address  # a forwarding callback around kernel32's CloseHandle
+    else:
+        assert address is None
+
+
+def test_without_a_real_provider_it_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(library.ENV_VAR, raising=False)
+    if sys.platform == "win32":
+        assert default_library() == "secur32"  # Windows always has a real provider
+        return
     with pytest.raises(sspi_import.SspiUnavailableError, match="find_sspi_rs"):
         FaultInjector()
 
@@ -174,3 +193,27 @@ def test_on_secur32_the_injected_failure_comes_out_typed(
             library.api().CloseHandle(library.api().GetCurrentProcess()), "CloseHandle"
         )
     assert sspi_faults.calls("CloseHandle") == 1
+
+
+def test_a_forwarded_call_that_raises_surfaces_as_itself() -> None:
+    # ctypes reports an access violation in the provider as OSError: raised inside the
+    # forwarding callback, it would escape into ctypes, which then hands the library a
+    # garbage status ("unknown status 0x00FAACC0"). The library must get a definite
+    # failure instead, and the exception must come out as itself.
+    def crashing(*args: object) -> int:
+        raise OSError("exception: access violation reading 0x0000000000000032")
+
+    faults = FaultInjector(FakeSspi())
+    # What the forwarding callback calls (Api caches each binding as an attribute).
+    setattr(faults._api, "AcquireCredentialsHandleW", crashing)  # noqa: B010
+    with pytest.raises(OSError, match="access violation") as caught, faults:  # noqa: PT012
+        with pytest.raises(sspi_import.SspiError) as inner:
+            sspi_import.Credentials.acquire("NTLM", "outbound", IDENTITY)
+        assert inner.value.status == 0x80090304  # SEC_E_INTERNAL_ERROR, not garbage
+        assert inner.value.function == "AcquireCredentialsHandleW"
+        assert [str(e) for e in faults.errors] == [
+            "exception: access violation reading 0x0000000000000032"
+        ]
+    assert not isinstance(caught.value, sspi_import.SspiError)
+    assert faults.errors == []  # raised once, by leaving the block
+    faults.check()  # nothing left to raise

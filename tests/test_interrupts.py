@@ -23,11 +23,11 @@ then sends real signals at random moments.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import gc
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -255,7 +255,11 @@ def test_a_payload_for_this_process(fake: FakeSspi, kind: type[Interrupter]) -> 
 
 
 class _Storm:
-    """Real SIGINTs sent to the main thread at short, varying intervals while it works."""
+    """SIGINTs sent to the main thread at short, varying intervals while it works.
+
+    Real signals where there are (``pthread_kill``); on Windows, ``_thread.interrupt_main``,
+    which trips the same handler machinery a console Ctrl-C does.
+    """
 
     def __init__(self) -> None:
         self.sent = 0
@@ -264,8 +268,12 @@ class _Storm:
         self._thread = threading.Thread(target=self._run)
 
     def _run(self) -> None:
+        kill = getattr(signal, "pthread_kill", None)
         while not self._stop.wait(0.0002 + (self.sent % 7) * 0.0001):
-            signal.pthread_kill(self._main, signal.SIGINT)
+            if kill is not None:
+                kill(self._main, signal.SIGINT)
+            else:
+                _thread.interrupt_main()
             self.sent += 1
 
     def loop(self, body: Callable[[], object], seconds: float) -> int:
@@ -291,12 +299,6 @@ class _Storm:
         return interrupted
 
 
-needs_signals = pytest.mark.skipif(
-    not hasattr(signal, "pthread_kill"), reason="needs POSIX signals (pthread_kill)"
-)
-
-
-@needs_signals
 def test_a_real_sigint_storm_on_the_stub(stub: Stub) -> None:
     """Import, export and close in C (no Python inside the provider) under real SIGINTs.
 
@@ -321,7 +323,6 @@ def test_a_real_sigint_storm_on_the_stub(stub: Stub) -> None:
     stub.reset()  # what the interrupted exports lost, so the fixture's leak check passes
 
 
-@needs_signals
 def test_a_real_sigint_storm_on_sspi_rs(sspi_rs: object) -> None:
     """Handshakes and messages on sspi-rs under real SIGINTs: a double delete, or a call
     on a handle freed under it, would abort the process (sspi-rs panics); no lock or pin
@@ -347,7 +348,6 @@ def test_a_real_sigint_storm_on_sspi_rs(sspi_rs: object) -> None:
     server.close()
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to a thread there")
 def test_the_storm_test_would_see_a_stuck_lock(fake: FakeSspi) -> None:
     """The checker fails on a lock left held (so the tests above can fail)."""
     client, server = sspi_import.loopback("NTLM", ALICE)

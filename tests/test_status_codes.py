@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def gen() -> ModuleType:
 
 
 def _ruff() -> str | None:
-    beside_python = Path(sys.executable).with_name("ruff")
+    beside_python = Path(sys.executable).with_name("ruff.exe" if os.name == "nt" else "ruff")
     return str(beside_python) if beside_python.is_file() else shutil.which("ruff")
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from stubs import HANDLE_UPPER, SecBuffer, SecHandle, Stub, StubUnavailable, build_stub
+from stubs import HANDLE_UPPER, SecBuffer, SecHandle, Stub, sspi_entry_points
 
 SEC_E_OK = 0
 SEC_E_INVALID_HANDLE = 0x80090301
@@ -85,19 +85,16 @@ def handle_of(pair: tuple[int, int]) -> SecHandle:
 
 
 @pytest.fixture(scope="session")
-def stub_library(tmp_path_factory: pytest.TempPathFactory) -> Stub:
-    try:
-        path = build_stub(tmp_path_factory.mktemp("sspistub"))
-    except StubUnavailable as exc:
-        pytest.skip(f"C SSPI stub unavailable: {exc}")
-    return Stub(path)
+def stub_library(stub_build: Stub) -> Stub:
+    """The suite's stub (conftest): prebuilt from SSPI_IMPORT_STUB_LIBRARY, or built."""
+    return stub_build
 
 
 @pytest.fixture(scope="session")
 def raw_library(stub_library: Stub) -> Raw:
     # A second CDLL on the same file shares the stub's state but not its
     # function objects, so these prototypes cannot clash with anyone else's.
-    lib = ctypes.CDLL(str(stub_library.path))
+    lib = sspi_entry_points(stub_library.path)
     lib.ImportSecurityContextW.argtypes = [UnitsP, BufferP, ctypes.c_void_p, HandleP]
     lib.ImportSecurityContextW.restype = ctypes.c_int32
     lib.ExportSecurityContext.argtypes = [

@@ -1,14 +1,20 @@
 """SSPI ``TimeStamp`` values (FILETIME ticks: 100 ns since 1601) as ``datetime``.
 
-Which clock a ``TimeStamp`` is on is the package's choice. Microsoft's pages ask for
-local time: the ``SecPkgContext_Lifespan`` remarks say "It is recommended that the
-security package always return these values in local time", and the
-``AcquireCredentialsHandle``/``InitializeSecurityContext`` pages say the same of
-``ptsExpiry``. pywin32 and sspilib read them as UTC. Nothing here can tell which the
-Windows packages really do, so the reading is ONE switch, ``TIMESTAMPS_ARE_LOCAL``,
-that the Windows lane decides: ``tests/test_windows_handoff.py``
-(``test_timestamps_follow_the_time_zone_switch``) measures the packages' time stamps
-in two time zones and fails, naming this switch, if it is set the wrong way.
+Which clock a ``TimeStamp`` is on is the package's choice, and Microsoft's pages do not
+say it the same way twice. The ``AcquireCredentialsHandle`` pages say the package
+*must* return ``ptsExpiry`` in local time ("The structure value received depends on the
+security package, which must specify the value in local time"); the
+``InitializeSecurityContext``/``AcceptSecurityContext`` pages and the
+``SecPkgContext_Lifespan`` remarks only *recommend* it ("It is recommended that the
+security package always return these values in local time"). Wine's Kerberos converts
+to local time; pywin32, sspilib and alexbrainman/sspi read the values as UTC, and .NET
+ignores them. So the documents point to local time, and every library that reads the
+values reads UTC, and nothing here can measure which Windows really returns: the
+reading is ONE switch, ``TIMESTAMPS_ARE_LOCAL``, that the Windows lane decides:
+``tests/test_windows_handoff.py`` (``test_timestamps_follow_the_time_zone_switch``)
+measures the packages' time stamps in UTC and in Tokyo and fails, naming this switch,
+if it is set the wrong way (and if credentials and contexts disagree, which one switch
+could not express). On the GitHub runners, which run in UTC, both readings agree.
 """
 
 from __future__ import annotations
@@ -20,8 +26,12 @@ __all__ = ["NEVER", "TIMESTAMPS_ARE_LOCAL", "filetime_to_datetime", "local_wall_
 TIMESTAMPS_ARE_LOCAL = False
 """``True``: SSPI time stamps are local wall-clock time and are converted to UTC.
 
-``False`` (today): they are read as UTC, as pywin32 and sspilib read them. The first
-run of the Windows lane's time-zone test settles it; flip it here if that test says so.
+``False`` (today): they are read as UTC, as pywin32 and sspilib read them, and as the
+simulated provider writes them; in spite of the ``AcquireCredentialsHandle`` pages'
+"must" (see the module docstring), because no measurement says Windows follows it and
+a wrong ``True`` would shift every reading on a machine outside UTC by its offset. The
+first run of the Windows lane's time-zone test settles it; flip it here if that test
+says so (and make ``FakeSspi`` write local time with it).
 """
 
 _UTC = datetime.timezone.utc

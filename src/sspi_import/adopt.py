@@ -100,7 +100,10 @@ def adopt_context(handle: ForeignContextHandle, package: str | None = None) -> A
     or a pywin32 ``PyCtxtHandle`` itself, which is detached so that pywin32 never deletes
     the context. A handle with either word all ones is refused (``SecIsValidHandle``).
     ``package`` is looked up from the context (``SECPKG_ATTR_PACKAGE_INFO``, or the
-    negotiated package for Negotiate) when not given.
+    negotiated package for Negotiate) when not given; a provider that cannot say leaves
+    it ``None``. Should that lookup fail otherwise (an interrupt, an access violation
+    reported as ``OSError``), the adopted context is deleted before the exception
+    propagates: the handle was taken over, and nothing else would free it.
 
     The handle must be valid in this process and for the current library
     (``use_library``); nothing checks that before the first call that uses it.
@@ -114,7 +117,14 @@ def adopt_context(handle: ForeignContextHandle, package: str | None = None) -> A
     context._begin(lib)
     context._place(SecHandle(lower, upper))
     if package is None:
-        # The provider may not tell (no attribute, or no query at all): export works without.
-        with contextlib.suppress(SspiError, SspiUnavailableError):
+        try:
             context._adopted_package = context.package_name
+        except (SspiError, SspiUnavailableError):
+            pass  # the provider may not tell (no attribute, no query): export works without
+        except BaseException:
+            # Anything else (an interrupt, ctypes' OSError for an access violation) ends
+            # the adoption: what was taken is deleted now, not left to the finalizer.
+            with contextlib.suppress(Exception):
+                context.close()
+            raise
     return context

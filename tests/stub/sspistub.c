@@ -12,10 +12,17 @@
  * All state is process-global (per loaded copy of the library) and guarded
  * by one mutex.
  *
- * Build: gcc -shared -fPIC -O2 -Wall -Werror -pthread -o libsspistub.so sspistub.c
+ * Build (tests/stubs.py does this, or takes a prebuilt library named by the
+ * SSPI_IMPORT_STUB_LIBRARY environment variable):
+ *   Linux, macOS:  gcc -shared -fPIC -O2 -Wall -Werror -pthread -o libsspistub.so sspistub.c
+ *   Windows x64:   x86_64-w64-mingw32-gcc -shared -O2 -Wall -Werror -static-libgcc
+ *                      -o sspistub.dll sspistub.c
+ *   Windows x86:   i686-w64-mingw32-gcc ... -Wl,--kill-at (stdcall entry points
+ *                      exported under their undecorated names, as secur32 does)
+ * On Windows the lock is an SRWLOCK from kernel32, so the DLL needs no
+ * libwinpthread-1.dll beside it and builds with any Windows C compiler.
  */
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,6 +32,33 @@
 #define STUB_EXPORT __declspec(dllexport)
 #else
 #define STUB_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* sspi.h: SEC_ENTRY is __stdcall, which only means something on x86 (the
+ * only Windows ABI where callee-pops differs).  The stub_* control
+ * functions stay cdecl: tests/stubs.py loads them with ctypes.CDLL. */
+#if defined(_WIN32) && (defined(__i386__) || defined(_M_IX86))
+#define SEC_ENTRY __stdcall
+#else
+#define SEC_ENTRY
+#endif
+
+/* One process-wide lock.  windows.h is not included: it declares
+ * kernel32's CloseHandle, which this stub defines for itself. */
+#if defined(_WIN32)
+typedef struct {
+    void *Ptr;
+} StubSrwLock;
+__declspec(dllimport) void __stdcall AcquireSRWLockExclusive(StubSrwLock *lock);
+__declspec(dllimport) void __stdcall ReleaseSRWLockExclusive(StubSrwLock *lock);
+static StubSrwLock g_lock = {NULL}; /* SRWLOCK_INIT */
+#define STUB_LOCK() AcquireSRWLockExclusive(&g_lock)
+#define STUB_UNLOCK() ReleaseSRWLockExclusive(&g_lock)
+#else
+#include <pthread.h>
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+#define STUB_LOCK() pthread_mutex_lock(&g_lock)
+#define STUB_UNLOCK() pthread_mutex_unlock(&g_lock)
 #endif
 
 typedef struct {
@@ -210,8 +244,6 @@ static const char *const fn_names[FN_COUNT] = {
     "CloseHandle",
 };
 
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static int64_t g_calls[FN_COUNT];
 static int32_t g_fail_status[FN_COUNT];
 static int64_t g_fail_times[FN_COUNT];
@@ -285,12 +317,13 @@ static int issue_handle(SecHandle *out)
 /* SSPI entry points                                                         */
 /* ------------------------------------------------------------------------ */
 
-STUB_EXPORT int32_t ImportSecurityContextW(uint16_t *pszPackage, SecBuffer *pPackedContext,
-                                           void *Token, SecHandle *phContext)
+STUB_EXPORT int32_t SEC_ENTRY ImportSecurityContextW(uint16_t *pszPackage,
+                                                     SecBuffer *pPackedContext, void *Token,
+                                                     SecHandle *phContext)
 {
     int32_t status = SEC_E_OK;
     int32_t n = 0;
-    pthread_mutex_lock(&g_lock);
+    STUB_LOCK();
     if (enter_call(FN_IMPORT, &status))
         goto out;
 
@@ -330,18 +363,18 @@ STUB_EXPORT int32_t ImportSecurityContextW(uint16_t *pszPackage, SecBuffer *pPac
         status = SEC_E_INSUFFICIENT_MEMORY;
     }
 out:
-    pthread_mutex_unlock(&g_lock);
+    STUB_UNLOCK();
     return status;
 }
 
-STUB_EXPORT int32_t ExportSecurityContext(SecHandle *phContext, uint32_t fFlags,
-                                          SecBuffer *pPackedContext, void **pToken)
+STUB_EXPORT int32_t SEC_ENTRY ExportSecurityContext(SecHandle *phContext, uint32_t fFlags,
+                                                    SecBuffer *pPackedContext, void **pToken)
 {
     int32_t status = SEC_E_OK;
     SecHandle src;
     uint8_t *buf;
     uint32_t len;
-    pthread_mutex_lock(&g_lock);
+    STUB_LOCK();
     if (enter_call(FN_EXPORT, &status))
         goto out;
 
@@ -404,14 +437,14 @@ STUB_EXPORT int32_t ExportSecurityContext(SecHandle *phContext, uint32_t fFlags,
     if (fFlags & SECPKG_CONTEXT_EXPORT_DELETE_OLD)
         keyset_remove(&g_contexts, src.dwLower);
 out:
-    pthread_mutex_unlock(&g_lock);
+    STUB_UNLOCK();
     return status;
 }
 
-STUB_EXPORT int32_t DeleteSecurityContext(SecHandle *phContext)
+STUB_EXPORT int32_t SEC_ENTRY DeleteSecurityContext(SecHandle *phContext)
 {
     int32_t status = SEC_E_OK;
-    pthread_mutex_lock(&g_lock);
+    STUB_LOCK();
     if (enter_call(FN_DELETE, &status))
         goto out;
     if (phContext == NULL) {
@@ -424,14 +457,14 @@ STUB_EXPORT int32_t DeleteSecurityContext(SecHandle *phContext)
     else
         status = SEC_E_INVALID_HANDLE;
 out:
-    pthread_mutex_unlock(&g_lock);
+    STUB_UNLOCK();
     return status;
 }
 
-STUB_EXPORT int32_t FreeContextBuffer(void *pvContextBuffer)
+STUB_EXPORT int32_t SEC_ENTRY FreeContextBuffer(void *pvContextBuffer)
 {
     int32_t status = SEC_E_OK;
-    pthread_mutex_lock(&g_lock);
+    STUB_LOCK();
     if (enter_call(FN_FREE, &status))
         goto out;
     if (keyset_remove(&g_buffers, (uintptr_t)pvContextBuffer)) {
@@ -441,14 +474,14 @@ STUB_EXPORT int32_t FreeContextBuffer(void *pvContextBuffer)
         status = SEC_E_INVALID_HANDLE;
     }
 out:
-    pthread_mutex_unlock(&g_lock);
+    STUB_UNLOCK();
     return status;
 }
 
-STUB_EXPORT int32_t CloseHandle(void *hObject)
+STUB_EXPORT int32_t SEC_ENTRY CloseHandle(void *hObject)
 {
     int32_t status = 1;
-    pthread_mutex_lock(&g_lock);
+    STUB_LOCK();
     if (enter_call(FN_CLOSE, &status))
         goto out;
     if (!keyset_remove(&g_tokens, (uintptr_t)hObject)) {
@@ -456,7 +489,7 @@ STUB_EXPORT int32_t CloseHandle(void *hObject)
         status = 0;
     }
 out:
-    pthread_mutex_unlock(&g_lock);
+    STUB_UNLOCK();
     return status;
 }
 
@@ -467,7 +500,7 @@ out:
 STUB_EXPORT void stub_reset(void)
 {
     size_t i;
-    pthread_mutex_lock(&g_lock);
+    STUB_LOCK();
     for (i = 0; i < g_buffers.cap; i++)
         if (g_buffers.keys[i] != 0)
             free((void *)g_buffers.keys[i]);
@@ -491,7 +524,7 @@ STUB_EXPORT void stub_reset(void)
     g_last_token = 0;
     g_last_flags = 0;
     memset(&g_last_handle, 0, sizeof g_last_handle);
-    pthread_mutex_unlock(&g_lock);
+    STUB_UNLOCK();
 }
 
 /* Make the next `times` calls of `function` return `status` with no other
@@ -502,10 +535,10 @@ STUB_EXPORT void stub_fail(const char *function, int32_t status, int32_t times)
     int fn = fn_index(function);
     if (fn < 0)
         return;
-    pthread_mutex_lock(&g_lock);
+    STUB_LOCK();
     g_fail_status[fn] = status;
     g_fail_times[fn] = times > 0 ? times : 0;
-    pthread_mutex_unlock(&g_lock);
+    STUB_UNLOCK();
 }
 
 /* Number of calls of `function` (injected failures included); -1 if the
@@ -516,9 +549,9 @@ STUB_EXPORT int64_t stub_calls(const char *function)
     int fn = fn_index(function);
     if (fn < 0)
         return -1;
-    pthread_mutex_lock(&g_lock);
+    STUB_LOCK();
     n = g_calls[fn];
-    pthread_mutex_unlock(&g_lock);
+    STUB_UNLOCK();
     return n;
 }
 
@@ -526,9 +559,9 @@ STUB_EXPORT int64_t stub_calls(const char *function)
     STUB_EXPORT type name(void)              \
     {                                        \
         type v;                              \
-        pthread_mutex_lock(&g_lock);         \
+        STUB_LOCK();                         \
         v = (expr);                          \
-        pthread_mutex_unlock(&g_lock);       \
+        STUB_UNLOCK();                       \
         return v;                            \
     }
 
@@ -544,9 +577,9 @@ STUB_GETTER(uint32_t, stub_last_flags, g_last_flags)
 
 STUB_EXPORT void stub_set_export_token(uintptr_t token)
 {
-    pthread_mutex_lock(&g_lock);
+    STUB_LOCK();
     g_export_token = token;
-    pthread_mutex_unlock(&g_lock);
+    STUB_UNLOCK();
 }
 
 /* Use a copy of data[0:len] as the payload of later exports; data == NULL
@@ -561,11 +594,11 @@ STUB_EXPORT void stub_set_export_payload(const uint8_t *data, uint32_t len)
         if (len != 0)
             memcpy(copy, data, len);
     }
-    pthread_mutex_lock(&g_lock);
+    STUB_LOCK();
     free(g_export_payload);
     g_export_payload = copy;
     g_export_payload_len = data != NULL ? len : 0;
-    pthread_mutex_unlock(&g_lock);
+    STUB_UNLOCK();
 }
 
 /* Copy up to `cap` UTF-16 units of the last imported package name into out;
@@ -573,11 +606,11 @@ STUB_EXPORT void stub_set_export_payload(const uint8_t *data, uint32_t len)
 STUB_EXPORT int32_t stub_last_package(uint16_t *out, int32_t cap)
 {
     int32_t n;
-    pthread_mutex_lock(&g_lock);
+    STUB_LOCK();
     n = g_last_package_len;
     if (out != NULL && cap > 0)
         memcpy(out, g_last_package, sizeof(uint16_t) * (size_t)(cap < n ? cap : n));
-    pthread_mutex_unlock(&g_lock);
+    STUB_UNLOCK();
     return n;
 }
 
@@ -586,11 +619,11 @@ STUB_EXPORT int32_t stub_last_package(uint16_t *out, int32_t cap)
 STUB_EXPORT int32_t stub_last_blob_head(uint8_t *out, int32_t cap)
 {
     int32_t n;
-    pthread_mutex_lock(&g_lock);
+    STUB_LOCK();
     n = g_last_blob_head_len;
     if (out != NULL && cap > 0)
         memcpy(out, g_last_blob_head, (size_t)(cap < n ? cap : n));
-    pthread_mutex_unlock(&g_lock);
+    STUB_UNLOCK();
     return n;
 }
 
@@ -598,9 +631,9 @@ STUB_EXPORT void stub_last_handle(SecHandle *out)
 {
     if (out == NULL)
         return;
-    pthread_mutex_lock(&g_lock);
+    STUB_LOCK();
     *out = g_last_handle;
-    pthread_mutex_unlock(&g_lock);
+    STUB_UNLOCK();
 }
 
 /* Issue a live handle as if a handshake had established it.  On out of
@@ -609,8 +642,8 @@ STUB_EXPORT void stub_new_context(SecHandle *out)
 {
     if (out == NULL)
         return;
-    pthread_mutex_lock(&g_lock);
+    STUB_LOCK();
     if (issue_handle(out) != 0)
         memset(out, 0, sizeof *out);
-    pthread_mutex_unlock(&g_lock);
+    STUB_UNLOCK();
 }

@@ -7,10 +7,22 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TextIO, cast
 
 from . import _explain, _packages, _selftest
-from ._output import PROG, SafeText, UsageError, diagnose, forgiving_std_streams, safe
+from ._output import (
+    PROG,
+    OutputError,
+    SafeText,
+    UsageError,
+    diagnose,
+    forgiving_std_streams,
+    safe,
+)
 from ._provider import add_provider_options
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 EPILOG = """\
 examples:
@@ -23,15 +35,28 @@ examples:
   sspi-import selftest --fake --json
 
 exit status: 0 success; 1 a failed step (unknown code, failed selftest step,
-unusable provider); 2 usage error
+unusable provider) or output that could not be written; 2 usage error
 """
 
 Handler = Callable[[argparse.Namespace, SafeText, SafeText], int]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that help, version and usage go out through ``SafeText``.
+
+    ``ArgumentParser._print_message`` (every version since 3.2) swallows an ``OSError``
+    from the write, so ``--help > /dev/full`` would exit 0 having written nothing;
+    through ``SafeText`` it raises ``OutputError`` like every other output of ``main``.
+    """
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        if message:
+            safe(cast(TextIO, sys.stderr if file is None else file)).write(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``argparse`` parser of the command line."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Hand Windows SSPI security contexts to other processes: diagnostics.",
         epilog=EPILOG,
@@ -41,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    json_option = argparse.ArgumentParser(add_help=False)
+    json_option = _Parser(add_help=False)
     json_option.add_argument(
         "--json", action="store_true", help="print one JSON document (see docs/cli.md)"
     )
@@ -98,23 +123,58 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
 
-    0 success; 1 a failed step; 2 a usage error. Output never fails on text the console
-    or pipe cannot encode: it is written as backslash escapes.
+    0 success; 1 a failed step, or output that could not be written; 2 a usage error.
+    Output never fails on text the console or pipe cannot encode: it is written as
+    backslash escapes. When the output itself goes away (``... | head -1``: a broken pipe,
+    ``EINVAL`` on Windows; ``> /dev/full``: no space left) the command stops with one line
+    on stderr and status 1, never a traceback.
     """
     with forgiving_std_streams():
-        parser = build_parser()
         try:
-            args = parser.parse_args(argv)
-        except SystemExit as exc:  # --help, --version and usage errors
-            return exc.code if isinstance(exc.code, int) else 2
-        handler: Handler = args.handler
-        out, err = safe(sys.stdout), safe(sys.stderr)
-        try:
-            return handler(args, out, err)
-        except UsageError as exc:
-            diagnose(err, f"{args.command}: error", str(exc))
-            return 2
-        except BrokenPipeError:  # `sspi-import explain ... | head`: the reader left
-            with contextlib.suppress(OSError, ValueError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 1
+            return _run(argv)
+        except OutputError as exc:
+            return _output_failed(exc)
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors, already written
+        _flush(sys.stdout)
+        _flush(sys.stderr)
+        return exc.code if isinstance(exc.code, int) else 2
+    handler: Handler = args.handler
+    out, err = safe(sys.stdout), safe(sys.stderr)
+    try:
+        status = handler(args, out, err)
+    except UsageError as exc:
+        diagnose(err, f"{args.command}: error", str(exc))
+        status = 2
+    # What is still buffered fails here, where it is handled, not at interpreter exit.
+    out.flush()
+    err.flush()
+    return status
+
+
+def _flush(stream: TextIO | None) -> None:
+    if stream is not None:  # pythonw.exe has no standard streams
+        safe(stream).flush()
+
+
+def _output_failed(exc: OutputError) -> int:
+    """One line on stderr (if it can still be written) and status 1."""
+    # The interpreter flushes sys.stdout and sys.stderr again at exit: point what failed
+    # at the null device first, so that flush finds nothing to complain about.
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "name", None) == exc.stream:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                null = os.open(os.devnull, os.O_WRONLY)
+                try:
+                    os.dup2(null, stream.fileno())
+                finally:
+                    os.close(null)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"{exc}\n")
+        sys.stderr.flush()
+    return 1

@@ -12,6 +12,7 @@ is valid JSON whatever the encoding.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import sys
 import textwrap
@@ -24,21 +25,62 @@ WIDTH = 80
 stays whole on its own line)."""
 
 
+class OutputError(Exception):
+    """Writing to standard output or error failed: ``main`` ends with one line and status 1.
+
+    ``stream`` is the stream's name (``<stdout>``); ``error`` the ``OSError`` the write or
+    flush raised: ``BrokenPipeError`` when the reader of a pipe left (``EINVAL`` on
+    Windows, whose C runtime reports a pipe without a reader that way), ``ENOSPC`` on a
+    full disk or ``/dev/full``.
+    """
+
+    def __init__(self, stream: str, error: OSError) -> None:
+        super().__init__(stream, error)
+        self.stream = stream
+        self.error = error
+
+    @property
+    def reader_left(self) -> bool:
+        """Whether the stream is a pipe whose reader went away (``... | head -1``)."""
+        if isinstance(self.error, BrokenPipeError):
+            return True
+        return sys.platform == "win32" and self.error.errno == errno.EINVAL
+
+    def __str__(self) -> str:
+        """The one line ``main`` prints: which stream, and why it cannot be written."""
+        if self.reader_left:
+            why = "the program reading it has exited (the pipe is closed)"
+        else:
+            why = self.error.strerror or str(self.error) or type(self.error).__name__
+        return f"{PROG}: cannot write to {self.stream.strip('<>')}: {why}"
+
+
 class SafeText:
-    """A text stream wrapper that writes what the stream cannot encode as escapes."""
+    """A text stream wrapper that writes what the stream cannot encode as escapes.
+
+    A failed write or flush raises ``OutputError`` (not the bare ``OSError``), so that
+    ``main`` can tell an output that went away from any other error.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self.encoding: str = getattr(stream, "encoding", None) or "utf-8"
+        self.name: str = str(getattr(stream, "name", None) or "<output>")
 
     def write(self, text: str) -> int:
         """Write ``text``; what the stream cannot encode becomes a backslash escape."""
         safe = text.encode(self.encoding, "backslashreplace").decode(self.encoding, "replace")
-        return self._stream.write(safe)
+        try:
+            return self._stream.write(safe)
+        except OSError as exc:
+            raise OutputError(self.name, exc) from exc
 
     def flush(self) -> None:
         """Flush the wrapped stream."""
-        self._stream.flush()
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise OutputError(self.name, exc) from exc
 
 
 def safe(stream: TextIO | SafeText) -> SafeText:

@@ -12,6 +12,7 @@ hot paths are covered too.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
@@ -22,8 +23,9 @@ from typing import Any
 
 from .. import library as _library
 from .._raw.functions import PROTOTYPES
+from .._raw.status_codes import SEC_E_INTERNAL_ERROR
 from ..errors import SspiUnavailableError
-from ._names import KERNEL32, SIMULATED, SspiFunction, check_function, queue_failure
+from ._names import KERNEL32, SIMULATED, SspiFunction, check_function, queue_failure, signed
 
 __all__ = ["FaultInjector", "default_library"]
 
@@ -67,7 +69,10 @@ class FaultInjector:
     ``OpenProcess``) returns ``FALSE``/``NULL`` as kernel32 does; on Windows the thread's
     last error is then ``ERROR_GEN_FAILURE`` (31). Calls are counted whether they fail
     or are forwarded; a function the provider lacks is not offered (``None``), exactly
-    as the provider itself would answer.
+    as the provider itself would answer. Should a forwarded call raise in Python (ctypes
+    reports an access violation in the provider as ``OSError``), the library gets
+    ``SEC_E_INTERNAL_ERROR`` and the exception itself is kept in ``errors`` and raised
+    by ``check()`` and on leaving the ``with`` block.
     """
 
     def __init__(self, library: Library | None = None) -> None:
@@ -81,6 +86,12 @@ class FaultInjector:
         self._callbacks: dict[str, Any] = {}
         self._addresses: dict[str, int | None] = {}
         self._previous: list[_library.Api | None] = []
+        self.errors: list[BaseException] = []
+        """What the provider's own functions raised while a call was forwarded (an
+        access violation ctypes reports as ``OSError``, an interrupt). Such a call
+        returned ``SEC_E_INTERNAL_ERROR`` (``FALSE`` for kernel32 functions) to the
+        library, never a garbage status; ``check()`` and leaving the ``with`` block
+        raise the first of them as itself."""
 
     def __repr__(self) -> str:
         """What is wrapped, never a secret."""
@@ -122,10 +133,18 @@ class FaultInjector:
                 if set_error is not None:
                     set_error(_ERROR_GEN_FAILURE)
                 return 0 if kernel else status
-            result = real(*args)
-            if set_error is not None:  # what the real call left, past our Python code
-                set_error(_last_error())
-            return 0 if result is None else int(result)
+            try:
+                result = real(*args)
+                if set_error is not None:  # what the real call left, past our Python code
+                    set_error(_last_error())
+                return 0 if result is None else int(result)
+            except BaseException as exc:  # nothing may escape into ctypes (garbage status)
+                with contextlib.suppress(BaseException):  # out of memory: nothing to do
+                    with self._lock:
+                        self.errors.append(exc)
+                    if set_error is not None:
+                        set_error(_ERROR_GEN_FAILURE)
+                return 0 if kernel else signed(SEC_E_INTERNAL_ERROR)
 
         forward.__name__ = f"faults_{name}"
         return forward
@@ -158,9 +177,21 @@ class FaultInjector:
         self._previous.append(_library.swap(_library.load(self, self.description)))
         return self
 
+    def check(self) -> None:
+        """Raise the first exception a forwarded call raised (see ``errors``), as itself.
+
+        The call itself returned ``SEC_E_INTERNAL_ERROR`` to the library, whose
+        ``SspiError`` said nothing of the cause; this is the cause. The list is emptied.
+        """
+        with self._lock:
+            errors, self.errors = self.errors, []
+        if errors:
+            raise errors[0]
+
     def __exit__(self, *exc_info: object) -> None:
-        """Put the previous library back."""
+        """Put the previous library back; then ``check()`` (a forwarded call that raised)."""
         _library.swap(self._previous.pop())
+        self.check()
 
 
 _ERROR_GEN_FAILURE = 31
