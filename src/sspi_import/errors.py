@@ -265,10 +265,10 @@ _CALL_ADVICE: dict[tuple[str, str], str] = {
     ),
     ("SEC_E_INTERNAL_ERROR", "InitializeSecurityContextW"): (
         "The package failed without a more specific code. With Negotiate this can hide a "
-        "Kerberos failure that could not fall back to NTLM (sspi-rs reports an unknown "
-        "SPN or an unreachable KDC this way): retry with the Kerberos package, or "
-        "packages=['kerberos', '!ntlm'], to see the Kerberos error; on Windows, also make "
-        "sure the LSA is reachable from this process."
+        "Kerberos failure: sspi-rs offers only NTLM when Kerberos fails (an unknown SPN, "
+        "an unreachable KDC) and reports this when the server refuses NTLM. Retry with "
+        "the Kerberos package, or packages=['kerberos', '!ntlm'], to see the Kerberos "
+        "error; on Windows, also make sure the LSA is reachable from this process."
     ),
 }
 """Advice for a status from one call, where it differs from the status's general advice.
