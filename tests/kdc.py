@@ -6,20 +6,21 @@ MIT GSSAPI on the acceptor side and by sspi-rs on the initiator side, through
 and a keytab for the service, and starts ``kdc`` on a free port of 127.0.0.1.
 ``stop()`` ends it by its pid. Everything lives in ``directory``.
 
-Why Heimdal, and the two settings sspi-rs needs (../shared/reference/kerberos-notes.md):
+Why Heimdal, and the two settings sspi-rs needs (docs/guides/real-peers.md, Kerberos):
 MIT's KDC wraps the AS-REP's encrypted part with the EncTGSRepPart tag, which sspi-rs
 refuses; Heimdal works when the user must pre-authenticate (``require-preauth``) and
 its keys have an empty salt (sspi-rs reads the salt only from PA-ETYPE-INFO2; Heimdal
 sends PA-PW-SALT), hence ``default_keys = aes256-cts-hmac-sha1-96:pw-salt:``.
 
-Why not ``k5test`` (PyPI, from python-gssapi): its ``HeimdalRealm`` is read and
-reusable only in part here: it picks MIT or Heimdal from ``krb5-config`` (MIT's, since
-python-gssapi builds against MIT), looks for ``/usr/libexec/kdc`` and ``kadmin``
-(Debian has ``/usr/lib/heimdal-servers/kdc`` and ``kadmin.heimdal``), listens on fixed
-ports from 61000, waits for the KDC's log line with no time limit, and its Heimdal
-``create_kdb`` passes ``--key-file=...stash--random-password`` (two strings joined
-without a comma). Neither of sspi-rs's settings is made. The few lines below do what
-the lane needs, and fail with the KDC's log when it does not start.
+Why not ``k5test`` (PyPI, from python-gssapi; version 0.10.4 read): its ``HeimdalRealm``
+would need most of its settings replaced here. It picks MIT or Heimdal from
+``krb5-config`` (MIT's here, since python-gssapi builds against MIT), looks for
+``/usr/libexec/kdc`` (Debian has ``/usr/lib/heimdal-servers/kdc``), uses ports from a
+fixed base (61000 unless given), waits for the KDC's log line with no time limit, and
+its Heimdal ``create_kdb`` passes ``--key-file=...stash--random-password`` (two strings
+joined for want of a comma). Neither of sspi-rs's two settings is made. The few lines
+below do what the lane needs, on a free port, and fail with the KDC's log when it does
+not start.
 
 Tools missing raise ``KdcUnavailableError`` with what to install (``bash .ci/kerberos``).
 """

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+import sspi_import
 from kdc import PASSWORD, HeimdalRealm
 from kerberos import PRINCIPAL, TRIES, gss_acceptor
 from test_docs import Snippet, snippets
-
-import sspi_import
 
 pytestmark = [pytest.mark.kerberos, pytest.mark.sspi_rs]
 
