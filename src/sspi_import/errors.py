@@ -197,7 +197,9 @@ _CALL_ADVICE: dict[tuple[str, str], str] = {
         "the bytes the peer sent exactly (decoded from base64 or the HTTP header, never "
         "re-encoded), to a context of the same package and in the same handshake. The "
         "provider may also refuse input it does not handle: sspi-rs's Kerberos initiator "
-        "refuses the server's reply when channel bindings were given.",
+        "refuses the server's reply when channel bindings were given, and a reply whose "
+        "sequence number encodes in fewer than 4 bytes (MIT servers send one about once "
+        "in 128 handshakes: a new handshake succeeds).",
     ),
     **dict.fromkeys(
         (("SEC_E_INVALID_TOKEN", f) for f in (*_MESSAGES, *_SIGNATURES)),
@@ -228,8 +230,8 @@ _CALL_ADVICE: dict[tuple[str, str], str] = {
     **dict.fromkeys(
         (("SEC_E_UNSUPPORTED_FUNCTION", f) for f in _HANDSHAKE),
         "The package or provider does not support this handshake request: a flag, an "
-        "input buffer or this role (sspi-rs, for one, cannot accept Kerberos); ask for "
-        "fewer flags or use another package.",
+        "input buffer, or this role with this package; ask for fewer flags, or use "
+        "another package or provider.",
     ),
     **dict.fromkeys(
         (("SEC_E_UNSUPPORTED_FUNCTION", f) for f in _MESSAGES),
