@@ -1,9 +1,11 @@
 """MkDocs hook: build the error table of ``errors.md`` from the code table at build time.
 
 Every status code of ``sspi_import._raw.status_codes`` gets a section: symbol, hex, signed
-value, meaning, advice, other names, and the exception class ``sspi_import`` raises for it
-(from ``sspi_import.errors._CLASSES``). The page keeps a ``<!-- error-table -->`` marker
-where the table goes, so the text around it stays hand-written.
+value, meaning, advice, the advice for the calls where it differs
+(``sspi_import.errors._CALL_ADVICE``), other names, and the exception class
+``sspi_import`` raises for it (from ``sspi_import.errors._CLASSES``). The page keeps a
+``<!-- error-table -->`` marker where the table goes, so the text around it stays
+hand-written.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def error_table() -> str:
     if str(_SRC) not in sys.path:  # not at import: MkDocs restores sys.path after loading
         sys.path.append(str(_SRC))
     from sspi_import._raw.status_codes import ALIASES, STATUS_CODES
-    from sspi_import.errors import _CLASSES, status_info
+    from sspi_import.errors import _CALL_ADVICE, _CLASSES, status_info
 
     rows = [
         "| Code | Hex | Signed | Exception |",
@@ -52,6 +54,9 @@ def error_table() -> str:
         ]
         if info.advice:
             lines += [f"**What to do.** {info.advice}", ""]
+        for (advised, function), advice in _CALL_ADVICE.items():
+            if advised == symbol:
+                lines += [f"**When `{function}` fails with it.** {advice}", ""]
         if info.aliases:
             names = ", ".join(f"`{a}`" for a in info.aliases)
             lines += [f"Also defined as {names}.", ""]

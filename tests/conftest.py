@@ -1,4 +1,5 @@
-"""Shared fixtures: the C stub library, the real sspi-rs provider, and a clean loader.
+"""Shared fixtures: the C stub library, the real sspi-rs provider, a Heimdal KDC for the
+Kerberos lane, and a clean loader.
 
 Tests that need the real Windows SSPI carry the shipped plugin's marker
 ``@pytest.mark.windows_sspi`` (``sspi_import.testing.pytest_plugin``), which skips them
@@ -6,23 +7,35 @@ elsewhere with the reason: the project uses its own plugin, as its users do.
 
 Every test starts and ends with no library installed, so nothing leaks from one test's
 ``use_library`` into the next.
+
+The Kerberos lane (tests marked ``kerberos``) needs Heimdal's KDC, python-gssapi and the
+``krb5`` package (for pyspnego's Kerberos); ``bash .ci/kerberos`` prepares all of it (as
+root). Where they are missing the tests skip, saying so; with
+``SSPI_IMPORT_REQUIRE_KERBEROS=1`` (what ``.ci/run`` sets for the lane) a skip of a
+``kerberos`` test is a failure instead.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib.util
+import os
 import pathlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import Any
 
 import pytest
 
 import sspi_import
+from kdc import HeimdalRealm, KdcUnavailableError, heimdal_tools
 from sspi_import import library
 from stubs import ENV_VAR as STUB_ENV_VAR
 from stubs import Stub, StubUnavailable, stub_source
 
 ON_WINDOWS = sys.platform == "win32"
+REQUIRE_KERBEROS = "SSPI_IMPORT_REQUIRE_KERBEROS"
+_PREPARE = "`bash .ci/kerberos .venv/bin/python` prepares it (as root: apt, then wheels)"
 
 
 @pytest.fixture(autouse=True)
@@ -117,6 +130,83 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for marker, fixtures in _FIXTURE_MARKERS.items():
             if names.intersection(fixtures) and item.get_closest_marker(marker) is None:
                 item.add_marker(marker)
+
+
+def _kerberos_unavailable() -> str | None:
+    """Why the Kerberos lane cannot run in this interpreter on this machine, or ``None``."""
+    if ON_WINDOWS:
+        return "the Kerberos lane runs sspi-rs against a Heimdal KDC: Linux only"
+    for module, what in (
+        ("gssapi", "python-gssapi (MIT GSSAPI, the acceptor)"),
+        ("krb5", "the krb5 package (pyspnego's Kerberos needs it)"),
+        ("spnego", "pyspnego"),
+    ):
+        if importlib.util.find_spec(module) is None:
+            return f"{what} is not installed in this interpreter: {_PREPARE}"
+    try:
+        heimdal_tools()
+        sspi_import.find_sspi_rs()
+    except (KdcUnavailableError, sspi_import.SspiUnavailableError) as exc:
+        return f"{exc}; {_PREPARE}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def heimdal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeimdalRealm]:
+    """A Heimdal realm with its KDC on a free port of 127.0.0.1, for the whole session.
+
+    Skips (with the reason and what to run) where the tools are missing; a KDC that
+    does not start where they are present is a failure, with its log.
+    """
+    reason = _kerberos_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    realm = HeimdalRealm.create(tmp_path_factory.mktemp("heimdal"))
+    try:
+        yield realm
+    finally:
+        realm.stop()
+
+
+@pytest.fixture
+def kerberos(heimdal: HeimdalRealm, monkeypatch: pytest.MonkeyPatch) -> HeimdalRealm:
+    """The realm in this process's environment, sspi-rs installed: the lane's every test.
+
+    ``KRB5_CONFIG`` (read by sspi-rs and MIT), ``KRB5_KTNAME`` (MIT's acceptor), a private
+    credential and replay cache; ``SSPI_KDC_URL*`` removed so that only the realm's
+    krb5.conf says where the KDC is.
+    """
+    for name, value in heimdal.env.items():
+        monkeypatch.setenv(name, value)
+    for name in list(os.environ):
+        if name.startswith("SSPI_KDC_URL"):
+            monkeypatch.delenv(name)
+    sspi_import.use_library(sspi_import.find_sspi_rs())
+    return heimdal
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """With ``SSPI_IMPORT_REQUIRE_KERBEROS=1``, a skipped ``kerberos`` test fails.
+
+    CI runs the lane as root on Debian, where ``.ci/kerberos`` installed everything: a
+    skip there means the lane did not run, which must not pass as green. (An expected
+    failure, ``xfail``, is not a skip.)
+    """
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if (
+        report.skipped
+        and not hasattr(report, "wasxfail")
+        and os.environ.get(REQUIRE_KERBEROS) == "1"
+        and item.get_closest_marker("kerberos") is not None
+    ):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"{REQUIRE_KERBEROS}=1, but the Kerberos test skipped: {reason}"
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

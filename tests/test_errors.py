@@ -202,3 +202,153 @@ def test_oserror_fields_are_set_the_same_way_for_every_code(code: int) -> None:
     assert error.winerror == code - 0x1_0000_0000
     again = pickle.loads(pickle.dumps(error))
     assert (again.errno, again.strerror, again.winerror) == (None, str(error), error.winerror)
+
+
+# Kerberos: one family ---------------------------------------------------------------
+
+KERBEROS = [
+    (sspi_import.KdcInvalidRequestError, 0x80090340, "SEC_E_KDC_INVALID_REQUEST"),
+    (sspi_import.KdcUnableToReferError, 0x80090341, "SEC_E_KDC_UNABLE_TO_REFER"),
+    (sspi_import.KdcUnknownEtypeError, 0x80090342, "SEC_E_KDC_UNKNOWN_ETYPE"),
+    (sspi_import.NoKerberosKeyError, 0x80090348, "SEC_E_NO_KERB_KEY"),
+    (sspi_import.TimeSkewError, 0x80090324, "SEC_E_TIME_SKEW"),
+]
+TICKETS = [
+    "SEC_E_NO_TGT_REPLY",
+    "SEC_E_TOO_MANY_PRINCIPALS",
+    "SEC_E_NO_PA_DATA",
+    "SEC_E_UNSUPPORTED_PREAUTH",
+    "SEC_E_STRONG_CRYPTO_NOT_SUPPORTED",
+    "SEC_E_DELEGATION_REQUIRED",
+    "SEC_E_DELEGATION_POLICY",
+    "SEC_E_CROSSREALM_DELEGATION_FAILURE",
+    "SEC_E_NO_S4U_PROT_SUPPORT",
+    "SEC_E_MUST_BE_KDC",
+    "SEC_E_MULTIPLE_ACCOUNTS",
+]
+
+
+@pytest.mark.parametrize(("cls", "status", "symbol"), KERBEROS, ids=[k[2] for k in KERBEROS])
+def test_kerberos_statuses_have_their_class_in_one_family(
+    cls: type[sspi_import.SspiError], status: int, symbol: str
+) -> None:
+    err = sspi_import.error_from_status(status, "InitializeSecurityContextW")
+    assert type(err) is cls
+    assert isinstance(err, sspi_import.KerberosError)
+    assert isinstance(err, sspi_import.SspiError)
+    assert err.symbol == symbol
+    assert getattr(sspi_import, cls.__name__) is cls
+    assert cls.__name__ in sspi_import.__all__
+    assert cls.__doc__
+    copy = pickle.loads(pickle.dumps(err))
+    assert type(copy) is cls
+    assert str(copy) == str(err)
+
+
+@pytest.mark.parametrize("symbol", TICKETS)
+def test_ticket_statuses_raise_ticket_error_naming_the_status(symbol: str) -> None:
+    info = sspi_import.status_info(symbol)
+    assert info is not None
+    err = sspi_import.error_from_status(info.status, "InitializeSecurityContextW")
+    assert type(err) is sspi_import.TicketError
+    assert isinstance(err, sspi_import.KerberosError)
+    assert err.symbol == symbol
+    assert info.advice, f"{symbol} should say what to check"
+    assert info.advice in str(err)
+
+
+def test_kerberos_family_is_exported_and_is_no_status_of_its_own() -> None:
+    assert "KerberosError" in sspi_import.__all__
+    assert sspi_import.KerberosError.symbols == ()
+    assert sspi_import.KerberosError not in errors._CLASSES.values()
+    # the failures other packages report too stay outside the family
+    for status in (0x80090311, 0x8009030D, 0x8009030C, 0x80090303, 0x80090322):
+        assert not isinstance(sspi_import.error_from_status(status), sspi_import.KerberosError)
+
+
+@pytest.mark.parametrize(
+    ("symbol", "words"),
+    [
+        ("SEC_E_KDC_INVALID_REQUEST", ("password", "clock")),
+        ("SEC_E_KDC_UNABLE_TO_REFER", ("SPN", "realm")),
+        ("SEC_E_KDC_UNKNOWN_ETYPE", ("encryption type",)),
+        ("SEC_E_NO_KERB_KEY", ("password", "keytab")),
+        ("SEC_E_TIME_SKEW", ("clock",)),
+        ("SEC_E_NO_AUTHENTICATING_AUTHORITY", ("KDC", "reachable")),
+    ],
+)
+def test_kerberos_advice_names_what_to_check(symbol: str, words: tuple[str, ...]) -> None:
+    text = sspi_import.explain(symbol, "InitializeSecurityContextW")
+    for word in words:
+        assert word.lower() in text.lower()
+
+
+def test_every_error_class_declares_its_own_symbols() -> None:
+    # A subclass that inherited its parent's symbols would take over the parent's codes.
+    classes = [errors.SspiError]
+    while classes:
+        cls = classes.pop()
+        assert "symbols" in vars(cls), f"{cls.__name__} must declare symbols (maybe ())"
+        classes.extend(cls.__subclasses__())
+    for status, cls in errors._CLASSES.items():
+        assert status in {errors._BY_SYMBOL[s].status for s in cls.symbols}
+
+
+# Advice that fits the call that failed ------------------------------------------------
+
+# The three statuses whose general advice is about exported blobs and export/import, and
+# the calls where a Kerberos (or any handshake) failure meets them.
+BY_CALL = [
+    ("SEC_E_INVALID_TOKEN", "InitializeSecurityContextW"),
+    ("SEC_E_INVALID_TOKEN", "AcceptSecurityContext"),
+    ("SEC_E_INVALID_HANDLE", "InitializeSecurityContextW"),
+    ("SEC_E_INVALID_HANDLE", "AcceptSecurityContext"),
+    ("SEC_E_INVALID_HANDLE", "QueryContextAttributesW"),
+    ("SEC_E_INVALID_HANDLE", "ImpersonateSecurityContext"),
+    ("SEC_E_UNSUPPORTED_FUNCTION", "InitializeSecurityContextW"),
+    ("SEC_E_UNSUPPORTED_FUNCTION", "AcceptSecurityContext"),
+    ("SEC_E_UNSUPPORTED_FUNCTION", "QueryContextAttributesW"),
+    ("SEC_E_UNSUPPORTED_FUNCTION", "ImpersonateSecurityContext"),
+]
+
+
+@pytest.mark.parametrize(("symbol", "function"), BY_CALL)
+def test_advice_fits_the_call_not_export(symbol: str, function: str) -> None:
+    info = sspi_import.status_info(symbol)
+    assert info is not None
+    err = sspi_import.error_from_status(info.status, function)
+    text = str(err)
+    assert errors._CALL_ADVICE[(symbol, function)] in text
+    assert info.advice not in text  # the export/import advice is not given here
+    for word in ("ExportSecurityContext", "ImportSecurityContextW", "blob", "DELETE_OLD"):
+        assert word not in text
+    assert sspi_import.explain(symbol, function).endswith(errors._CALL_ADVICE[(symbol, function)])
+    assert str(pickle.loads(pickle.dumps(err))) == text
+
+
+@pytest.mark.parametrize("symbol", sorted({s for s, _ in BY_CALL}))
+def test_export_and_import_keep_the_general_advice(symbol: str) -> None:
+    info = sspi_import.status_info(symbol)
+    assert info is not None
+    for function in ("ImportSecurityContextW", "ExportSecurityContext", None):
+        assert str(sspi_import.error_from_status(info.status, function)).endswith(info.advice)
+    assert sspi_import.explain(symbol).endswith(info.advice)
+    assert sspi_import.explain(symbol, "NoSuchFunction").endswith(info.advice)
+
+
+def test_every_call_advice_names_a_status_and_a_declared_function() -> None:
+    from sspi_import._raw.functions import PROTOTYPES
+
+    for (symbol, function), advice in errors._CALL_ADVICE.items():
+        info = sspi_import.status_info(symbol)
+        assert info is not None
+        assert info.symbol == symbol  # the primary name: the one error messages look up
+        assert function in PROTOTYPES
+        assert advice.endswith(".")
+        assert advice != info.advice
+
+
+@pytest.mark.parametrize("bad", [5, b"InitializeSecurityContextW", ["x"]])
+def test_explain_refuses_a_function_that_is_no_name(bad: object) -> None:
+    with pytest.raises(TypeError, match="function must be a str"):
+        sspi_import.explain("SEC_E_INVALID_TOKEN", bad)  # type: ignore[arg-type]

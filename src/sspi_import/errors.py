@@ -3,7 +3,12 @@
 Status codes are unsigned 32-bit everywhere in the public API (``0x80090306``, as the
 headers and search engines write them); ``.winerror`` carries the signed value that
 Windows' own ``OSError`` uses. Every failing call raises through ``error_from_status``,
-so the class, message and attributes never depend on which function failed.
+so the class and attributes never depend on which function failed; the advice in the
+message does where a status means something else for another call (``_CALL_ADVICE``:
+``SEC_E_INVALID_TOKEN`` is a corrupt blob for ``ImportSecurityContextW`` but a bad peer
+token for ``InitializeSecurityContextW``).
+
+Kerberos, KDC and ticket statuses share one base, ``KerberosError``.
 
 ``check`` and ``check_win32`` are also where every call is logged (``_log``): one
 ``DEBUG`` record per SSPI or kernel32 call on the ``"sspi_import"`` logger (see
@@ -40,10 +45,15 @@ __all__ = [
     "InvalidHandleError",
     "InvalidParameterError",
     "InvalidTokenError",
+    "KdcInvalidRequestError",
+    "KdcUnableToReferError",
+    "KdcUnknownEtypeError",
+    "KerberosError",
     "LogonDeniedError",
     "MessageAlteredError",
     "NoAuthenticatingAuthorityError",
     "NoCredentialsError",
+    "NoKerberosKeyError",
     "NotOwnerError",
     "OutOfSequenceError",
     "PackageNotFoundError",
@@ -51,6 +61,7 @@ __all__ = [
     "SspiUnavailableError",
     "StatusInfo",
     "TargetUnknownError",
+    "TicketError",
     "TimeSkewError",
     "UnencryptedMessageError",
     "UnknownCredentialsError",
@@ -147,15 +158,20 @@ def status_info(code: int | str) -> StatusInfo | None:
     return _lookup(code)[1]
 
 
-def explain(code: int | str) -> str:
+def explain(code: int | str, function: str | None = None) -> str:
     """Say what a status code means, and what to try.
 
     >>> explain(-2146893050)  # doctest: +ELLIPSIS
     'SEC_E_NOT_OWNER (0x80090306, -2146893050): ...'
 
-    Accepts the forms ``status_info`` accepts. An unknown but well-formed code gives a
-    sentence that says so; a string that is no code raises ``ValueError``.
+    Accepts the forms ``status_info`` accepts. ``function`` (``"InitializeSecurityContextW"``)
+    picks the advice for a failure of that call where it differs from the status's
+    general advice, as the ``SspiError`` of that call carries it; without it, the general
+    advice. An unknown but well-formed code gives a sentence that says so; a string that
+    is no code raises ``ValueError``.
     """
+    if function is not None and not isinstance(function, str):
+        raise TypeError(f"function must be a str or None, not {type(function).__name__}")
     value, info = _lookup(code)
     if info is None:
         return (
@@ -163,7 +179,113 @@ def explain(code: int | str) -> str:
             "it may be a Win32 error or an NTSTATUS from the provider."
         )
     text = f"{info.symbol} (0x{info.status:08X}, {info.winerror}): {info.meaning}"
-    return f"{text} {info.advice}" if info.advice else text
+    advice = _advice(info, function)
+    return f"{text} {advice}" if advice else text
+
+
+def _advice(info: StatusInfo, function: str | None) -> str:
+    if function is not None:
+        specific = _CALL_ADVICE.get((info.symbol, function))
+        if specific is not None:
+            return specific
+    return info.advice
+
+
+_HANDSHAKE = ("InitializeSecurityContextW", "AcceptSecurityContext")
+_MESSAGES = ("EncryptMessage", "DecryptMessage")
+_SIGNATURES = ("MakeSignature", "VerifySignature")
+
+# (symbol, function) -> advice, where a failure of that call means something other than
+# the status's general advice says (which is about the export/import calls for the codes
+# below). Measured provider behaviour is named as that provider's, never as Windows'.
+_CALL_ADVICE: dict[tuple[str, str], str] = {
+    **dict.fromkeys(
+        (("SEC_E_INVALID_TOKEN", f) for f in _HANDSHAKE),
+        "The peer's handshake token is malformed, truncated or not for this package: pass "
+        "the bytes the peer sent exactly (decoded from base64 or the HTTP header, never "
+        "re-encoded), to a context of the same package and in the same handshake. The "
+        "provider may also refuse input it does not handle: sspi-rs's Kerberos initiator "
+        "refuses the server's reply when channel bindings were given, and a reply whose "
+        "sequence number encodes in fewer than 4 bytes (MIT servers send one about once "
+        "in 128 handshakes: a new handshake succeeds).",
+    ),
+    **dict.fromkeys(
+        (("SEC_E_INVALID_TOKEN", f) for f in (*_MESSAGES, *_SIGNATURES)),
+        "The message or signature is not one this context's package made, or is in "
+        "another layout: open a GSS-API wrap message (token || data) with unwrap(), a "
+        "WinRM frame with decrypt(), separate token and data with unwrap_iov(); check "
+        "that both sides use the same context and package.",
+    ),
+    ("SEC_E_INVALID_HANDLE", "InitializeSecurityContextW"): (
+        "The credentials or context handle is not valid for this call: the credentials "
+        "were closed, or were acquired for another direction (an initiator needs "
+        "outbound credentials)."
+    ),
+    ("SEC_E_INVALID_HANDLE", "AcceptSecurityContext"): (
+        "The credentials or context handle is not valid for this call: the credentials "
+        "were closed, were acquired as outbound (an acceptor needs inbound ones), or the "
+        "provider cannot accept with this package (sspi-rs cannot be a Kerberos "
+        "acceptor: its credentials are always a client's)."
+    ),
+    ("SEC_E_INVALID_HANDLE", "QueryContextAttributesW"): (
+        "The context handle is not valid: it was deleted or closed, or the handshake "
+        "has not created it yet (call step() first); handles are per-process."
+    ),
+    ("SEC_E_INVALID_HANDLE", "ImpersonateSecurityContext"): (
+        "The context handle is not valid for impersonation: it was deleted or closed, "
+        "or it is not an established server-side context of this process."
+    ),
+    **dict.fromkeys(
+        (("SEC_E_UNSUPPORTED_FUNCTION", f) for f in _HANDSHAKE),
+        "The package or provider does not support this handshake request: a flag, an "
+        "input buffer, or this role with this package; ask for fewer flags, or use "
+        "another package or provider.",
+    ),
+    **dict.fromkeys(
+        (("SEC_E_UNSUPPORTED_FUNCTION", f) for f in _MESSAGES),
+        "The package cannot protect messages this way with this context: the quality of "
+        "protection asked for (sign-only) or the buffer layout is not one it supports; use "
+        "the default protection and the layouts of docs/guides/message-layouts.md.",
+    ),
+    ("SEC_E_UNSUPPORTED_FUNCTION", "QueryContextAttributesW"): (
+        "The package does not answer this attribute for this context (providers differ: "
+        "sspi-rs does not report a Kerberos context's lifespan); use what the handshake "
+        "returned (SecurityContext.expiry, .flags) or query another attribute."
+    ),
+    ("SEC_E_UNSUPPORTED_FUNCTION", "ImpersonateSecurityContext"): (
+        "The provider cannot impersonate with this context (sspi-rs and Wine have no "
+        "Windows access tokens); impersonation needs Windows SSPI and a server context."
+    ),
+    **dict.fromkeys(
+        (("SEC_E_UNSUPPORTED_FUNCTION", f) for f in _SIGNATURES),
+        "The package or provider cannot sign or verify with this context (sspi-rs "
+        "implements neither MakeSignature nor VerifySignature); protect messages with "
+        "wrap()/encrypt() instead, or use Windows SSPI.",
+    ),
+    ("SEC_E_UNKNOWN_CREDENTIALS", "InitializeSecurityContextW"): (
+        "The package could not use the credentials for this target: check the user name "
+        "and domain (Kerberos: user and REALM, or user@REALM) and that the target name "
+        "is a service the KDC knows (an SPN such as HTTP/host.example.com); sspi-rs "
+        "reports an unknown user or an unknown SPN this way."
+    ),
+    ("SEC_E_NO_CREDENTIALS", "QueryContextAttributesW"): (
+        "The package has no names or credentials to report for this context (sspi-rs "
+        "answers this when asked a Kerberos initiator's user name); ask the peer, or "
+        "keep the name the credentials were acquired with."
+    ),
+    ("SEC_E_INTERNAL_ERROR", "InitializeSecurityContextW"): (
+        "The package failed without a more specific code. With Negotiate this can hide a "
+        "Kerberos failure: sspi-rs offers only NTLM when Kerberos fails (an unknown SPN, "
+        "an unreachable KDC) and reports this when the server refuses NTLM. Retry with "
+        "the Kerberos package, or packages=['kerberos', '!ntlm'], to see the Kerberos "
+        "error; on Windows, also make sure the LSA is reachable from this process."
+    ),
+}
+"""Advice for a status from one call, where it differs from the status's general advice.
+
+Keyed by ``(symbol, function)``: ``("SEC_E_INVALID_TOKEN", "InitializeSecurityContextW")``.
+``SspiError`` messages and ``explain(code, function)`` read it; docs/gen_errors.py prints it.
+"""
 
 
 class SspiError(OSError):
@@ -198,8 +320,9 @@ class SspiError(OSError):
             text = f"{where} with unknown status 0x{status:08X} ({_signed(status)})"
         else:
             text = f"{where} with {info.symbol} (0x{status:08X}): {info.meaning}"
-            if info.advice:
-                text = f"{text} {info.advice}"
+            advice = _advice(info, function)
+            if advice:
+                text = f"{text} {advice}"
         if detail:
             text = f"{text} ({detail})"
         super().__init__(text)
@@ -420,12 +543,6 @@ class WrongPrincipalError(SspiError):
     symbols = ("SEC_E_WRONG_PRINCIPAL",)
 
 
-class TimeSkewError(SspiError):
-    """``SEC_E_TIME_SKEW``: client and server clocks are too far apart."""
-
-    symbols = ("SEC_E_TIME_SKEW",)
-
-
 class DecryptFailureError(SspiError):
     """``SEC_E_DECRYPT_FAILURE``: the message could not be decrypted."""
 
@@ -447,6 +564,84 @@ class BadBindingsError(SspiError):
     """
 
     symbols = ("SEC_E_BAD_BINDINGS",)
+
+
+# Kerberos: the KDC, keys, tickets ---------------------------------------------------
+
+
+class KerberosError(SspiError):
+    """A Kerberos, KDC or ticket status: the base of the family; catch it for all of them.
+
+    Its subclasses are the statuses the Kerberos package reports when the KDC refuses a
+    request, keys or encryption types do not match, clocks differ or a ticket cannot be
+    issued or used. The advice in each message says what to check: the password, the
+    clock, the SPN, the realm, the KDC's reachability. Failures that other packages
+    report too keep their own classes outside this family:
+    ``NoAuthenticatingAuthorityError`` (no KDC reachable), ``UnknownCredentialsError``,
+    ``LogonDeniedError``, ``TargetUnknownError`` and ``WrongPrincipalError``.
+    """
+
+    symbols: ClassVar[tuple[str, ...]] = ()
+
+
+class KdcInvalidRequestError(KerberosError):
+    """``SEC_E_KDC_INVALID_REQUEST``: the KDC refused the request.
+
+    sspi-rs reports a wrong password (failed pre-authentication) this way; Windows
+    reports that as ``LogonDeniedError``. Check the password, the account, the clocks,
+    and the KDC's log.
+    """
+
+    symbols = ("SEC_E_KDC_INVALID_REQUEST",)
+
+
+class KdcUnableToReferError(KerberosError):
+    """``SEC_E_KDC_UNABLE_TO_REFER``: the KDC knows no realm that holds the service."""
+
+    symbols = ("SEC_E_KDC_UNABLE_TO_REFER",)
+
+
+class KdcUnknownEtypeError(KerberosError):
+    """``SEC_E_KDC_UNKNOWN_ETYPE``: client, KDC and service share no encryption type."""
+
+    symbols = ("SEC_E_KDC_UNKNOWN_ETYPE",)
+
+
+class NoKerberosKeyError(KerberosError):
+    """``SEC_E_NO_KERB_KEY``: a key the operation needs (the account's or service's) is missing."""
+
+    symbols = ("SEC_E_NO_KERB_KEY",)
+
+
+class TimeSkewError(KerberosError):
+    """``SEC_E_TIME_SKEW``: client and server clocks are too far apart (Kerberos allows 5 min)."""
+
+    symbols = ("SEC_E_TIME_SKEW",)
+
+
+class TicketError(KerberosError):
+    """A ticket could not be issued, delegated or used as asked (one class, several statuses).
+
+    ``SEC_E_NO_TGT_REPLY``, ``SEC_E_TOO_MANY_PRINCIPALS``, ``SEC_E_NO_PA_DATA``,
+    ``SEC_E_UNSUPPORTED_PREAUTH``, ``SEC_E_STRONG_CRYPTO_NOT_SUPPORTED``,
+    ``SEC_E_DELEGATION_REQUIRED``, ``SEC_E_DELEGATION_POLICY``,
+    ``SEC_E_CROSSREALM_DELEGATION_FAILURE``, ``SEC_E_NO_S4U_PROT_SUPPORT``,
+    ``SEC_E_MUST_BE_KDC`` and ``SEC_E_MULTIPLE_ACCOUNTS``: ``.symbol`` says which.
+    """
+
+    symbols = (
+        "SEC_E_NO_TGT_REPLY",
+        "SEC_E_TOO_MANY_PRINCIPALS",
+        "SEC_E_NO_PA_DATA",
+        "SEC_E_UNSUPPORTED_PREAUTH",
+        "SEC_E_STRONG_CRYPTO_NOT_SUPPORTED",
+        "SEC_E_DELEGATION_REQUIRED",
+        "SEC_E_DELEGATION_POLICY",
+        "SEC_E_CROSSREALM_DELEGATION_FAILURE",
+        "SEC_E_NO_S4U_PROT_SUPPORT",
+        "SEC_E_MUST_BE_KDC",
+        "SEC_E_MULTIPLE_ACCOUNTS",
+    )
 
 
 class UnencryptedMessageError(ValueError):
