@@ -118,8 +118,11 @@ def _run(
     *,
     autoload: bool = False,
     warning_options: tuple[str, ...] = ("-W", "error"),
+    ini: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_downstream.py").write_text(source)
+    if ini is not None:
+        (tmp_path / "pytest.ini").write_text(f"[pytest]\n{ini}\n")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     env.pop("PYTEST_ADDOPTS", None)
@@ -197,6 +200,78 @@ def test_a_handle_left_to_a_finalizer_fails_whatever_the_filters(
         assert "a user warning" not in output, output  # the user's -W ignore holds
 
 
+OTHER_WARNINGS = """
+import warnings
+
+import pytest
+import sspi_import
+
+
+class Marker:
+    pass
+
+
+def test_recwarn_first(recwarn, sspi_fake):
+    warnings.warn("x")
+    assert len(recwarn) == 1
+
+
+def test_recwarn_second(sspi_fake, recwarn):
+    warnings.warn("x")
+    assert len(recwarn) == 1
+
+
+def test_recwarn_keeps_the_source(recwarn, sspi_fake):
+    marker = Marker()
+    warnings.warn("y", UserWarning, source=marker)
+    assert recwarn.pop(UserWarning).source is marker
+
+
+def test_pytest_warns_inside(sspi_fake):
+    with pytest.warns(UserWarning, match="z"):
+        warnings.warn("z")
+
+
+def test_leak_seen_with_recwarn_first(recwarn, sspi_fake):
+    sspi_import.loopback("NTLM")  # dropped when the test returns
+
+
+def test_leak_seen_with_recwarn_second(sspi_fake, recwarn):
+    sspi_import.loopback("NTLM")  # dropped when the test returns, recwarn still active
+
+
+def test_a_user_warning(sspi_fake):
+    warnings.warn("a user warning", UserWarning)
+
+
+def test_another_resource_warning(sspi_fake):
+    warnings.warn("not sspi_import's", ResourceWarning)
+"""
+
+
+@pytest.mark.parametrize("ini", [None, "filterwarnings = error"], ids=["default", "ini-error"])
+def test_other_warnings_reach_pytest_as_they_happen(
+    tmp_path: pathlib.Path, ini: str | None
+) -> None:
+    """Issue 22 §2.1: the fixture records sspi_import's leaks only, never the test's warnings."""
+    result = _run(tmp_path, OTHER_WARNINGS, warning_options=(), ini=ini)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    for name in ("recwarn_first", "recwarn_second", "recwarn_keeps_the_source", "pytest_warns"):
+        assert f"test_downstream.py::test_{name}" not in output, output  # passed
+    assert "ERROR test_downstream.py::test_leak_seen_with_recwarn_first" in output, output
+    assert "ERROR test_downstream.py::test_leak_seen_with_recwarn_second" in output, output
+    assert output.count("Failed: sspi_fake: left to a finalizer (close it or use 'with')") == 2
+    if ini is None:  # the leak tests pass their call and error in teardown
+        assert "8 passed, 1 warning, 2 errors" in output, output
+        assert "UserWarning: a user warning" in output, output  # pytest's own summary
+        assert "not sspi_import's" not in output, output  # Python's default: ignored
+    else:  # pytest's filterwarnings = error still raises them, inside the test
+        assert "FAILED test_downstream.py::test_a_user_warning - UserWarning" in output, output
+        assert "FAILED test_downstream.py::test_another_resource_warning" in output, output
+        assert "2 failed, 6 passed, 2 errors" in output, output
+
+
 FAULTS = """
 import pytest
 import sspi_import
@@ -252,3 +327,48 @@ def test_installed_entry_point_loads_the_plugin(tmp_path: pathlib.Path) -> None:
     result = _run(tmp_path, DOWNSTREAM, autoload=True)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
+
+
+STARTUP_ALLOWED = {"sspi_import", "sspi_import.testing", PLUGIN}
+"""What loading the plugin may import: the two packages it sits in (which import nothing
+until a name is used) and itself. Issue 22 §2.2: it was 40 modules, each rewritten by
+pytest's assertion rewriter in every session of the environment."""
+
+
+def test_loading_the_plugin_imports_no_module_of_the_library() -> None:
+    code = (
+        "import sys, pytest\n"
+        "before = set(sys.modules)\n"
+        f"import {PLUGIN}\n"
+        "print('\\n'.join(sorted(set(sys.modules) - before)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert set(result.stdout.split()) == STARTUP_ALLOWED
+
+
+RECORD_MODULES = """
+import sys
+
+
+def pytest_collection_finish(session):
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] == "sspi_import")
+    with open("modules.txt", "w") as f:
+        f.write("\\n".join(loaded))
+"""
+
+
+@pytest.mark.skipif(
+    not _installed_entry_point(), reason="sspi-import is not installed (pip install -e .)"
+)
+def test_a_session_that_uses_no_fixture_imports_nothing_of_the_library(
+    tmp_path: pathlib.Path,
+) -> None:
+    # The real start-up path: the entry point, pytest's marking of the plugin's
+    # distribution for assertion rewriting, a conftest.py, collection.
+    (tmp_path / "conftest.py").write_text(RECORD_MODULES)
+    result = _run(tmp_path, "def test_plain():\n    assert 1\n", autoload=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    loaded = set((tmp_path / "modules.txt").read_text().split())
+    assert loaded == STARTUP_ALLOWED, loaded

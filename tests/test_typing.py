@@ -31,14 +31,17 @@ from sspi_import import (
     ExportFlags, ExportedContext, ImportedContext, SecHandle, SecurityContext,
     adopt_context, export_context, use_library,
 )
-from sspi_import.testing import FakeSspi
+from sspi_import.testing import FakeSspi, FaultInjector, FaultInjectorFactory, Library
 
 def given_context() -> SecurityContext:
     raise NotImplementedError
 def given_exported() -> ExportedContext:
     raise NotImplementedError
+def given_faults_factory() -> FaultInjectorFactory:
+    raise NotImplementedError
 ctx = given_context()
 exported = given_exported()
+faults_factory = given_faults_factory()
 """
 
 # name -> the statement that must be rejected (it is the snippet's last line).
@@ -60,6 +63,8 @@ REJECTED = {
     "for_process_str": 'exported.for_process("1234")',
     "for_process_object": "exported.for_process(object())",
     "use_library_int": "use_library(3)",
+    "faults_factory_int": "faults_factory(3)",
+    "faults_factory_result": "faults_factory(FakeSspi()).no_such_method()",
 }
 
 ACCEPTED = """\
@@ -93,6 +98,9 @@ handle: sspi_import.ForeignContextHandle = (1, 2)
 process: sspi_import.HasPid = multiprocessing.Process()
 library: sspi_import.SspiLibrary = FakeSspi()
 like: sspi_import.PyCtxtHandleLike = Pywin32Like()
+path: Library = "/usr/lib/libsspi.so"
+faults: FaultInjector = faults_factory(FakeSspi())
+over_path = faults_factory(path)
 """
 
 

@@ -18,16 +18,18 @@ import sys
 import threading
 from collections.abc import Callable
 from ctypes import c_void_p
-from typing import Any
+from typing import Any, TypeAlias
 
 from .._raw import loader
 from .._raw.functions import PROTOTYPES
 from ..errors import SspiUnavailableError
 from ._names import KERNEL32, SIMULATED, SspiFunction, check_function, queue_failure
 
-__all__ = ["FaultInjector", "default_library"]
+__all__ = ["FaultInjector", "FaultInjectorFactory", "Library", "default_library"]
 
-Library = str | os.PathLike[str] | ctypes.CDLL | loader.SspiLibrary
+Library: TypeAlias = str | os.PathLike[str] | ctypes.CDLL | loader.SspiLibrary
+"""What ``FaultInjector`` (and ``use_library``) takes: a path, a loaded ``ctypes``
+library, or an ``SspiLibrary`` such as ``FakeSspi``."""
 
 
 def default_library() -> str:
@@ -162,6 +164,13 @@ class FaultInjector:
         """Put the previous library back."""
         loader.swap(self._previous.pop())
 
+
+FaultInjectorFactory: TypeAlias = Callable[[Library], FaultInjector]
+"""The ``sspi_faults_factory`` fixture: installs a ``FaultInjector`` over the library
+given, for the test, and returns it. Annotate the fixture with it::
+
+    def test_x(sspi_faults_factory: FaultInjectorFactory) -> None: ...
+"""
 
 _ERROR_GEN_FAILURE = 31
 
