@@ -1,9 +1,19 @@
 """MkDocs hook: build the error table of ``errors.md`` from the code table at build time.
 
 Every status code of ``sspi_import._raw.status_codes`` gets a section: symbol, hex, signed
-value, meaning, advice, other names, and the exception class ``sspi_import`` raises for it
-(from ``sspi_import.errors._CLASSES``). The page keeps a ``<!-- error-table -->`` marker
+value, meaning, advice, other names, and what ``sspi_import`` does with it: the exception
+class it raises for a failure code (from ``sspi_import.errors._CLASSES``), or, for a success
+code (``SEC_E_OK``, ``SEC_I_*``: severity bit clear), that the call returns it and raises
+nothing (``errors.check`` passes them through; a handshake step acts on the ones it knows
+and raises ``SspiError`` for any other). The page keeps a ``<!-- error-table -->`` marker
 where the table goes, so the text around it stays hand-written.
+
+The overview table must fit the page at 1280 px (both sidebars shown), where Material
+gives it 720 px: the exception is named without the ``sspi_import.`` prefix the page's
+text gives once, and a code's signed value sits under its hex value. Headless Chromium
+measured the old four columns (prefixed names, signed apart) 829 px wide, the last
+column cut off; these three fit, with nothing to scroll. ``tests/test_docs.py`` holds
+the table to three columns and its widest cells to that many characters.
 """
 
 from __future__ import annotations
@@ -18,16 +28,37 @@ PAGE = "errors.md"
 _SRC = Path(__file__).resolve().parent.parent / "src"
 
 
+SUCCESS_SHORT = "none: returned"
+
+
+def outcome(symbol: str, status: int) -> tuple[str, str]:
+    """What ``sspi_import`` does with ``status``: for the table, and for the code's section."""
+    from sspi_import.errors import _CLASSES
+    from sspi_import.handshake import _CONTINUE, _DONE
+
+    if status < 0x8000_0000:  # severity bit clear: a success code, never raised by check()
+        if status in _DONE | _CONTINUE:
+            return SUCCESS_SHORT, "a success code: returned, never raised (`step()` acts on it)"
+        return SUCCESS_SHORT, (
+            "a success code: returned, never raised; a handshake `step()` that gets it "
+            'raises `SspiError` ("unexpected status during the handshake")'
+        )
+    # Codes shared by two primary names (rare) get the class of the value.
+    cls = _CLASSES.get(status)
+    name = cls.__name__ if cls is not None else "SspiError"
+    return f"`{name}`", f"raises `sspi_import.{name}`"
+
+
 def error_table() -> str:
     """The Markdown for every status code: an overview table, then one section per code."""
     if str(_SRC) not in sys.path:  # not at import: MkDocs restores sys.path after loading
         sys.path.append(str(_SRC))
     from sspi_import._raw.status_codes import ALIASES, STATUS_CODES
-    from sspi_import.errors import _CLASSES, status_info
+    from sspi_import.errors import status_info
 
     rows = [
-        "| Code | Hex | Signed | Exception |",
-        "| --- | --- | --- | --- |",
+        "| Code | Hex, signed | Raised as |",
+        "| --- | --- | --- |",
     ]
     sections: list[str] = []
     for symbol, _value, _meaning, _advice in STATUS_CODES:
@@ -35,17 +66,15 @@ def error_table() -> str:
             continue
         info = status_info(symbol)
         assert info is not None
-        # Codes shared by two primary names (rare) get the class of the value.
-        cls = _CLASSES.get(info.status)
-        exception = f"`sspi_import.{cls.__name__}`" if cls is not None else "`SspiError`"
         anchor = symbol.lower()
+        short, long = outcome(symbol, info.status)
         rows.append(
-            f"| [`{symbol}`](#{anchor}) | `0x{info.status:08X}` | `{info.winerror}` | {exception} |"
+            f"| [`{symbol}`](#{anchor}) | `0x{info.status:08X}`<br>`{info.winerror}` | {short} |"
         )
         lines = [
             f"### {symbol} {{#{anchor}}}",
             "",
-            f"`0x{info.status:08X}` &middot; signed `{info.winerror}` &middot; raises {exception}",
+            f"`0x{info.status:08X}` &middot; signed `{info.winerror}` &middot; {long}",
             "",
             f"**Meaning.** {info.meaning}",
             "",
