@@ -31,6 +31,9 @@ TEST_SUPPORT = [
     "examples/pywin32_adopt.py",
     "benchmarks/count_instructions.py",
     "benchmarks/_common.py",
+    "benchmarks/bench_plugin_startup.py",
+    "docs/gen_errors.py",
+    "docs/index.md",
     ".ci/check_junit.py",
     ".ci/junit_markers.py",
     ".github/workflows/ci.yml",
@@ -113,6 +116,19 @@ def test_version_has_one_source_read_without_importing(pyproject: dict[str, Any]
     ]
     assert literals == [sspi_import.__version__]
     assert re.fullmatch(r"\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?(?:\.dev\d+)?", literals[0])
+
+
+def test_mypy_uses_sspilib_s_own_types(pyproject: dict[str, Any]) -> None:
+    # sspilib ships py.typed and stubs (since 0.2.0, the test extra's lower bound): no
+    # override may silence it (issue 22 §5; the comment said "sspilib ships no types").
+    for override in pyproject["tool"]["mypy"]["overrides"]:
+        modules = override["module"]
+        modules = [modules] if isinstance(modules, str) else modules
+        assert not any(m.split(".")[0] == "sspilib" for m in modules), override
+    assert (
+        "sspilib>=0.2; sys_platform != 'win32'"
+        in pyproject["project"]["optional-dependencies"]["test"]
+    )
 
 
 def test_project_urls(pyproject: dict[str, Any]) -> None:
