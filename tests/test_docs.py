@@ -259,3 +259,15 @@ def test_the_error_overview_fits_the_page_at_1280_px() -> None:
         for i in range(3)
     ]
     assert sum(widest) <= 78, widest
+
+
+def test_readers_are_told_fakesspi_speaks_no_real_protocol() -> None:
+    # Issue 22 §3: nothing said a FakeSspi server cannot serve requests-ntlm or curl.
+    # tests/test_fake.py holds the claim itself; the example's --help is held in
+    # tests/test_http_ntlm_server.py.
+    guide = " ".join((ROOT / "docs" / "guides" / "testing.md").read_text().split())
+    assert "**not NTLM, Kerberos or SPNEGO messages**" in guide
+    assert "cannot talk to it" in guide
+    docstring = " ".join((FakeSspi.__doc__ or "").split())
+    assert "**not** NTLM, Kerberos or SPNEGO messages" in docstring
+    assert "no real client or server" in docstring
