@@ -266,3 +266,34 @@ def test_manifest_ships_the_test_support_files() -> None:
     shipped = manifest_files(template, [*tests, *TEST_SUPPORT])
     assert sorted(set(tests) - shipped) == [], "tests/ must ship whole"
     assert sorted(set(TEST_SUPPORT) - shipped) == []
+
+
+# CHANGELOG.md ---------------------------------------------------------------------------
+
+CHANGELOG = ROOT / "CHANGELOG.md"
+KINDS = ("Added", "Changed", "Deprecated", "Removed", "Fixed", "Security")
+
+
+def test_the_changelog_has_one_structure() -> None:
+    # Issue 22 §5: it had both "[Unreleased]" and "[0.1.0] - Unreleased". Keep a Changelog:
+    # one [Unreleased] first, then released versions with their dates; in each, the kinds
+    # of change at most once, in the usual order.
+    text = CHANGELOG.read_text(encoding="utf-8")
+    versions = re.findall(r"^## (.*)$", text, flags=re.MULTILINE)
+    assert versions[0] == "[Unreleased]", versions
+    for heading in versions[1:]:
+        assert re.fullmatch(r"\[\d+\.\d+\.\d+\] - \d{4}-\d{2}-\d{2}", heading), heading
+    for section in re.split(r"^## .*$", text, flags=re.MULTILINE)[1:]:
+        kinds = re.findall(r"^### (.*)$", section, flags=re.MULTILINE)
+        assert all(k in KINDS for k in kinds), kinds
+        assert kinds == sorted(set(kinds), key=KINDS.index), kinds
+
+
+def test_changelog_ratios_say_what_they_were_measured_against() -> None:
+    # Issue 22 §5: 0.1.0 quoted speed ratios against the old "raw" loop as if they held.
+    bullets = re.split(r"^- ", CHANGELOG.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    quoted = [b for b in bullets if re.search(r"\b\d+\.\d+x\b", b)]
+    assert quoted, "no ratio found: the test would hold nothing"
+    for bullet in quoted:
+        assert "against" in bullet, bullet
+        assert "docs/performance.md" in bullet, bullet
