@@ -24,6 +24,12 @@ drifting machine load hits them alike. Reported per setting: the medians, the me
 the per-round differences (plugin on - off) with its interquartile range, and the
 median of the per-round ratios. A script, never a timed test:
 tests/test_pytest_plugin.py holds the plugin's start-up imports by module list.
+
+On a shared machine the per-round differences spread over tens of milliseconds.
+``--instructions`` also runs each of the four cases once under valgrind's callgrind
+(``PYTHONHASHSEED=0``) and reports the instructions executed, which other jobs do not
+change: the difference, the ratio, and the difference in milliseconds at the rate the
+"off" case ran in this run (instructions per CPU millisecond).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import json
 import os
 import pathlib
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -160,6 +167,32 @@ def run_once(
     return measures
 
 
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def instructions(
+    python: pathlib.Path, project: pathlib.Path, plugin: str, env: dict[str, str]
+) -> int:
+    """Instructions one ``pytest --co`` process executes, counted by callgrind."""
+    done = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            *command(python, plugin),
+        ],
+        cwd=project,
+        env={**env, "PYTHONHASHSEED": "0"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = _COLLECTED.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"callgrind run failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
 def quartiles(values: list[float]) -> tuple[float, float]:
     if len(values) < 2:
         return values[0], values[0]
@@ -175,7 +208,12 @@ def main() -> None:
     parser.add_argument("--params", type=int, default=8, help="parametrized tests per module")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured runs of each case")
     parser.add_argument("--json", type=pathlib.Path, help="also write the results here")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count instructions (valgrind)"
+    )
     args = parser.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind: apt-get install valgrind")
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="sspi_import_plugin_bench_"))
     try:
@@ -202,6 +240,11 @@ def main() -> None:
                 samples[setting, plugin].append(
                     run_once(python, projects[setting], plugin, envs[setting])
                 )
+        counted = {
+            (setting, plugin): instructions(python, projects[setting], plugin, envs[setting])
+            for setting, plugin in sorted(cases)
+            if args.instructions
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -240,13 +283,37 @@ def main() -> None:
                 "difference_iqr_ms": [low * 1e3, high * 1e3],
                 "ratio": ratio,
             }
+        if counted:
+            on_count, off_count = counted[setting, "on"], counted[setting, "off"]
+            cpu_off = statistics.median(s["cpu"] for s in samples[setting, "off"])
+            rate = off_count / (cpu_off * 1e3)  # instructions per CPU millisecond
+            extra = on_count - off_count
+            rows.append(
+                [
+                    setting,
+                    "instr.",
+                    f"{off_count / 1e6:.1f} M",
+                    f"{on_count / 1e6:.1f} M",
+                    f"{extra / 1e6:+.2f} M (~{extra / rate:+.1f} ms)",
+                    f"{on_count / off_count:.4f}x",
+                ]
+            )
+            results[setting]["instructions"] = {
+                "off": off_count,
+                "on": on_count,
+                "difference": extra,
+                "difference_ms_at_this_rate": extra / rate,
+                "ratio": on_count / off_count,
+            }
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, ["-" * w for w in widths], *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     print(
         "on - off: median of the per-round differences (interquartile range); "
         "on / off: median of the per-round ratios. cpu: the pytest process's user+system "
-        "time (what other jobs on the machine change least); wall: start to exit."
+        "time (what other jobs on the machine change least); wall: start to exit; instr.: "
+        "instructions of one run under callgrind, and their difference in ms at the rate "
+        "the 'off' case ran here."
     )
     if args.json is not None:
         data = {"versions": versions, "rounds": args.rounds, "tests": tests, "settings": results}

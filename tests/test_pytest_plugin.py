@@ -10,7 +10,8 @@ from importlib import metadata
 
 import pytest
 
-PLUGIN = "sspi_import.testing.pytest_plugin"
+PLUGIN = "sspi_import.testing.pytest_plugin"  # documented; what -p and pytest_plugins name
+ENTRY_POINT = "_sspi_import_pytest"  # what the entry point loads in every session
 PYPROJECT = pathlib.Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 DOWNSTREAM = """
@@ -310,12 +311,25 @@ def test_fault_fixtures(tmp_path: pathlib.Path) -> None:
 
 def test_entry_point_is_declared() -> None:
     text = PYPROJECT.read_text(encoding="utf-8")
-    assert f'[project.entry-points.pytest11]\nsspi_import = "{PLUGIN}"' in text
+    assert f'\nsspi_import = "{ENTRY_POINT}"\n' in text
+    assert f'py-modules = ["{ENTRY_POINT}"]' in text  # shipped beside the package
+
+
+def test_the_documented_module_is_the_plugin() -> None:
+    import importlib
+
+    documented = importlib.import_module(PLUGIN)
+    loaded = importlib.import_module(ENTRY_POINT)
+    assert documented.__all__
+    for name in documented.__all__:
+        assert getattr(documented, name) is getattr(loaded, name), name
+    hooks = {n for n in vars(loaded) if n.startswith("pytest_") or n.startswith("sspi_")}
+    assert hooks == set(documented.__all__)
 
 
 def _installed_entry_point() -> bool:
     return any(
-        ep.name == "sspi_import" and ep.value == PLUGIN
+        ep.name == "sspi_import" and ep.value == ENTRY_POINT
         for ep in metadata.entry_points(group="pytest11")
     )
 
@@ -329,31 +343,27 @@ def test_installed_entry_point_loads_the_plugin(tmp_path: pathlib.Path) -> None:
     assert result.returncode == 0, output
 
 
-STARTUP_ALLOWED = {"sspi_import", "sspi_import.testing", PLUGIN}
-"""What loading the plugin may import: the two packages it sits in (which import nothing
-until a name is used) and itself. Issue 22 §2.2: it was 40 modules, each rewritten by
-pytest's assertion rewriter in every session of the environment."""
-
-
-def test_loading_the_plugin_imports_no_module_of_the_library() -> None:
+def test_loading_the_plugin_imports_nothing_of_the_library() -> None:
+    # Issue 22 §2.2: the entry point's module imported 40 modules, each rewritten by
+    # pytest in every session of the environment; now only itself.
     code = (
         "import sys, pytest\n"
         "before = set(sys.modules)\n"
-        f"import {PLUGIN}\n"
+        f"import {ENTRY_POINT}\n"
         "print('\\n'.join(sorted(set(sys.modules) - before)))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert set(result.stdout.split()) == STARTUP_ALLOWED
+    assert result.stdout.split() == [ENTRY_POINT]
 
 
 RECORD_MODULES = """
 import sys
 
 
-def pytest_collection_finish(session):
-    loaded = sorted(m for m in sys.modules if m.split(".")[0] == "sspi_import")
+def pytest_sessionstart(session):  # plugins and this conftest loaded, nothing collected
+    loaded = sorted(m for m in sys.modules if "sspi_import" in m.split(".")[0])
     with open("modules.txt", "w") as f:
         f.write("\\n".join(loaded))
 """
@@ -370,5 +380,66 @@ def test_a_session_that_uses_no_fixture_imports_nothing_of_the_library(
     (tmp_path / "conftest.py").write_text(RECORD_MODULES)
     result = _run(tmp_path, "def test_plain():\n    assert 1\n", autoload=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    loaded = set((tmp_path / "modules.txt").read_text().split())
-    assert loaded == STARTUP_ALLOWED, loaded
+    loaded = (tmp_path / "modules.txt").read_text().split()
+    assert loaded == [ENTRY_POINT], loaded  # and the plugin is loaded: its module is there
+
+
+MARKED = """
+import pytest
+
+
+@pytest.mark.windows_sspi
+class TestOnWindows:
+    def test_a(self):
+        pass
+
+    @pytest.mark.parametrize("x", [1, 2])
+    def test_b(self, x):
+        pass
+
+
+@pytest.mark.parametrize("y", [pytest.param(1, marks=pytest.mark.windows_sspi), 2])
+def test_param(y):
+    pass
+
+
+def test_plain():
+    pass
+"""
+
+
+def test_the_marker_is_found_on_classes_modules_and_params(tmp_path: pathlib.Path) -> None:
+    # The skip walks each item's parents once per parent (not per item): the same
+    # answer as item.get_closest_marker, wherever the marker sits.
+    (tmp_path / "test_module_marked.py").write_text(
+        "import pytest\n\npytestmark = pytest.mark.windows_sspi\n\n\n"
+        "def test_one():\n    pass\n\n\ndef test_two():\n    pass\n"
+    )
+    result = _run(tmp_path, MARKED)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    if sys.platform == "win32":
+        assert "8 passed" in output, output
+    else:
+        assert "2 passed, 6 skipped" in output, output
+
+
+@pytest.mark.skipif(
+    not _installed_entry_point(), reason="sspi-import is not installed (pip install -e .)"
+)
+def test_naming_the_documented_module_beside_the_entry_point_works(
+    tmp_path: pathlib.Path,
+) -> None:
+    # A conftest.py that names the plugin in an environment where it is also installed.
+    (tmp_path / "conftest.py").write_text(f"pytest_plugins = [{PLUGIN!r}]\n")
+    result = _run(tmp_path, DOWNSTREAM, autoload=True)
+    assert result.returncode == 0, result.stdout + result.stderr  # sspi_fake still works
+    markers = subprocess.run(
+        [sys.executable, "-m", "pytest", "--markers", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"},
+    ).stdout
+    assert markers.count("@pytest.mark.windows_sspi:") == 1, markers

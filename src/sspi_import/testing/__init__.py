@@ -29,12 +29,10 @@ blob exported by one process's ``FakeSspi`` imports in another process whose
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; type checkers know it
-if TYPE_CHECKING:  # for type checkers; at run time __getattr__ imports on first use
-    from ._fake import FakeSspi
-    from ._faults import FaultInjector, FaultInjectorFactory, Library, default_library
-    from ._names import SspiFunction
-    from ._state import Misuse, Outstanding
+from ._fake import FakeSspi
+from ._faults import FaultInjector, FaultInjectorFactory, Library, default_library
+from ._names import SspiFunction
+from ._state import Misuse, Outstanding
 
 __all__ = [
     "FakeSspi",
@@ -46,36 +44,3 @@ __all__ = [
     "SspiFunction",
     "default_library",
 ]
-
-_HOMES = {
-    "FakeSspi": "_fake",
-    "FaultInjector": "_faults",
-    "FaultInjectorFactory": "_faults",
-    "Library": "_faults",
-    "default_library": "_faults",
-    "SspiFunction": "_names",
-    "Misuse": "_state",
-    "Outstanding": "_state",
-}
-"""The module of each public name: imported the first time the name is used, so the
-pytest plugin (a submodule of this package) loads none of them in a session that never
-asks for a fixture."""
-
-
-def _load(name: str) -> object:
-    """The public name ``name``, imported from its module on first use, then kept here."""
-    module = _HOMES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sspi_import.testing' has no attribute {name!r}")
-    value = getattr(__import__(f"{__name__}.{module}", fromlist=["_"]), name)
-    globals()[name] = value
-    return value
-
-
-def _dir() -> list[str]:
-    return sorted({*globals(), *__all__})
-
-
-if not TYPE_CHECKING:  # hidden from type checkers: an unknown name stays an error there
-    __getattr__ = _load
-    __dir__ = _dir

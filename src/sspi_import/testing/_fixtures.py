@@ -1,7 +1,8 @@
-"""What the pytest plugin's fixtures do; ``pytest_plugin`` only declares them.
+"""What the pytest plugin's fixtures do; the plugin module only declares them.
 
-Kept apart so that loading the plugin, which happens in every pytest session of an
-environment that has sspi-import installed, parses and imports none of this.
+The entry point loads the top-level ``_sspi_import_pytest`` in every pytest session of
+an environment that has sspi-import installed; its fixtures import this module, and the
+library with it, only when a test asks for one.
 """
 
 from __future__ import annotations

@@ -8,10 +8,11 @@ Installed with ``sspi-import``, it loads by itself (entry point ``pytest11`` nam
 every installed plugin). It works on pytest 7.0 and newer (no hook wrappers, so any
 pluggy pytest accepts).
 
-It costs nothing in a session that does not use it: loading it imports no module of
-the library (not even ``sspi_import``'s own modules: the package imports them on first
-use), so pytest has nothing more to import or rewrite; a fixture imports what it needs
-when a test asks for it (``benchmarks/bench_plugin_startup.py`` measures it).
+It costs nothing measurable in a session that does not use it: the entry point loads
+``_sspi_import_pytest``, a short top-level module that imports nothing of the library
+(not even this package), so pytest has next to nothing more to import or rewrite; a
+fixture imports what it needs when a test asks for it. This module re-exports it
+(``benchmarks/bench_plugin_startup.py`` measures the cost).
 
 ``sspi_fake`` (a ``FakeSspi``)
     A fresh ``sspi_import.testing.FakeSspi`` installed as the SSPI library for the
@@ -55,19 +56,14 @@ when a test asks for it (``benchmarks/bench_plugin_startup.py`` measures it).
 
 from __future__ import annotations
 
-import sys
-
-import pytest
-
-# Nothing of the library at import, and as little code as can be: this module loads (and
-# pytest parses and rewrites it) in every pytest session of an environment that has
-# sspi-import installed. The fixtures import what they do from _fixtures when used.
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; type checkers know it
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from ._fake import FakeSspi
-    from ._faults import FaultInjector, FaultInjectorFactory
+from _sspi_import_pytest import (
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_runtest_makereport,
+    sspi_fake,
+    sspi_faults,
+    sspi_faults_factory,
+)
 
 __all__ = [
     "pytest_collection_modifyitems",
@@ -77,59 +73,3 @@ __all__ = [
     "sspi_faults",
     "sspi_faults_factory",
 ]
-
-_MARKER = "windows_sspi"
-_SKIP_REASON = "needs the real Windows SSPI (secur32.dll); this is not Windows"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``windows_sspi`` marker (so ``--strict-markers`` accepts it)."""
-    config.addinivalue_line(
-        "markers", f"{_MARKER}: needs the real Windows SSPI (secur32.dll); skipped elsewhere"
-    )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the tests marked ``windows_sspi`` when not running on Windows."""
-    if sys.platform != "win32":  # not an early return: mypy --platform win32 would flag it
-        skip = pytest.mark.skip(reason=_SKIP_REASON)
-        for item in items:
-            if item.get_closest_marker(_MARKER) is not None:
-                item.add_marker(skip)
-
-
-_UNCHECKED = pytest.StashKey[bool]()
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
-    """Remember that setup or the test raised (failed, skipped, xfailed): no leak check.
-
-    A plain hook, not a wrapper, so it runs on every pluggy pytest 7.0+ accepts.
-    """
-    if call.when in ("setup", "call") and call.excinfo is not None:
-        item.stash[_UNCHECKED] = True
-
-
-@pytest.fixture
-def sspi_fake(request: pytest.FixtureRequest) -> Iterator[FakeSspi]:
-    """A fresh ``FakeSspi`` installed for the test; leaks fail the test at teardown."""
-    from ._fixtures import fake
-
-    yield from fake(request, _UNCHECKED)
-
-
-@pytest.fixture
-def sspi_faults_factory() -> Iterator[FaultInjectorFactory]:
-    """Install a ``FaultInjector`` over the library given; the old one comes back after."""
-    from ._fixtures import faults_factory
-
-    yield from faults_factory()
-
-
-@pytest.fixture
-def sspi_faults() -> Iterator[FaultInjector]:
-    """A ``FaultInjector`` over the default real provider; skips where there is none."""
-    from ._fixtures import faults
-
-    yield from faults()
