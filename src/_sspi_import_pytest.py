@@ -23,12 +23,13 @@ if TYPE_CHECKING:
     from sspi_import.testing import FakeSspi, FaultInjector, FaultInjectorFactory
 
 _MARKER = "windows_sspi"
+_DLL = "secur32.dll"
 _UNCHECKED = pytest.StashKey[bool]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the ``windows_sspi`` marker (so ``--strict-markers`` accepts it)."""
-    line = f"{_MARKER}: needs the real Windows SSPI (secur32.dll); skipped elsewhere"
+    line = f"{_MARKER}: needs the real Windows SSPI ({_DLL}); skipped elsewhere"
     if line not in config.getini("markers"):  # also loaded by -p or pytest_plugins
         config.addinivalue_line("markers", line)
 
@@ -36,7 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip the tests marked ``windows_sspi`` when not running on Windows."""
     if sys.platform != "win32":  # not an early return: mypy --platform win32 would flag it
-        skip = pytest.mark.skip(reason="needs the real Windows SSPI (secur32.dll); not Windows")
+        skip = pytest.mark.skip(reason=f"needs the real Windows SSPI ({_DLL}); this is not Windows")
         marked: dict[int, bool] = {}  # per parent node: shared by its items, walked once
         for item in items:
             if _marked(item, marked):
