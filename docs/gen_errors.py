@@ -1,11 +1,7 @@
 """MkDocs hook: build the error table of ``errors.md`` from the code table at build time.
 
 Every status code of ``sspi_import._raw.status_codes`` gets a section: symbol, hex, signed
-value, meaning, advice, the advice for the calls where it differs
-(``sspi_import.errors._CALL_ADVICE``), other names, and the exception class
-``sspi_import`` raises for it (from ``sspi_import.errors._CLASSES``). The page keeps a
-``<!-- error-table -->`` marker where the table goes, so the text around it stays
-hand-written.
+    from sspi_import.errors import _CALL_ADVICE, status_info
 """
 
 from __future__ import annotations
@@ -20,16 +16,37 @@ PAGE = "errors.md"
 _SRC = Path(__file__).resolve().parent.parent / "src"
 
 
+SUCCESS_SHORT = "none: returned"
+
+
+def outcome(symbol: str, status: int) -> tuple[str, str]:
+    """What ``sspi_import`` does with ``status``: for the table, and for the code's section."""
+    from sspi_import.errors import _CLASSES
+    from sspi_import.handshake import _CONTINUE, _DONE
+
+    if status < 0x8000_0000:  # severity bit clear: a success code, never raised by check()
+        if status in _DONE | _CONTINUE:
+            return SUCCESS_SHORT, "a success code: returned, never raised (`step()` acts on it)"
+        return SUCCESS_SHORT, (
+            "a success code: returned, never raised; a handshake `step()` that gets it "
+            'raises `SspiError` ("unexpected status during the handshake")'
+        )
+    # Codes shared by two primary names (rare) get the class of the value.
+    cls = _CLASSES.get(status)
+    name = cls.__name__ if cls is not None else "SspiError"
+    return f"`{name}`", f"raises `sspi_import.{name}`"
+
+
 def error_table() -> str:
     """The Markdown for every status code: an overview table, then one section per code."""
     if str(_SRC) not in sys.path:  # not at import: MkDocs restores sys.path after loading
         sys.path.append(str(_SRC))
     from sspi_import._raw.status_codes import ALIASES, STATUS_CODES
-    from sspi_import.errors import _CALL_ADVICE, _CLASSES, status_info
+    from sspi_import.errors import _CALL_ADVICE, status_info
 
     rows = [
-        "| Code | Hex | Signed | Exception |",
-        "| --- | --- | --- | --- |",
+        "| Code | Hex, signed | Raised as |",
+        "| --- | --- | --- |",
     ]
     sections: list[str] = []
     for symbol, _value, _meaning, _advice in STATUS_CODES:
@@ -37,17 +54,15 @@ def error_table() -> str:
             continue
         info = status_info(symbol)
         assert info is not None
-        # Codes shared by two primary names (rare) get the class of the value.
-        cls = _CLASSES.get(info.status)
-        exception = f"`sspi_import.{cls.__name__}`" if cls is not None else "`SspiError`"
         anchor = symbol.lower()
+        short, long = outcome(symbol, info.status)
         rows.append(
-            f"| [`{symbol}`](#{anchor}) | `0x{info.status:08X}` | `{info.winerror}` | {exception} |"
+            f"| [`{symbol}`](#{anchor}) | `0x{info.status:08X}`<br>`{info.winerror}` | {short} |"
         )
         lines = [
             f"### {symbol} {{#{anchor}}}",
             "",
-            f"`0x{info.status:08X}` &middot; signed `{info.winerror}` &middot; raises {exception}",
+            f"`0x{info.status:08X}` &middot; signed `{info.winerror}` &middot; {long}",
             "",
             f"**Meaning.** {info.meaning}",
             "",

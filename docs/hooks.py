@@ -29,8 +29,8 @@ PAGES = {
     "sspi_import.bindings": "bindings.md",
     "sspi_import.errors": "errors.md",
     "sspi_import.library": "library.md",
-    "sspi_import._handle": "context.md",  # CleanupWarning, documented with the contexts
-    "sspi_import._raw.loader": "library.md",  # SspiLibrary, SspiUnavailableError
+    "sspi_import.processes": "processes.md",
+    "sspi_import._foreign": "adopt.md",  # the foreign handle forms, documented with adoption
     "sspi_import._raw.structs": "adopt.md",  # SecHandle, documented with the handle forms
 }
 

@@ -16,6 +16,14 @@ connection. A failed handshake (wrong password) is answered with ``401`` again.
 On Windows (``--handoff``, the default there) the established context is exported
 and handed to a ``multiprocessing`` worker process, which imports it and writes the
 answer, so the process that accepted the connection never acts on the client's behalf.
+``--handoff`` on a provider that cannot export and import contexts (sspi-rs, Wine's
+secur32) is refused at start, with the provider's answer: the server would otherwise
+drop every authenticated connection.
+
+Why not the simulated provider, ``sspi_import.testing.FakeSspi``, off Windows? Its
+handshake tokens are its own format, not NTLM messages: no real client (requests-ntlm,
+``curl --ntlm``, a browser) can talk to a server on it. It is for tests in which this
+library plays both sides.
 
 Caution, off Windows: the provider is sspi-rs (bundled in the ``sspilib`` wheel), a
 test peer, not an authority. Its NTLM acceptor checks only the password of its *own*
@@ -64,6 +72,36 @@ def worker(conn: Connection) -> None:
                 conn.send(f"hello {context.user_name}, from worker process {os.getpid()}\n")
 
 
+class HandoffUnavailableError(RuntimeError):
+    """The provider cannot export or import contexts: ``--handoff`` cannot work here."""
+
+
+def check_handoff(identity: Identity | None) -> None:
+    """Hand one context over before serving, so a provider without export fails at start.
+
+    An NTLM handshake of the provider with itself, then an export of the acceptor's
+    context and an import of it here: what every authenticated connection will do.
+    """
+    try:
+        client, server = sspi_import.loopback("NTLM", identity)
+    except sspi_import.SspiError as exc:
+        raise HandoffUnavailableError(
+            f"--handoff: {sspi_import.library_description()} could not run an NTLM "
+            f"handshake with itself to try a hand-off: {exc}"
+        ) from exc
+    with client, server:
+        try:
+            with server.export(sspi_import.ExportFlags.DELETE_OLD) as exported:
+                sspi_import.ImportedContext.from_exported(exported).close()
+        except sspi_import.SspiError as exc:
+            raise HandoffUnavailableError(
+                f"--handoff needs a provider that exports and imports contexts: "
+                f"{sspi_import.library_description()} answers {exc.function} with "
+                f"{exc.symbol} ({exc.status:#010x}). Run without --handoff (the server then "
+                "answers itself); export and import are real on Windows (secur32)."
+            ) from exc
+
+
 class Handoff:
     """One worker process that answers for established contexts (Windows)."""
 
@@ -106,6 +144,8 @@ class NtlmServer(ThreadingHTTPServer):
         handoff: bool = False,
         channel_bindings: ChannelBindings | None = None,
     ) -> None:
+        if handoff:
+            check_handoff(identity)  # before anything is acquired or started
         self.credentials = Credentials.acquire("NTLM", "inbound", identity)
         self.channel_bindings = channel_bindings  # over TLS: tls_server_end_point(cert)
         self.handoff = Handoff() if handoff else None
@@ -220,13 +260,24 @@ class NtlmHandler(BaseHTTPRequestHandler):
 
 def main(argv: list[str] | None = None) -> int:
     """Serve until interrupted."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0] if __doc__ else None,
+        epilog=(
+            "Off Windows the acceptor is sspi-rs (from the sspilib wheel), which checks only "
+            "the password of its own identity. Not the simulated provider "
+            "(sspi_import.testing.FakeSspi): its tokens are not NTLM messages, so no real "
+            "client (requests-ntlm, curl --ntlm, a browser) can talk to it."
+        ),
+    )
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument(
         "--handoff",
         action=argparse.BooleanOptionalAction,
         default=sys.platform == "win32",
-        help="answer from a worker process that imports the context (Windows)",
+        help=(
+            "answer from a worker process that imports the context (default on Windows); "
+            "refused at start where the provider cannot export (sspi-rs, Wine)"
+        ),
     )
     args = parser.parse_args(argv)
     identity = None
@@ -238,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
             f"identity ({identity.domain}\\{identity.user}, password {DEMO_IDENTITY_HINT}) "
             "and reports whatever user name the client claims"
         )
-    server = NtlmServer(("127.0.0.1", args.port), identity, handoff=args.handoff)
+    try:
+        server = NtlmServer(("127.0.0.1", args.port), identity, handoff=args.handoff)
+    except HandoffUnavailableError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
     print(f"serving on http://127.0.0.1:{server.server_address[1]}/")
     try:
         server.serve_forever()

@@ -7,6 +7,7 @@ runs its calls against the stub or sspi-rs); the numbers come from running the s
 from __future__ import annotations
 
 import importlib.util
+import json
 import pathlib
 import subprocess
 import sys
@@ -76,3 +77,26 @@ def test_callgrind_summary_is_parsed() -> None:
     found = count_instructions._COLLECTED.search(text)
     assert found is not None
     assert int(found.group(1)) == 4_087_800
+
+
+def test_the_plugin_startup_benchmark_runs(tmp_path: pathlib.Path) -> None:
+    # Wiring only (one round, no warm-up, this environment): never a timing assertion.
+    results = tmp_path / "plugin.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "bench_plugin_startup.py"),
+            *("--python", sys.executable, "--rounds", "1", "--warmup", "0"),
+            *("--modules", "1", "--params", "1", "--json", str(results)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PYTHONDONTWRITEBYTECODE=1" in done.stdout
+    data = json.loads(results.read_text())
+    assert set(data["settings"]) == {".pyc cached", "PYTHONDONTWRITEBYTECODE=1"}
+    for measures in data["settings"].values():
+        assert "wall" in measures

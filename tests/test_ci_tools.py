@@ -78,7 +78,7 @@ COLLECTION_ERROR = (
 
 def test_the_default_marker_is_the_plugins_windows_sspi() -> None:
     assert check_junit.DEFAULT_MARKER == "windows_sspi"
-    plugin = (ROOT / "src" / "sspi_import" / "testing" / "pytest_plugin.py").read_text("utf-8")
+    plugin = (ROOT / "src" / "_sspi_import_pytest.py").read_text("utf-8")  # the entry point
     assert '_MARKER = "windows_sspi"' in plugin
 
 

@@ -22,7 +22,7 @@ import sspi_import.cli
 from cli_contract import KEYWORDS, keywords_used, run, run_json, schema, validate
 from sspi_import import library
 from sspi_import._raw import constants as C  # noqa: N812
-from sspi_import.cli import _explain, _packages, _provider, _selftest
+from sspi_import.cli import _explain, _packages, _selftest
 from sspi_import.cli._output import OutputError, SafeText, forgiving_std_streams
 from sspi_import.testing import FakeSspi
 
@@ -45,13 +45,20 @@ def test_cli_exports_only_main() -> None:
         assert not hasattr(sspi_import.cli, internal)
 
 
+# The major version of each document: a key removed or renamed, or a value whose meaning
+# changed, is a new one (docs/cli.md). packages/2: export says "by-name", not "yes", and
+# the probe is reported apart (issue 22 §3).
+SCHEMA_VERSIONS = {"explain": 1, "packages": 2, "selftest": 1}
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_schema_files_are_draft_2020_12_in_the_checked_subset(command: str) -> None:
     document = schema(command)
     assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     module = {"explain": _explain, "packages": _packages, "selftest": _selftest}[command]
     assert document["properties"]["schema"] == {"const": module.SCHEMA}
-    assert f"sspi-import/{command}/1" == module.SCHEMA
+    assert f"sspi-import/{command}/{SCHEMA_VERSIONS[command]}" == module.SCHEMA
+    assert document["$id"] == f"urn:sspi-import:schema:{command}:{SCHEMA_VERSIONS[command]}"
     # the tiny validator applies every keyword the files use: none is silently ignored
     assert keywords_used(document) <= KEYWORDS, keywords_used(document) - KEYWORDS
     # the same keys on success and failure: every property is required, no others allowed
@@ -413,8 +420,14 @@ def test_packages_json_on_sspi_rs(capsys: pytest.CaptureFixture[str], sspi_rs_pa
     assert doc["provider"]["kind"] == "sspi-rs"
     assert doc["provider"]["library"] == str(sspi_rs_path)
     assert doc["provider"]["simulated"] is False
+    assert doc["export_probe"] == {
+        "result": "unsupported",
+        "status": 0x80090302,
+        "symbol": "SEC_E_UNSUPPORTED_FUNCTION",
+    }
     ntlm = next(p for p in doc["packages"] if p["name"] == "NTLM")
-    assert ntlm["export"] == "no"
+    assert ntlm["export"] == "no"  # probed, whatever the name says
+    assert ntlm["export_documented"] is True
     assert ntlm["max_token"] > 0
     assert isinstance(ntlm["capability_names"], list)
 
@@ -439,22 +452,21 @@ def test_packages_with_a_bad_library(capsys: pytest.CaptureFixture[str], tmp_pat
 def test_packages_failing_call_reports_its_status(capsys: pytest.CaptureFixture[str]) -> None:
     with FakeSspi() as fake:
         fake.fail("EnumerateSecurityPackagesW", "SEC_E_INSUFFICIENT_MEMORY")
-        provider = _provider.Provider("library", "the test's FakeSspi")
         with pytest.raises(sspi_import.SspiError) as caught:
-            _packages.enumerate_packages(library.api(), provider)
+            _packages.enumerate_packages(library.api())
     assert caught.value.symbol == "SEC_E_INSUFFICIENT_MEMORY"
 
 
 def test_enumerate_packages_frees_the_array_when_the_probe_fails(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken(lib: object, provider: object) -> bool:
-        raise RuntimeError("provider_exports broke")
+    def broken(lib: object) -> object:
+        raise RuntimeError("probe_export broke")
 
-    monkeypatch.setattr(_packages, "provider_exports", broken)
+    monkeypatch.setattr(_packages, "probe_export", broken)
     with FakeSspi() as fake:
-        with pytest.raises(RuntimeError, match="provider_exports broke"):
-            _packages.enumerate_packages(library.api(), _provider.Provider("simulated", "fake"))
+        with pytest.raises(RuntimeError, match="probe_export broke"):
+            _packages.enumerate_packages(library.api())
         assert fake.outstanding().buffers == 0, fake.outstanding()
         assert not fake.misuses
 
@@ -472,7 +484,59 @@ def test_packages_fake(capsys: pytest.CaptureFixture[str]) -> None:
     assert status == 0
     assert doc["provider"]["simulated"] is True
     assert doc["packages"]
-    assert {p["export"] for p in doc["packages"]} == {"yes"}  # NTLM, Kerberos, Negotiate
+    # NTLM, Kerberos, Negotiate: known from the name; the probe only shows the call is there
+    assert {p["export"] for p in doc["packages"]} == {"by-name"}
+    assert all(p["export_documented"] for p in doc["packages"])
+    assert doc["export_probe"]["result"] == "answers"
+    assert doc["export_probe"]["symbol"] == "SEC_E_INVALID_HANDLE"
+
+
+def test_packages_never_say_yes_from_a_name_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    # Issue 22 §3: on Wine, whose secur32 answers SEC_E_INVALID_HANDLE to the probe as
+    # Windows' does and exports nothing, every documented name said "export: yes". The
+    # default provider here: secur32 on Windows and on Wine, FakeSspi elsewhere.
+    status, doc = run_json(capsys, "packages")
+    assert status == 0
+    for package in doc["packages"]:
+        assert package["export"] in ("no", "by-name", "unknown"), package
+        if package["export"] == "by-name":
+            assert package["export_documented"], package
+            assert doc["export_probe"]["result"] == "answers"
+    status, out, _ = run(capsys, "packages")
+    assert status == 0
+    assert " yes " not in out
+    legend = " ".join(out[out.index("  export:") :].split())
+    assert "known from the name only" in legend
+    assert "probed: this provider's ExportSecurityContext answered" in legend
+
+
+def test_packages_say_no_when_the_probe_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeSspi() as fake:
+        fake.fail("ExportSecurityContext", "SEC_E_UNSUPPORTED_FUNCTION")
+        packages, probe = _packages.enumerate_packages(library.api())
+        fake.assert_no_leaks()
+    assert probe == _packages.ExportProbe("unsupported", 0x80090302)
+    assert {p.export for p in packages} == {"no"}
+    assert all(p.export_documented for p in packages)  # the name said otherwise
+    assert "export: no = probed" in _packages.legend(probe)
+
+
+def test_a_provider_without_the_function_exports_nothing() -> None:
+    class NoExport:
+        def __init__(self, fake: FakeSspi) -> None:
+            self.fake = fake
+
+        def sspi_function_address(self, name: str) -> int | None:
+            if name == "ExportSecurityContext":
+                return None
+            return self.fake.sspi_function_address(name)
+
+    fake = FakeSspi()
+    lib = library.load(NoExport(fake), "no export")
+    assert _packages.probe_export(lib) == _packages.ExportProbe("absent", None)
+    assert _packages.export_of("NTLM", _packages.ExportProbe("absent", None)) == "no"
+    assert _packages.export_of("NTLM", _packages.ExportProbe("answers", 0x80090301)) == "by-name"
+    assert _packages.export_of("Pku2u", _packages.ExportProbe("answers", 0x80090301)) == "unknown"
 
 
 def test_packages_text_fits_80_columns(capsys: pytest.CaptureFixture[str]) -> None:
@@ -495,8 +559,10 @@ def test_packages_on_windows(capsys: pytest.CaptureFixture[str]) -> None:
     assert status == 0
     assert doc["provider"]["kind"] == "secur32"
     by_name = {p["name"]: p for p in doc["packages"]}
-    assert by_name["NTLM"]["export"] == "yes"
-    assert by_name["Negotiate"]["export"] == "yes"
+    assert doc["export_probe"]["result"] == "answers"  # the call is there
+    assert by_name["NTLM"]["export"] == "by-name"  # not proven by the listing
+    assert by_name["Negotiate"]["export"] == "by-name"
+    assert by_name["NTLM"]["export_documented"] is True
     assert "INTEGRITY" in by_name["NTLM"]["capability_names"]
 
 

@@ -16,6 +16,7 @@ import http.client
 import importlib.util
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -220,6 +221,51 @@ def test_windows_worker_process_answers(monkeypatch: pytest.MonkeyPatch) -> None
     finally:
         running.stop()
     assert running.server.handoff.process.exitcode == 0
+
+
+# --handoff on a provider without export (issue 22 §3) ---------------------------------
+
+
+@pytest.mark.sspi_rs
+def test_handoff_without_export_is_refused_at_start(sspi_rs: Path) -> None:
+    import multiprocessing
+
+    with pytest.raises(example.HandoffUnavailableError) as raised:
+        example.NtlmServer(("127.0.0.1", 0), example.DEMO_IDENTITY, handoff=True)
+    message = str(raised.value)
+    assert "exports and imports contexts" in message
+    assert "ExportSecurityContext with SEC_E_UNSUPPORTED_FUNCTION" in message
+    assert "Run without --handoff" in message
+    assert multiprocessing.active_children() == []  # no worker was started
+
+
+@pytest.mark.sspi_rs
+def test_the_command_line_refuses_handoff_without_export(sspi_rs_path: Path) -> None:
+    # The whole program, as a user starts it: it must exit at once, not serve and then
+    # drop every authenticated connection (what the client saw: RemoteDisconnected).
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--handoff", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "SEC_E_UNSUPPORTED_FUNCTION" in done.stderr
+    assert "serving on" not in done.stdout
+
+
+def test_handoff_is_tried_once_where_export_works(sspi_fake: Any) -> None:
+    example.check_handoff(None)  # FakeSspi exports and imports: nothing raised, nothing left
+
+
+def test_help_says_the_simulated_provider_cannot_serve_real_clients() -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--help"], capture_output=True, text=True, check=True
+    )
+    text = " ".join(done.stdout.split())
+    assert "its tokens are not NTLM messages, so no real client" in text
+    assert "refused at start where the provider cannot export" in text
 
 
 def test_example_states_the_sspi_rs_caution() -> None:

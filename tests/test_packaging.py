@@ -31,6 +31,9 @@ TEST_SUPPORT = [
     "examples/pywin32_adopt.py",
     "benchmarks/count_instructions.py",
     "benchmarks/_common.py",
+    "benchmarks/bench_plugin_startup.py",
+    "docs/gen_errors.py",
+    "docs/index.md",
     ".ci/check_junit.py",
     ".ci/junit_markers.py",
     ".github/workflows/ci.yml",
@@ -113,6 +116,19 @@ def test_version_has_one_source_read_without_importing(pyproject: dict[str, Any]
     ]
     assert literals == [sspi_import.__version__]
     assert re.fullmatch(r"\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?(?:\.dev\d+)?", literals[0])
+
+
+def test_mypy_uses_sspilib_s_own_types(pyproject: dict[str, Any]) -> None:
+    # sspilib ships py.typed and stubs (since 0.2.0, the test extra's lower bound): no
+    # override may silence it (issue 22 §5; the comment said "sspilib ships no types").
+    for override in pyproject["tool"]["mypy"]["overrides"]:
+        modules = override["module"]
+        modules = [modules] if isinstance(modules, str) else modules
+        assert not any(m.split(".")[0] == "sspilib" for m in modules), override
+    assert (
+        "sspilib>=0.2; sys_platform != 'win32'"
+        in pyproject["project"]["optional-dependencies"]["test"]
+    )
 
 
 def test_project_urls(pyproject: dict[str, Any]) -> None:
@@ -250,3 +266,34 @@ def test_manifest_ships_the_test_support_files() -> None:
     shipped = manifest_files(template, [*tests, *TEST_SUPPORT])
     assert sorted(set(tests) - shipped) == [], "tests/ must ship whole"
     assert sorted(set(TEST_SUPPORT) - shipped) == []
+
+
+# CHANGELOG.md ---------------------------------------------------------------------------
+
+CHANGELOG = ROOT / "CHANGELOG.md"
+KINDS = ("Added", "Changed", "Deprecated", "Removed", "Fixed", "Security")
+
+
+def test_the_changelog_has_one_structure() -> None:
+    # Issue 22 §5: it had both "[Unreleased]" and "[0.1.0] - Unreleased". Keep a Changelog:
+    # one [Unreleased] first, then released versions with their dates; in each, the kinds
+    # of change at most once, in the usual order.
+    text = CHANGELOG.read_text(encoding="utf-8")
+    versions = re.findall(r"^## (.*)$", text, flags=re.MULTILINE)
+    assert versions[0] == "[Unreleased]", versions
+    for heading in versions[1:]:
+        assert re.fullmatch(r"\[\d+\.\d+\.\d+\] - \d{4}-\d{2}-\d{2}", heading), heading
+    for section in re.split(r"^## .*$", text, flags=re.MULTILINE)[1:]:
+        kinds = re.findall(r"^### (.*)$", section, flags=re.MULTILINE)
+        assert all(k in KINDS for k in kinds), kinds
+        assert kinds == sorted(set(kinds), key=KINDS.index), kinds
+
+
+def test_changelog_ratios_say_what_they_were_measured_against() -> None:
+    # Issue 22 §5: 0.1.0 quoted speed ratios against the old "raw" loop as if they held.
+    bullets = re.split(r"^- ", CHANGELOG.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    quoted = [b for b in bullets if re.search(r"\b\d+\.\d+x\b", b)]
+    assert quoted, "no ratio found: the test would hold nothing"
+    for bullet in quoted:
+        assert "against" in bullet, bullet
+        assert "docs/performance.md" in bullet, bullet

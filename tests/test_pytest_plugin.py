@@ -10,7 +10,8 @@ from importlib import metadata
 
 import pytest
 
-PLUGIN = "sspi_import.testing.pytest_plugin"
+PLUGIN = "sspi_import.testing.pytest_plugin"  # documented; what -p and pytest_plugins name
+ENTRY_POINT = "_sspi_import_pytest"  # what the entry point loads in every session
 PYPROJECT = pathlib.Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 DOWNSTREAM = """
@@ -118,8 +119,11 @@ def _run(
     *,
     autoload: bool = False,
     warning_options: tuple[str, ...] = ("-W", "error"),
+    ini: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_downstream.py").write_text(source)
+    if ini is not None:
+        (tmp_path / "pytest.ini").write_text(f"[pytest]\n{ini}\n")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     env.pop("PYTEST_ADDOPTS", None)
@@ -197,6 +201,78 @@ def test_a_handle_left_to_a_finalizer_fails_whatever_the_filters(
         assert "a user warning" not in output, output  # the user's -W ignore holds
 
 
+OTHER_WARNINGS = """
+import warnings
+
+import pytest
+import sspi_import
+
+
+class Marker:
+    pass
+
+
+def test_recwarn_first(recwarn, sspi_fake):
+    warnings.warn("x")
+    assert len(recwarn) == 1
+
+
+def test_recwarn_second(sspi_fake, recwarn):
+    warnings.warn("x")
+    assert len(recwarn) == 1
+
+
+def test_recwarn_keeps_the_source(recwarn, sspi_fake):
+    marker = Marker()
+    warnings.warn("y", UserWarning, source=marker)
+    assert recwarn.pop(UserWarning).source is marker
+
+
+def test_pytest_warns_inside(sspi_fake):
+    with pytest.warns(UserWarning, match="z"):
+        warnings.warn("z")
+
+
+def test_leak_seen_with_recwarn_first(recwarn, sspi_fake):
+    sspi_import.loopback("NTLM")  # dropped when the test returns
+
+
+def test_leak_seen_with_recwarn_second(sspi_fake, recwarn):
+    sspi_import.loopback("NTLM")  # dropped when the test returns, recwarn still active
+
+
+def test_a_user_warning(sspi_fake):
+    warnings.warn("a user warning", UserWarning)
+
+
+def test_another_resource_warning(sspi_fake):
+    warnings.warn("not sspi_import's", ResourceWarning)
+"""
+
+
+@pytest.mark.parametrize("ini", [None, "filterwarnings = error"], ids=["default", "ini-error"])
+def test_other_warnings_reach_pytest_as_they_happen(
+    tmp_path: pathlib.Path, ini: str | None
+) -> None:
+    """Issue 22 §2.1: the fixture records sspi_import's leaks only, never the test's warnings."""
+    result = _run(tmp_path, OTHER_WARNINGS, warning_options=(), ini=ini)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    for name in ("recwarn_first", "recwarn_second", "recwarn_keeps_the_source", "pytest_warns"):
+        assert f"test_downstream.py::test_{name}" not in output, output  # passed
+    assert "ERROR test_downstream.py::test_leak_seen_with_recwarn_first" in output, output
+    assert "ERROR test_downstream.py::test_leak_seen_with_recwarn_second" in output, output
+    assert output.count("Failed: sspi_fake: left to a finalizer (close it or use 'with')") == 2
+    if ini is None:  # the leak tests pass their call and error in teardown
+        assert "8 passed, 1 warning, 2 errors" in output, output
+        assert "UserWarning: a user warning" in output, output  # pytest's own summary
+        assert "not sspi_import's" not in output, output  # Python's default: ignored
+    else:  # pytest's filterwarnings = error still raises them, inside the test
+        assert "FAILED test_downstream.py::test_a_user_warning - UserWarning" in output, output
+        assert "FAILED test_downstream.py::test_another_resource_warning" in output, output
+        assert "2 failed, 6 passed, 2 errors" in output, output
+
+
 FAULTS = """
 import pytest
 import sspi_import
@@ -235,12 +311,25 @@ def test_fault_fixtures(tmp_path: pathlib.Path) -> None:
 
 def test_entry_point_is_declared() -> None:
     text = PYPROJECT.read_text(encoding="utf-8")
-    assert f'[project.entry-points.pytest11]\nsspi_import = "{PLUGIN}"' in text
+    assert f'\nsspi_import = "{ENTRY_POINT}"\n' in text
+    assert f'py-modules = ["{ENTRY_POINT}"]' in text  # shipped beside the package
+
+
+def test_the_documented_module_is_the_plugin() -> None:
+    import importlib
+
+    documented = importlib.import_module(PLUGIN)
+    loaded = importlib.import_module(ENTRY_POINT)
+    assert documented.__all__
+    for name in documented.__all__:
+        assert getattr(documented, name) is getattr(loaded, name), name
+    hooks = {n for n in vars(loaded) if n.startswith("pytest_") or n.startswith("sspi_")}
+    assert hooks == set(documented.__all__)
 
 
 def _installed_entry_point() -> bool:
     return any(
-        ep.name == "sspi_import" and ep.value == PLUGIN
+        ep.name == "sspi_import" and ep.value == ENTRY_POINT
         for ep in metadata.entry_points(group="pytest11")
     )
 
@@ -252,3 +341,105 @@ def test_installed_entry_point_loads_the_plugin(tmp_path: pathlib.Path) -> None:
     result = _run(tmp_path, DOWNSTREAM, autoload=True)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
+
+
+def test_loading_the_plugin_imports_nothing_of_the_library() -> None:
+    # Issue 22 §2.2: the entry point's module imported 40 modules, each rewritten by
+    # pytest in every session of the environment; now only itself.
+    code = (
+        "import sys, pytest\n"
+        "before = set(sys.modules)\n"
+        f"import {ENTRY_POINT}\n"
+        "print('\\n'.join(sorted(set(sys.modules) - before)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == [ENTRY_POINT]
+
+
+RECORD_MODULES = """
+import sys
+
+
+def pytest_sessionstart(session):  # plugins and this conftest loaded, nothing collected
+    loaded = sorted(m for m in sys.modules if "sspi_import" in m.split(".")[0])
+    with open("modules.txt", "w") as f:
+        f.write("\\n".join(loaded))
+"""
+
+
+@pytest.mark.skipif(
+    not _installed_entry_point(), reason="sspi-import is not installed (pip install -e .)"
+)
+def test_a_session_that_uses_no_fixture_imports_nothing_of_the_library(
+    tmp_path: pathlib.Path,
+) -> None:
+    # The real start-up path: the entry point, pytest's marking of the plugin's
+    # distribution for assertion rewriting, a conftest.py, collection.
+    (tmp_path / "conftest.py").write_text(RECORD_MODULES)
+    result = _run(tmp_path, "def test_plain():\n    assert 1\n", autoload=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    loaded = (tmp_path / "modules.txt").read_text().split()
+    assert loaded == [ENTRY_POINT], loaded  # and the plugin is loaded: its module is there
+
+
+MARKED = """
+import pytest
+
+
+@pytest.mark.windows_sspi
+class TestOnWindows:
+    def test_a(self):
+        pass
+
+    @pytest.mark.parametrize("x", [1, 2])
+    def test_b(self, x):
+        pass
+
+
+@pytest.mark.parametrize("y", [pytest.param(1, marks=pytest.mark.windows_sspi), 2])
+def test_param(y):
+    pass
+
+
+def test_plain():
+    pass
+"""
+
+
+def test_the_marker_is_found_on_classes_modules_and_params(tmp_path: pathlib.Path) -> None:
+    # The skip walks each item's parents once per parent (not per item): the same
+    # answer as item.get_closest_marker, wherever the marker sits.
+    (tmp_path / "test_module_marked.py").write_text(
+        "import pytest\n\npytestmark = pytest.mark.windows_sspi\n\n\n"
+        "def test_one():\n    pass\n\n\ndef test_two():\n    pass\n"
+    )
+    result = _run(tmp_path, MARKED)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    if sys.platform == "win32":
+        assert "8 passed" in output, output
+    else:
+        assert "2 passed, 6 skipped" in output, output
+
+
+@pytest.mark.skipif(
+    not _installed_entry_point(), reason="sspi-import is not installed (pip install -e .)"
+)
+def test_naming_the_documented_module_beside_the_entry_point_works(
+    tmp_path: pathlib.Path,
+) -> None:
+    # A conftest.py that names the plugin in an environment where it is also installed.
+    (tmp_path / "conftest.py").write_text(f"pytest_plugins = [{PLUGIN!r}]\n")
+    result = _run(tmp_path, DOWNSTREAM, autoload=True)
+    assert result.returncode == 0, result.stdout + result.stderr  # sspi_fake still works
+    markers = subprocess.run(
+        [sys.executable, "-m", "pytest", "--markers", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"},
+    ).stdout
+    assert markers.count("@pytest.mark.windows_sspi:") == 1, markers

@@ -4,9 +4,12 @@
 ``ImportSecurityContextW``, ``DeleteSecurityContext``, ``FreeContextBuffer``) with typed
 errors and owned handles::
 
-    exported = sspi_import.export_context(server_context, sspi_import.ExportFlags.DELETE_OLD)
-    # ... send exported.package and exported.blob to the worker process ...
-    with sspi_import.ImportedContext(package, blob) as ctx:
+    # where the client was authenticated (worker: its Process, Popen or pid):
+    with server_context.export(sspi_import.ExportFlags.DELETE_OLD) as exported:
+        payload = exported.for_process(worker).to_bytes()  # token duplicated into it
+    # in the worker:
+    exported = sspi_import.ExportedContext.from_bytes(payload)
+    with exported, sspi_import.ImportedContext.from_exported(exported) as ctx:
         ...
 
 Importing this package never loads a DLL: the first call does (secur32 on Windows, or

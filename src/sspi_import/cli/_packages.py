@@ -1,7 +1,15 @@
 """``sspi-import packages``: the installed security packages and whether they export.
 
-Document: ``packages.schema.json`` (``"schema": "sspi-import/packages/1"``). Exit status:
+Document: ``packages.schema.json`` (``"schema": "sspi-import/packages/2"``). Exit status:
 0 listed; 1 the provider could not be used or the listing failed.
+
+What is said about export keeps its two sources apart (issue 22): what is *known from
+the name* (Windows documents export for NTLM, Kerberos, Negotiate and Schannel) and what
+was *probed* (the provider's answer to ``ExportSecurityContext`` with an empty handle,
+asked once). The probe proves a "no" (``SEC_E_UNSUPPORTED_FUNCTION``, or no such
+function: sspi-rs) but never a "yes": secur32 on Windows and Wine's secur32, which
+exports nothing, both answer ``SEC_E_INVALID_HANDLE`` to an empty handle. Version 1
+said "yes" for every documented name, on Wine too.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ import argparse
 import ctypes
 import dataclasses
 from ctypes import POINTER, byref, c_void_p
-from typing import Any
+from typing import Any, Literal
 
 from .. import library as _library
 from .._buffers import read_utf16z
@@ -18,10 +26,10 @@ from .._raw import constants as C  # noqa: N812 - C names, read like the header
 from .._raw.structs import ULONG, SecBuffer, SecHandle, SecPkgInfoW
 from ..errors import SspiError, SspiUnavailableError, UnsupportedFunctionError
 from ..library import call
-from ._output import SafeText, diagnose, dump_json, error_object, say
+from ._output import SafeText, diagnose, dump_json, error_object, say, status_fields
 from ._provider import Provider, ProviderError, choose_provider, installed
 
-SCHEMA = "sspi-import/packages/1"
+SCHEMA = "sspi-import/packages/2"
 
 EXPORTING_PACKAGES = frozenset(
     name.casefold()
@@ -34,13 +42,12 @@ EXPORTING_PACKAGES = frozenset(
         "Default TLS SSP",
     )
 )
-"""Packages whose contexts Windows can export and import (case-folded names).
+"""Packages whose contexts Windows documents as exportable (case-folded names).
 
 No capability bit says whether a package implements ``ExportSecurityContext``; this is
-what Microsoft documents and what the library's users rely on: NTLM, Kerberos,
-Negotiate (the export holds the negotiated package's context) and Schannel under its
-three names. ``packages`` answers "yes" for these, "no" when the provider itself does
-not implement the call, and "unknown" for every other package.
+what Microsoft documents: NTLM, Kerberos, Negotiate (the export holds the negotiated
+package's context) and Schannel under its three names. Known from the name only: a
+provider may list these names and export nothing (Wine).
 """
 
 _CAPABILITIES: tuple[tuple[str, int], ...] = tuple(
@@ -72,8 +79,11 @@ class PackageInfo:
     version: int
     rpc_id: int
     max_token: int
-    export: str
-    """``"yes"``, ``"no"`` or ``"unknown"``: see ``EXPORTING_PACKAGES``."""
+    export: Export
+    """``"no"`` (probed: the provider exports nothing), ``"by-name"`` (known from the name
+    only: ``EXPORTING_PACKAGES``, and the probe did not refuse) or ``"unknown"``."""
+    export_documented: bool
+    """Known from the name: Windows documents export for this package."""
 
     def as_json(self) -> dict[str, Any]:
         """One entry of the document's ``packages``, with the capability names decoded."""
@@ -82,52 +92,83 @@ class PackageInfo:
         return data
 
 
-def provider_exports(lib: _library.Api, provider: Provider) -> bool:
-    """Whether the provider implements ``ExportSecurityContext`` at all.
+Export = Literal["no", "by-name", "unknown"]
 
-    secur32 does. Any other library is asked with an empty handle: a provider that
-    implements the call rejects the handle (``SEC_E_INVALID_HANDLE``), one that does not
-    says ``SEC_E_UNSUPPORTED_FUNCTION`` (sspi-rs, Wine).
+
+@dataclasses.dataclass(frozen=True)
+class ExportProbe:
+    """The provider's answer to ``ExportSecurityContext`` with an empty handle."""
+
+    result: Literal["absent", "unsupported", "answers"]
+    """``"absent"``: the library has no such function; ``"unsupported"``: it answered
+    ``SEC_E_UNSUPPORTED_FUNCTION`` (no package of it exports: sspi-rs); ``"answers"``: any
+    other status, which shows that the call is there and nothing about a package."""
+    status: int | None
+    """The status it answered (unsigned), ``None`` when the function is absent."""
+
+    @property
+    def refused(self) -> bool:
+        """Whether the probe proves that this provider exports no context at all."""
+        return self.result != "answers"
+
+    def describe(self) -> str:
+        """The answer, in words, for the legend."""
+        if self.result == "absent":
+            return "this provider has no ExportSecurityContext"
+        symbol = status_fields(self.status)["symbol"] or f"0x{self.status:08X}"
+        return f"this provider's ExportSecurityContext answered {symbol} to an empty handle"
+
+    def as_json(self) -> dict[str, Any]:
+        """The document's ``export_probe``: result, status and symbol (or nulls)."""
+        return {"result": self.result, **status_fields(self.status)}
+
+
+def probe_export(lib: _library.Api) -> ExportProbe:
+    """Ask the provider ``ExportSecurityContext`` with an empty handle, once.
+
+    A provider that implements the call rejects the handle (``SEC_E_INVALID_HANDLE``),
+    one that does not says ``SEC_E_UNSUPPORTED_FUNCTION`` (sspi-rs). Asked of every
+    provider, secur32 included: Wine's secur32 has the function and exports nothing.
     """
-    if provider.kind == "secur32":
-        return True
     if not lib.has("ExportSecurityContext"):
-        return False
+        return ExportProbe("absent", None)
     packed = SecBuffer()
     token = c_void_p()
     try:
-        call(lib, "ExportSecurityContext", byref(SecHandle()), 0, byref(packed), byref(token))
-    except UnsupportedFunctionError:
-        return False
-    except SspiError:
-        return True  # it implements the call, and refused the empty handle
+        status = call(lib, "ExportSecurityContext", byref(SecHandle()), 0, packed, token)
+    except UnsupportedFunctionError as exc:
+        return ExportProbe("unsupported", exc.status)
+    except SspiError as exc:
+        status = exc.status  # it implements the call, and refused the empty handle
     finally:
         if packed.pvBuffer:  # a provider that "exports" an empty handle: free what it gave
             call(lib, "FreeContextBuffer", packed.pvBuffer)
-    return True
+    return ExportProbe("answers", status & 0xFFFF_FFFF)
 
 
-def enumerate_packages(lib: _library.Api, provider: Provider) -> list[PackageInfo]:
+def export_of(name: str, probe: ExportProbe) -> Export:
+    """What can be said of ``name``'s export: probed "no", "by-name" or "unknown"."""
+    if probe.refused:
+        return "no"
+    return "by-name" if name.casefold() in EXPORTING_PACKAGES else "unknown"
+
+
+def enumerate_packages(lib: _library.Api) -> tuple[list[PackageInfo], ExportProbe]:
     """List the packages of ``lib`` with ``EnumerateSecurityPackagesW``; frees the array.
 
-    The array is freed in ``finally``: whatever fails after the call (the export probe,
-    reading an entry), nothing is left outstanding.
+    Returns them with the export probe's answer. The array is freed in ``finally``:
+    whatever fails after the call (the export probe, reading an entry), nothing is
+    left outstanding.
     """
     count = ULONG()
     array = POINTER(SecPkgInfoW)()
     packages: list[PackageInfo] = []
     try:
         call(lib, "EnumerateSecurityPackagesW", byref(count), byref(array))
-        exports = provider_exports(lib, provider)
+        probe = probe_export(lib)
         for index in range(count.value):
             entry = array[index]
             name = read_utf16z(entry.Name) if entry.Name else ""
-            if not exports:
-                export = "no"
-            elif name.casefold() in EXPORTING_PACKAGES:
-                export = "yes"
-            else:
-                export = "unknown"
             packages.append(
                 PackageInfo(
                     name=name,
@@ -136,31 +177,41 @@ def enumerate_packages(lib: _library.Api, provider: Provider) -> list[PackageInf
                     version=entry.wVersion,
                     rpc_id=entry.wRPCID,
                     max_token=entry.cbMaxToken,
-                    export=export,
+                    export=export_of(name, probe),
+                    export_documented=name.casefold() in EXPORTING_PACKAGES,
                 )
             )
     finally:
         if array:
             call(lib, "FreeContextBuffer", ctypes.cast(array, c_void_p))
-    return packages
+    return packages, probe
 
 
-_LEGEND = (
-    "export: yes = NTLM, Kerberos, Negotiate or Schannel (Windows exports these); "
-    "no = this provider does not implement ExportSecurityContext; "
-    "unknown = no capability bit says, try it"
-)
+def legend(probe: ExportProbe) -> str:
+    """What the EXPORT column means, with what was probed and what is known from names."""
+    if probe.refused:
+        return (
+            f"export: no = probed: {probe.describe()}, so none of its packages exports a context."
+        )
+    return (
+        "export: by name = known from the name only: Windows documents export for NTLM, "
+        f"Kerberos, Negotiate and Schannel; probed: {probe.describe()}, which shows the "
+        "call is there, not that a package exports (Wine's secur32 answers the same and "
+        "exports nothing). 'sspi-import selftest' exports a real context. unknown = "
+        "neither name nor probe says: try it."
+    )
 
 
 def run(args: argparse.Namespace, out: SafeText, err: SafeText) -> int:
     """The ``packages`` command."""
     provider: Provider | None = None
     packages: list[PackageInfo] = []
+    probe: ExportProbe | None = None
     error: BaseException | None = None
     try:
         provider = choose_provider(args)
         with installed(provider) as lib:
-            packages = enumerate_packages(lib, provider)
+            packages, probe = enumerate_packages(lib)
     except ProviderError as exc:
         provider, error = exc.provider, exc
     except (SspiError, SspiUnavailableError) as exc:  # the listing itself failed
@@ -177,12 +228,13 @@ def run(args: argparse.Namespace, out: SafeText, err: SafeText) -> int:
                 "schema": SCHEMA,
                 "ok": error is None,
                 "provider": provider.as_json(),
+                "export_probe": None if probe is None else probe.as_json(),
                 "packages": [p.as_json() for p in packages],
                 "error": None if error is None else error_object(error),
             },
         )
         return 0 if error is None else 1
-    if error is not None:
+    if error is not None or probe is None:
         return 1
     out.write(f"provider: {provider.description}\n")  # a path is never broken
     width = max([len("NAME"), *(len(p.name) for p in packages)])
@@ -190,7 +242,8 @@ def run(args: argparse.Namespace, out: SafeText, err: SafeText) -> int:
     say(out, head + "CAPABILITIES")
     for p in packages:
         caps = " ".join(capability_names(p.capabilities)) or "-"
-        row = f"{p.name:<{width}}  {p.max_token:>9}  {p.export:<7}  "
+        label = p.export.replace("-", " ")
+        row = f"{p.name:<{width}}  {p.max_token:>9}  {label:<7}  "
         say(out, caps, " " * len(row) if len(row) < 50 else "    ", row)
-    say(out, _LEGEND, "  ")
+    say(out, legend(probe), "  ")
     return 0

@@ -15,7 +15,12 @@ real library.
 
 With pytest, the plugin ``sspi_import.testing.pytest_plugin`` (loaded automatically
 once ``sspi-import`` is installed) gives each test a fresh, installed ``FakeSspi``
-(``sspi_fake``) or ``FaultInjector`` (``sspi_faults``) and checks for leaks afterwards.
+(``sspi_fake``) or ``FaultInjector`` (``sspi_faults``) and checks for leaks afterwards;
+``sspi_faults_factory`` is a ``FaultInjectorFactory`` (it takes a ``Library``).
+
+``FakeSspi`` speaks its own handshake tokens, not NTLM, Kerberos or SPNEGO messages: it
+can stand on both sides of a handshake that this library runs, but no real client or
+server (requests-ntlm, curl, a browser, pyspnego) can talk to it.
 
 Packed contexts are authenticated with a key derived from the ``machine`` name, so a
 blob exported by one process's ``FakeSspi`` imports in another process whose
@@ -25,13 +30,15 @@ blob exported by one process's ``FakeSspi`` imports in another process whose
 from __future__ import annotations
 
 from ._fake import FakeSspi
-from ._faults import FaultInjector, default_library
+from ._faults import FaultInjector, FaultInjectorFactory, Library, default_library
 from ._names import SspiFunction
 from ._state import Misuse, Outstanding
 
 __all__ = [
     "FakeSspi",
     "FaultInjector",
+    "FaultInjectorFactory",
+    "Library",
     "Misuse",
     "Outstanding",
     "SspiFunction",

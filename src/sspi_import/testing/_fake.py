@@ -60,6 +60,12 @@ class FakeSspi(Guard, Handshake, Attributes, Messages, Transfer, Kernel32):
     ``ImpersonateSecurityContext`` works on them, including on an imported acceptor
     context when the token was passed to ``ImportSecurityContextW``.
 
+    The tokens are the simulated provider's own (a ``FKTK`` header and JSON), **not**
+    NTLM, Kerberos or SPNEGO messages: a ``FakeSspi`` plays both sides of a handshake
+    this library runs, but no real client or server (requests-ntlm, ``curl --ntlm``, a
+    browser, pyspnego, Windows) can talk to it; given a real NTLM message, its acceptor
+    answers ``SEC_E_INVALID_TOKEN``. Test against real peers with sspi-rs or on Windows.
+
     Memory stays bounded however many handles a suite opens and closes: handle values
     are never reused, so a stale one is recognised by its number, and only the last
     1,024 freed buffer addresses are remembered to name a double free as such.

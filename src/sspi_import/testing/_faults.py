@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Callable
 from ctypes import c_void_p
-from typing import Any
+from typing import Any, TypeAlias
 
 from .. import library as _library
 from .._raw.functions import PROTOTYPES
@@ -27,9 +27,11 @@ from .._raw.status_codes import SEC_E_INTERNAL_ERROR
 from ..errors import SspiUnavailableError
 from ._names import KERNEL32, SIMULATED, SspiFunction, check_function, queue_failure, signed
 
-__all__ = ["FaultInjector", "default_library"]
+__all__ = ["FaultInjector", "FaultInjectorFactory", "Library", "default_library"]
 
-Library = str | os.PathLike[str] | ctypes.CDLL | _library.SspiLibrary
+Library: TypeAlias = str | os.PathLike[str] | ctypes.CDLL | _library.SspiLibrary
+"""What ``FaultInjector`` (and ``use_library``) takes: a path, a loaded ``ctypes``
+library, or an ``SspiLibrary`` such as ``FakeSspi``."""
 
 
 def default_library() -> str:
@@ -193,6 +195,13 @@ class FaultInjector:
         _library.swap(self._previous.pop())
         self.check()
 
+
+FaultInjectorFactory: TypeAlias = Callable[[Library], FaultInjector]
+"""The ``sspi_faults_factory`` fixture: installs a ``FaultInjector`` over the library
+given, for the test, and returns it. Annotate the fixture with it::
+
+    def test_x(sspi_faults_factory: FaultInjectorFactory) -> None: ...
+"""
 
 _ERROR_GEN_FAILURE = 31
 
