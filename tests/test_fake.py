@@ -6,6 +6,7 @@ import ctypes
 import gc
 import os
 import pickle
+import subprocess
 import sys
 from collections.abc import Iterator
 from ctypes import POINTER, byref, c_uint32, c_void_p
@@ -832,10 +833,12 @@ def test_for_process_duplicates_the_token(fake: FakeSspi) -> None:
         assert fake.sent_tokens[other.token] == 1
         assert "token for process 1" in repr(other)
         other.close()  # owns nothing here: closes nothing
-        with pytest.raises(ValueError, match="for process 1"):
-            pickle.loads(pickle.dumps(other))
-        with pytest.raises(ValueError, match="for process 1"):
-            ExportedContext.from_bytes(other.to_bytes())
+        for received in (
+            pickle.loads(pickle.dumps(other)),
+            ExportedContext.from_bytes(other.to_bytes()),
+        ):
+            with pytest.raises(ValueError, match="for process 1"):  # read, refused at use
+                ImportedContext.from_exported(received)
         with pytest.raises(ValueError, match="duplicate from the original"):
             other.for_process(1)
         assert fake.calls("OpenProcess") == 1
@@ -860,9 +863,48 @@ def test_for_process_arguments(fake: FakeSspi) -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the fake checks pids with os.kill(pid, 0)")
 def test_for_process_to_a_missing_process_fails(fake: FakeSspi) -> None:
+    # Issue 22 §3: it said "[Errno None] ... OpenProcess failed (Windows error 0)".
     client, server = sspi_import.loopback("NTLM")
-    with client, server, server.export() as exported, pytest.raises(OSError, match="OpenProcess"):
-        exported.for_process(0x7FFF_FFF0)
+    with client, server, server.export() as exported:
+        for pid in (0x7FFF_FFF0, _a_pid_that_has_exited()):
+            with pytest.raises(ProcessLookupError) as info:
+                exported.for_process(pid)
+            message = str(info.value)
+            assert f"cannot duplicate the token into process {pid}: there is no such process" in (
+                message
+            )
+            assert "for_any_process()" in message  # what to do
+            assert "Errno None" not in message
+            assert "Windows error 0" not in message
+    assert fake.outstanding().process_handles == 0
+
+
+def _a_pid_that_has_exited() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the fake checks pids with os.kill(pid, 0)")
+def test_for_process_to_another_users_process_says_so(
+    fake: FakeSspi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CI runs as root, which may signal anyone: another user's process is simulated.
+    other = os.getppid()
+    kill = os.kill
+
+    def denied(pid: int, signal: int) -> None:
+        if pid == other:
+            raise PermissionError(1, "Operation not permitted")
+        kill(pid, signal)
+
+    monkeypatch.setattr(os, "kill", denied)
+    client, server = sspi_import.loopback("NTLM")
+    with client, server, server.export() as exported:
+        with pytest.raises(PermissionError, match="another user") as info:
+            exported.for_process(other)
+        assert f"cannot duplicate the token into process {other}" in str(info.value)
+    assert fake.outstanding().process_handles == 0
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="kernel32 duplicates handles on Windows")

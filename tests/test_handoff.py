@@ -160,10 +160,47 @@ def test_the_original_says_how_to_send_it(sspi_fake: FakeSspi) -> None:
 def test_a_copy_for_another_process_is_refused_where_it_was_made(sspi_fake: FakeSspi) -> None:
     with _server_export(sspi_fake) as exported:
         other = exported.for_process(1)
-        with pytest.raises(ValueError, match="duplicated for process 1") as info:
-            ExportedContext.from_bytes(other.to_bytes())
-        assert "start_python_child()" in str(info.value)
-        assert "for_any_process()" in str(info.value)
+        for received in (
+            ExportedContext.from_bytes(other.to_bytes()),
+            pickle.loads(pickle.dumps(other)),
+        ):
+            # Read without failing (a pool's unpickler must not fail), refused where used.
+            assert received.closed  # owns nothing: the handle is process 1's
+            before = _total_calls(sspi_fake)
+            with pytest.raises(ValueError, match="duplicated for process 1") as info:
+                ImportedContext.from_exported(received)
+            assert "start_python_child()" in str(info.value)
+            assert "for_any_process()" in str(info.value)
+            with pytest.raises(ValueError, match="duplicated for process 1"):
+                received.token  # noqa: B018 - the property refuses
+            with pytest.raises(ValueError, match="duplicated for process 1"):
+                received.for_any_process()
+            with pytest.raises(ValueError, match="duplicated for process 1"):
+                received.for_process(os.getpid())
+            assert _total_calls(sspi_fake) == before  # refused before any call
+            # Sent on (a relay), it still reaches process 1 with process 1's handle.
+            relayed = ExportedContext.from_bytes(received.to_bytes())
+            assert relayed.to_bytes() == other.to_bytes()
+
+
+def test_a_payload_read_twice_here_is_refused_where_the_second_is_used(
+    sspi_fake: FakeSspi,
+) -> None:
+    with _server_export(sspi_fake) as exported:
+        payload = exported.for_process(os.getpid()).to_bytes()
+        with ExportedContext.from_bytes(payload) as first:
+            second = ExportedContext.from_bytes(payload)  # no failure while reading
+            assert second.closed  # owns nothing: the first one owns the handle
+            message = "already owned by an ExportedContext read from it"
+            with pytest.raises(ValueError, match=message):
+                ImportedContext.from_exported(second)
+            for use in (lambda: second.token, second.to_bytes, second.for_any_process):
+                with pytest.raises(ValueError, match=message):
+                    use()
+            with ImportedContext.from_exported(first) as context:
+                assert context.user_name == "EXAMPLE\\alice"
+            second.close()  # nothing to close: the first one's handle stays open
+            assert not first.closed
 
 
 @pytest.mark.parametrize("how", ["for_process", "for_any_process"])
@@ -187,13 +224,19 @@ def test_the_receiver_pulls_the_token_from_the_exporter(sspi_fake: FakeSspi) -> 
         payload = pulled.to_bytes()
         assert sspi_fake.calls("DuplicateHandle") == 0  # nothing happens at the sender
         with ExportedContext.from_bytes(payload) as back:
-            assert back.token is not None
-            assert back.token != exported.token
+            assert sspi_fake.calls("DuplicateHandle") == 0  # nor when it is read
+            assert not back.closed  # a token to pull
+            assert "token to pull from process" in repr(back)
             with ImportedContext.from_exported(back) as context, context.impersonate():
                 assert sspi_fake.impersonating == "EXAMPLE\\alice"
+            assert sspi_fake.calls("DuplicateHandle") == 1  # pulled where it was used
+            assert back.token is not None
+            assert back.token != exported.token
+            with ImportedContext.from_exported(back):
+                pass  # the same copy keeps the token it pulled
         assert sspi_fake.calls("DuplicateHandle") == 1
         assert not exported.closed  # the exporter still owns and closes its own
-        with pickle.loads(pickle.dumps(pulled)) as again:
+        with pickle.loads(pickle.dumps(pulled)) as again:  # each copy pulls its own
             assert again.token is not None
     assert sspi_fake.calls("DuplicateHandle") == 2
 
@@ -202,7 +245,7 @@ def test_a_pull_copy_of_a_closed_token_says_what_to_do(sspi_fake: FakeSspi) -> N
     exported = _server_export(sspi_fake)
     pulled = exported.for_any_process()
     exported.close()
-    with pytest.raises(ValueError, match="keep it open until the receiver has read"):
+    with pytest.raises(ValueError, match="keep it open until the receiver has imported"):
         pulled.to_bytes()
     with pytest.raises(ValueError, match="for_any_process"):
         pulled.for_any_process()
@@ -263,12 +306,13 @@ from sspi_import.testing import FakeSspi
 
 with FakeSspi(machine=sys.argv[1]) as fake:
     payload = sys.stdin.buffer.read()
+    exported = sspi_import.ExportedContext.from_bytes(payload)  # reading never fails
     try:
-        exported = sspi_import.ExportedContext.from_bytes(payload)
+        context = sspi_import.ImportedContext.from_exported(exported)
     except ValueError as exc:
         print("refused", exc)
         sys.exit(3)
-    with exported, sspi_import.ImportedContext.from_exported(exported) as context:
+    with exported, context:
         with context.impersonate():
             impersonated = fake.impersonating
         print("ok", os.getpid(), context.user_name, impersonated)

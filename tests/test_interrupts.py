@@ -254,6 +254,23 @@ def test_a_payload_for_this_process(fake: FakeSspi, kind: type[Interrupter]) -> 
         assert _run(operation, fake, kind, exported, client, server, tokens=1) > 10
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_pull_copy_pulled_and_imported(fake: FakeSspi, kind: type[Interrupter]) -> None:
+    client, server = sspi_import.loopback("NTLM", ALICE)
+    with client, server, server.export() as exported:
+        payload = exported.for_any_process().to_bytes()
+
+        def operation() -> None:
+            with (
+                ExportedContext.from_bytes(payload) as received,
+                ImportedContext.from_exported(received),
+            ):
+                pass
+
+        # The duplicate being pulled leaks if the interrupt lands as DuplicateHandle returns.
+        assert _run(operation, fake, kind, exported, client, server, tokens=1) > 10
+
+
 class _Storm:
     """SIGINTs sent to the main thread at short, varying intervals while it works.
 

@@ -5,7 +5,11 @@ the only thing an export owns, so only the token carries a finalizer (``_tokens.
 an owner): an export without a token is an ordinary object, freed for nothing.
 Crossing processes (``for_process``, pickling, ``to_bytes``) is decided here too: a
 token is valid in one process only, so it is duplicated for the receiver
-(``_tokens.duplicate``), and a payload's token is owned once per process.
+(``_tokens.duplicate``), and a payload's token is owned once per process. Receiving a
+copy (unpickling, ``from_bytes``) makes no OS call and refuses nothing: what cannot be
+used here is refused where it is used, and a token the receiver pulls from the exporter
+(``for_any_process``) is pulled there (``_Received``). A worker pool unpickles its tasks
+outside the task, where an error breaks the pool instead of reaching ``future.result()``.
 
 ``export_handle`` makes the ``ExportSecurityContext`` call for every export, of a
 context of this library (through its owner: the call holds its lock, and a
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+import threading
 from ctypes import c_void_p, string_at
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,7 +33,7 @@ from ._handle import Closeable, OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.structs import SecBuffer, SecHandle
 from ._tokens import KIND, MAX_HANDLE, Token, duplicate, duplicating_library, take
-from .errors import report_cleanup
+from .errors import SspiUnavailableError, report_cleanup
 from .library import api, call
 from .processes import HasPid, target_pid
 
@@ -83,8 +88,11 @@ class ExportedContext(Closeable):
     ``ResourceWarning``.
 
     To send it to another process: ``for_process(process)`` makes a copy whose token is
-    duplicated into that process (and never closed here); pickle that copy or write it
-    with ``to_bytes()``. The receiver's copy (unpickled, or ``from_bytes``) owns the token.
+    duplicated into that process (and never closed here), ``for_any_process()`` one whose
+    token the receiver pulls from this process where it uses it (the copy a worker pool
+    can send); pickle that copy or write it with ``to_bytes()``. Receiving it (unpickling,
+    ``from_bytes``) makes no OS call and does not fail; the receiver's copy owns the
+    token, from the first use for a pulled one (see ``from_bytes``).
     """
 
     # Immutable without a __setattr__ hook: the public fields are read-only properties,
@@ -193,9 +201,8 @@ class ExportedContext(Closeable):
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle: package, blob, buffer type, and a token duplicated for the receiver.
 
-        The restored copy owns its token (closes it once); it is meant for the process
-        the token was duplicated into (``for_process``) and refuses to unpickle anywhere
-        else, or it duplicates the token from the exporter (``for_any_process``). A
+        Unpickling is ``from_bytes`` without the bytes: no OS call, no failure; see
+        there for what the restored copy owns and where it refuses to be used. A
         context whose token is valid only here cannot be pickled.
         """
         token, pid, flags = self._transfer_token()
@@ -223,7 +230,7 @@ class ExportedContext(Closeable):
 
         The same ownership rules as pickling apply: the token must have been duplicated
         for the receiving process (``for_process``), which owns it once read back, or be
-        left for the receiver to duplicate (``for_any_process``).
+        left for the receiver to pull (``for_any_process``).
         """
         token, pid, extra = self._transfer_token()
         package = b"" if self._package is None else self._package.encode("utf-8")
@@ -244,11 +251,24 @@ class ExportedContext(Closeable):
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> ExportedContext:
         """Read what ``to_bytes`` wrote; ``ValueError`` for anything else.
 
-        A token in it is owned by the result (closed once). A ``for_process`` token is
-        usable only in the process it was duplicated for: elsewhere this raises
-        ``ValueError``. A ``for_any_process`` token is duplicated here from the exporter
-        (``OpenProcess`` + ``DuplicateHandle``), so the library must be installed
-        before ``from_bytes`` is called, and the exporter must still hold its token.
+        Reading a well-formed payload makes no OS call and does not fail: what cannot be
+        used here is refused where it is used (``ImportedContext.from_exported``,
+        ``token``), so in a worker the error reaches the task's caller.
+
+        - A ``for_process`` token is owned by the result (closed once), in the process it
+          was duplicated for, by the first copy read there; a copy read in another
+          process, or a second one read here, owns nothing and is refused at use
+          (``ValueError``, saying why).
+        - A ``for_any_process`` token is *pulled* from the exporter where the copy is
+          first used (``from_exported``, ``token``, ``detach``): ``OpenProcess`` on the
+          exporter + ``DuplicateHandle``. From then on the copy owns the duplicate;
+          never used, it owns nothing (no finalizer, no warning). Each copy read pulls
+          its own. The pull needs a provider that duplicates handles in this process
+          (secur32; ``sspi_import.testing.install_fake`` in a pool worker) and the
+          exporter alive with its export open; otherwise it raises, saying which:
+          ``SspiUnavailableError``, ``ProcessLookupError`` (the exporter exited),
+          ``OSError`` (it closed its export too early), ``PermissionError`` (another
+          user).
         """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"from_bytes() takes bytes, not {type(data).__name__}")
@@ -348,18 +368,21 @@ class ExportedContext(Closeable):
         return remote
 
     def for_any_process(self) -> ExportedContext:
-        """A copy whose token the receiver duplicates from this process, whatever its pid.
+        """A copy whose token the receiver pulls from this process, whatever its pid.
 
-        The copy carries this process's pid and the token's value here; ``from_bytes``
-        (or unpickling) in the receiver opens this process (``OpenProcess`` with
-        ``PROCESS_DUP_HANDLE``) and duplicates the token into itself, so the hand-off
-        reaches the process that imports however it was started (a venv launcher, a
-        shell, a service). The price: this ``ExportedContext`` must keep its token open
-        until the receiver has read the copy (wait for its answer before ``close()``),
-        and the receiver needs ``PROCESS_DUP_HANDLE`` on this process (the same user has
-        it; it lets the receiver duplicate *any* handle of this process, so send to
-        workers you trust as much as this process). The copy owns nothing (``closed``
-        is ``True``) and refuses to be imported here. With no token, a plain copy.
+        The copy carries this process's pid and the token's value here; where the
+        receiver uses its copy (``ImportedContext.from_exported``), it opens this
+        process (``OpenProcess`` with ``PROCESS_DUP_HANDLE``) and duplicates the token
+        into itself, so the hand-off reaches the process that imports however it was
+        started (a worker pool's worker, a venv launcher, a shell, a service). The
+        price: this ``ExportedContext`` must keep its token open until the receiver has
+        imported (close it when its answer arrives: with a pool,
+        ``future.add_done_callback(lambda _: exported.close())``); closed too early,
+        the receiver's import raises ``OSError`` saying so. The receiver needs
+        ``PROCESS_DUP_HANDLE`` on this process (the same user has it; it lets the
+        receiver duplicate *any* handle of this process, so send to workers you trust
+        as much as this process). The copy owns nothing (``closed`` is ``True``) and
+        refuses to be imported here. With no token, a plain copy.
         """
         token = self._open_token()
         if token is None:
@@ -380,27 +403,31 @@ _MAX_PAYLOAD = _LAYOUT.size + 0xFFFF + 0xFFFF_FFFF  # the package and blob lengt
 def _restore_exported(
     package: str | None, blob: bytes, buffer_type: int, token: int, pid: int, flags: int = 0
 ) -> ExportedContext:
-    """Rebuild a pickled or ``to_bytes`` copy; it owns its token, in this process."""
+    """Rebuild a pickled or ``to_bytes`` copy. Makes no OS call and refuses nothing.
+
+    What cannot be used here is refused where it is used (``from_exported``, ``token``),
+    so a worker pool's unpickler never fails (a pool breaks when it does) and the error
+    reaches the caller of the task: a token made for another process, a payload read
+    twice here, a token to pull (pulled on first use, by ``_Received``).
+    """
     exported = ExportedContext(package, blob, buffer_type)
     value = check_token(token)
     if value is None:
         return exported
-    if flags & _PULL:  # the token is the exporter's: duplicate it into this process
-        lib = duplicating_library(api())
-        pulled = duplicate(lib, pid, value, os.getpid())
-        if pulled:
-            exported._token = Token.own(pulled, package, lib)
-        return exported
-    if pid != os.getpid():
-        raise ValueError(
-            f"this exported context's token was duplicated for process {pid}, not for this "
-            f"one ({os.getpid()}), so only that process can use it. The sender must call "
-            "for_process() with this process's pid; if it passed a subprocess.Popen of "
-            "sys.executable in a Windows venv, that pid is the venv launcher's: start the "
-            "worker with sspi_import.start_python_child(), or send "
-            "for_any_process() instead, which this process duplicates from the sender"
-        )
-    exported._token = take(value, package)  # once per process: a second read is refused
+    if flags & _PULL:  # the exporter's handle: pulled where it is used
+        received = exported._copy_as(_Received)
+        received._from_pid, received._from_value = pid, value
+        return received
+    if pid != os.getpid():  # a handle of another process: nothing here to own
+        misdelivered = exported._copy_as(_Misdelivered)
+        misdelivered._target_token, misdelivered._target_pid = value, pid
+        return misdelivered
+    owner = take(value, package)  # once per process: two owners would close it twice
+    if owner is None:
+        refused = exported._copy_as(_TakenAlready)
+        refused._value = value
+        return refused
+    exported._token = owner
     return exported
 
 
@@ -477,9 +504,9 @@ class _PullCopy(_OutboundCopy):
 
     def _check_importable(self) -> None:
         raise ValueError(
-            "this copy was made by for_any_process() to be sent: the receiver duplicates "
-            "the token from this process when it reads it (from_bytes() or unpickling). "
-            "To import here, use the original ExportedContext"
+            "this copy was made by for_any_process() to be sent: the receiver pulls the "
+            "token from this process where it uses the copy (ImportedContext."
+            "from_exported). To import here, use the original ExportedContext"
         )
 
     def _transfer_token(self) -> tuple[int, int, int]:
@@ -487,8 +514,8 @@ class _PullCopy(_OutboundCopy):
         if value is None:
             raise ValueError(
                 "the original ExportedContext's token was closed, so the receiver could not "
-                "duplicate it: call for_any_process() on an export whose token is open, and "
-                "keep it open until the receiver has read the copy"
+                "pull it: call for_any_process() on an export whose token is open, and "
+                "keep it open until the receiver has imported the context"
             )
         return value, os.getpid(), _PULL
 
@@ -515,6 +542,162 @@ class _LocalCopy(ExportedContext):
                 "original ExportedContext again for another copy"
             )
         return token.detach(), os.getpid(), 0  # the payload owns it from here
+
+
+class _Misdelivered(_TargetCopy):
+    """A received copy whose token was duplicated for another process: refused at use."""
+
+    __slots__ = ()
+
+    def _check_importable(self) -> None:
+        raise ValueError(
+            f"this exported context's token was duplicated for process "
+            f"{self._target_pid}, not for this one ({os.getpid()}), so only that process "
+            "can use it. The sender must call for_process() with this process's pid; if "
+            "it passed a subprocess.Popen of sys.executable in a Windows venv, that pid "
+            "is the venv launcher's: start the worker with "
+            "sspi_import.start_python_child(), or send for_any_process() instead, which "
+            "this process pulls from the sender (a worker pool allows only that)"
+        )
+
+    @property
+    def token(self) -> int | None:
+        """Refused: the token is a handle of the process it was duplicated for."""
+        self._check_importable()
+        return None  # pragma: no cover - refused above
+
+    def for_process(self, process: int | HasPid) -> ExportedContext:
+        """Refused: the token is not a handle of this process (see ``token``)."""
+        target_pid(process)  # the same argument errors as the original's
+        self._check_importable()
+        raise AssertionError  # pragma: no cover - refused above
+
+    def for_any_process(self) -> ExportedContext:
+        """Refused: the token is not a handle of this process (see ``token``)."""
+        self._check_importable()
+        raise AssertionError  # pragma: no cover - refused above
+
+
+class _TakenAlready(ExportedContext):
+    """A second read, in this process, of a payload whose token is owned here already."""
+
+    __slots__ = ("_value",)
+    _value: int
+
+    def _refusal(self) -> ValueError:
+        return ValueError(
+            f"this payload's token ({self._value}) is already owned by an "
+            "ExportedContext read from it in this process: a payload's token can be "
+            "taken once (two owners would close it twice). Use that ExportedContext, or "
+            "ask the sender for a new payload (for_process or for_any_process again)"
+        )
+
+    def _check_importable(self) -> None:
+        raise self._refusal()
+
+    @property
+    def token(self) -> int | None:
+        """Refused: another ``ExportedContext`` here owns this payload's token."""
+        raise self._refusal()
+
+    def _transfer_token(self) -> tuple[int, int, int]:
+        raise self._refusal()
+
+    def for_process(self, process: int | HasPid) -> ExportedContext:
+        """Refused: the token is owned by the first read of the payload."""
+        target_pid(process)
+        raise self._refusal()
+
+    def for_any_process(self) -> ExportedContext:
+        """Refused: the token is owned by the first read of the payload."""
+        raise self._refusal()
+
+
+_pulling = threading.Lock()  # a received copy's state changes; no call is made under it
+
+
+class _Received(ExportedContext):
+    """A received ``for_any_process`` copy: the token is pulled from the exporter on use.
+
+    Until then it owns nothing (a copy never used is an ordinary object: nothing to
+    close, no finalizer); its first use (``from_exported``, ``token``, ``detach``,
+    ``for_process``, ``for_any_process``) duplicates the exporter's handle into this
+    process, and from then on it owns that duplicate as an ``ExportedContext`` from an
+    export owns its token. ``close()`` before any use drops the pull. Sent on unused
+    (pickle, ``to_bytes``), it carries the exporter's pid and handle on, for the next
+    receiver to pull.
+    """
+
+    __slots__ = ("_from_pid", "_from_value")
+    _from_pid: int
+    _from_value: int  # the exporter's handle; 0 once pulled or dropped
+
+    @property
+    def token(self) -> int | None:
+        """The token here, pulled from the exporter now if it was not yet.
+
+        Raises what the pull raises: ``ProcessLookupError`` (the exporter exited),
+        ``OSError`` (it closed its export too early), ``PermissionError`` (it may not be
+        opened: another user), ``SspiUnavailableError`` (no provider here duplicates
+        handles).
+        """
+        token = self._open_token()
+        return None if token is None else token._handle
+
+    @property
+    def closed(self) -> bool:
+        """``False`` while the token waits to be pulled; then as for any export."""
+        return not self._from_value and super().closed
+
+    def close(self) -> None:
+        """Drop the pull if it has not happened, or close the pulled token."""
+        with _pulling:
+            self._from_value = 0
+        super().close()
+
+    def detach(self) -> int:
+        """Pull the token (if not yet), give it up and return it: the caller closes it."""
+        self._open_token()
+        return super().detach()
+
+    def _open_token(self) -> Token | None:
+        if self._from_value and self._token is None:
+            self._pull()
+        return super()._open_token()
+
+    def _pull(self) -> None:
+        """Duplicate the exporter's handle into this process and own it (once)."""
+        pid, value = self._from_pid, self._from_value
+        try:
+            lib = duplicating_library(api())
+        except SspiUnavailableError as exc:
+            raise SspiUnavailableError(
+                f"cannot pull the exported context's token from process {pid}: {exc} "
+                "In a worker pool, give every worker its provider as it starts (the pool's "
+                "initializer): secur32 on Windows needs nothing; the simulated provider "
+                "is installed by initializer=sspi_import.testing.install_fake"
+            ) from None
+        handle = duplicate(lib, pid, value, os.getpid(), pull=True)
+        pulled = Token.own(handle, self._package, lib) if handle else None
+        with _pulling:
+            won = self._from_value == value and self._token is None
+            if won:
+                self._token, self._from_value = pulled, 0
+        if not won and pulled is not None:  # closed meanwhile, or another thread pulled
+            pulled.close()
+
+    def _transfer_token(self) -> tuple[int, int, int]:
+        if self._from_value and self._token is None:
+            return self._from_value, self._from_pid, _PULL  # on to the next receiver
+        return super()._transfer_token()
+
+    def _describe(self, *, closed: bool) -> str:
+        if not self._from_value:
+            return super()._describe(closed=closed)
+        return (
+            f"<ExportedContext package={self._package!r} blob=<{len(self._blob)} bytes> "
+            f"buffer_type={self._buffer_type} token to pull from process {self._from_pid}>"
+        )
 
 
 def _foreign_handle(context: object) -> SecHandle:

@@ -46,6 +46,12 @@ DUPLICATE_CLOSE_SOURCE = 0x00000001
 DUPLICATE_SAME_ACCESS = 0x00000002
 PROCESS_DUP_HANDLE = 0x00000040
 
+# winerror.h: what kernel32 leaves as the last error when OpenProcess or DuplicateHandle
+# fails (the simulated kernel32 sets them on Windows, where ctypes reads them)
+ERROR_ACCESS_DENIED = 5
+ERROR_INVALID_HANDLE = 6
+ERROR_INVALID_PARAMETER = 87
+
 # InitializeSecurityContextW fContextReq / pfContextAttr (the ones RequestFlags names)
 ISC_REQ_DELEGATE = 0x00000001
 ISC_REQ_MUTUAL_AUTH = 0x00000002

@@ -9,6 +9,9 @@ real prototypes, so code under test runs exactly as against ``secur32.dll``::
         ...  # establish, export, import contexts
         fake.assert_no_leaks()
 
+For a whole process with no ``with`` block around it (a worker pool's workers),
+``install_fake(...)`` installs one for good: ``ProcessPoolExecutor(initializer=install_fake)``.
+
 ``FaultInjector`` wraps a real provider (secur32 by default on Windows, sspi-rs, any
 path) and makes chosen calls fail with chosen statuses, everything else going to the
 real library.
@@ -29,7 +32,7 @@ blob exported by one process's ``FakeSspi`` imports in another process whose
 
 from __future__ import annotations
 
-from ._fake import FakeSspi
+from ._fake import FakeSspi, install_fake
 from ._faults import FaultInjector, FaultInjectorFactory, Library, default_library
 from ._names import SspiFunction
 from ._state import Misuse, Outstanding
@@ -43,4 +46,5 @@ __all__ = [
     "Outstanding",
     "SspiFunction",
     "default_library",
+    "install_fake",
 ]

@@ -30,7 +30,7 @@ from ._names import SIMULATED
 from ._state import Misuse, Outstanding
 from ._transfer import Transfer
 
-__all__ = ["FakeSspi", "Misuse", "Outstanding"]
+__all__ = ["FakeSspi", "Misuse", "Outstanding", "install_fake"]
 
 
 class FakeSspi(Guard, Handshake, Attributes, Messages, Transfer, Kernel32):
@@ -119,3 +119,57 @@ class FakeSspi(Guard, Handshake, Attributes, Messages, Transfer, Kernel32):
     def __exit__(self, *exc_info: object) -> None:
         """Put the previous library back."""
         _library.swap(self._previous.pop())
+
+
+_for_the_process: list[FakeSspi] = []  # what install_fake installed: kept alive with its callbacks
+
+
+def install_fake(
+    user: str | None = "EXAMPLE\\alice",
+    packages: Iterable[str] = ("NTLM", "Kerberos", "Negotiate"),
+    machine: str = "FAKEHOST",
+    *,
+    password: str | None = None,
+    lifetime: float = 10 * 3600.0,
+    complete_needed: bool = False,
+) -> FakeSspi:
+    r"""Install a new ``FakeSspi`` as this process's SSPI library, for the rest of its life.
+
+    The arguments are ``FakeSspi``'s. Made for a process that has no ``with`` block
+    around its life, a worker pool's worker above all: pass it as the pool's
+    ``initializer``, so every worker has the simulated provider before its first task
+    (a worker without one cannot import, nor pull a token)::
+
+        pool = ProcessPoolExecutor(initializer=install_fake, initargs=("EXAMPLE\bob",))
+        pool = ProcessPoolExecutor(initializer=functools.partial(install_fake, machine="M"))
+
+    A function, not a ``FakeSspi`` method, because a pool sends its initializer to each
+    worker by pickling it (``spawn`` and ``forkserver``): a module function and its plain
+    arguments pickle, a ``FakeSspi`` (ctypes callbacks, a lock) does not; and the fake
+    is made in the worker, as its own. Workers import the exporter's blobs only if
+    their ``machine`` is the exporter's (the default ``"FAKEHOST"`` is the default of
+    ``FakeSspi`` too).
+
+    With every start method: under ``fork`` the worker starts with a copy of the
+    parent's library (its ``FakeSspi`` and that fake's state at the fork, a lock
+    another thread held included); this replaces it. Handles made before a fork stay
+    the parent's: in the child, every call on a context, credentials handle or export
+    token made before the fork raises ``InheritedHandleError`` (``close()`` only
+    forgets it). Hand a context to a forked worker as to any other: export it.
+
+    Returns the fake (its ``assert_no_leaks``, ``calls``... work as usual). Calling it
+    again installs another; ``sspi_import.use_library(None)`` goes back to the default
+    library. Inside a ``with FakeSspi()`` block, that block's end puts back the library
+    it replaced, not this one: use it at a process's start.
+    """
+    fake = FakeSspi(
+        user,
+        packages,
+        machine,
+        password=password,
+        lifetime=lifetime,
+        complete_needed=complete_needed,
+    )
+    _library.swap(_library.load(fake, repr(fake)))
+    _for_the_process[:] = [fake]  # the previous one stays alive with the handles it made
+    return fake

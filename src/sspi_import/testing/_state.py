@@ -24,7 +24,7 @@ from .._raw.status_codes import (
     SEC_E_INVALID_PARAMETER,
 )
 from .._raw.structs import SecHandle, SecPkgInfoW
-from . import _wire
+from . import _board, _wire
 from ._args import (
     FaultError,
     filetime,
@@ -306,6 +306,7 @@ class State:
     def _new_token(self, user: str) -> int:
         value = LOCAL_TOKEN_BASE + 4 * self._new_id("token")
         self._tokens[value] = user
+        _board.opened(value, LOCAL_TOKEN_BASE)  # another process may pull it (_board)
         return value
 
     def _live_token(self, value: int, function: str) -> int:
@@ -324,6 +325,8 @@ class State:
         del self._tokens[value]
         if value >= FOREIGN_TOKEN_BASE:
             self._closed_foreign.add(value)
+        else:
+            _board.closed(value, LOCAL_TOKEN_BASE)
 
     # Buffers ---------------------------------------------------------------------
 
