@@ -1,10 +1,13 @@
 """Every Python snippet in README.md and docs/ runs as written, or says it is a fragment.
 
 A block is a fragment when its first line is a comment ``# fragment: <why>`` (visible to
-the reader: "this does not run alone"). Every other ```` ```python ```` block is executed,
-each in a fresh namespace, with ``FakeSspi`` installed unless the block installs a
-provider itself (Windows behaviour is never claimed: the block runs on the simulation).
-``test_*`` functions the block defines are called too, when they take no argument.
+the reader: "this does not run alone"). A block whose first line is ``# file: NAME.py``
+is a module the page's other blocks import (a worker pool's task must be importable by
+its workers): it is written as that file, importable, before each block of its page
+runs. Every other ```` ```python ```` block is executed, each in a fresh namespace, with
+``FakeSspi`` installed unless the block installs a provider itself (Windows behaviour is
+never claimed: the block runs on the simulation). ``test_*`` functions the block defines
+are called too, when they take no argument.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -25,6 +29,7 @@ from sspi_import.testing import FakeSspi
 ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
 FRAGMENT = re.compile(r"#\s*fragment:\s*\S")
+FILE = re.compile(r"#\s*file:\s*(\w+\.py)\b")
 
 # Blocks in pages other sessions own, not yet runnable nor marked as fragments: each
 # is expected to fail (strict), keyed by page and first code line so that line moves do
@@ -50,6 +55,12 @@ class Snippet(NamedTuple):
         """Marked as not runnable alone."""
         return bool(FRAGMENT.match(self.first_line.strip()))
 
+    @property
+    def file_name(self) -> str | None:
+        """The module file the block is (``# file: NAME.py``), or ``None``."""
+        match = FILE.match(self.first_line.strip())
+        return None if match is None else match[1]
+
 
 def pages() -> list[Path]:
     """README.md and every Markdown page under docs/."""
@@ -68,7 +79,8 @@ def snippets() -> list[Snippet]:
 
 
 ALL = snippets()
-RUNNABLE = [s for s in ALL if not s.fragment]
+RUNNABLE = [s for s in ALL if not s.fragment and s.file_name is None]
+FILES = [s for s in ALL if s.file_name is not None]
 
 
 def _param(snippet: Snippet) -> Any:
@@ -106,10 +118,38 @@ def _logging_restored() -> Iterator[None]:
                 logger.removeHandler(handler)
 
 
+def _write_files(page: str, directory: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The page's ``# file:`` blocks as modules in ``directory``, importable (children too)."""
+    names = []
+    for block in FILES:
+        if block.page == page and block.file_name is not None:
+            (directory / block.file_name).write_text(block.code, encoding="utf-8")
+            names.append(block.file_name.removesuffix(".py"))
+    if names:
+        monkeypatch.syspath_prepend(str(directory))  # spawned workers get sys.path too
+    return names
+
+
+def test_every_file_block_is_imported_by_its_page() -> None:
+    for block in FILES:
+        stem = (block.file_name or "").removesuffix(".py")
+        users = [s for s in RUNNABLE if s.page == block.page and f"from {stem} import" in s.code]
+        assert users, f"{block.page}:{block.line}: no block of the page imports {stem}"
+
+
 @pytest.mark.parametrize("snippet", [_param(s) for s in RUNNABLE])
 @pytest.mark.usefixtures("_logging_restored")
 def test_snippet_runs(snippet: Snippet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    modules = _write_files(snippet.page, tmp_path, monkeypatch)
+    try:
+        _run_snippet(snippet)
+    finally:
+        for name in modules:  # imported from this test's directory: not for the next one
+            sys.modules.pop(name, None)
+
+
+def _run_snippet(snippet: Snippet) -> None:
     code = compile(snippet.code, f"{snippet.page}:{snippet.line}", "exec")
     namespace: dict[str, Any] = {"__name__": "__snippet__"}
     provider = (

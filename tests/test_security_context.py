@@ -319,6 +319,23 @@ def test_impersonate_reverts_on_exception(provider: Provider) -> None:
     assert provider.creds_freed == [CREDS]  # owned credentials close with the context
 
 
+def test_a_forgotten_with_is_loud(sspi_fake: FakeSspi) -> None:
+    # Issue 22 §3: ctx.impersonate() without `with` did nothing, silently; neither mypy
+    # nor pyright can see it. Now the Impersonation warns when it is collected unentered
+    # (at once, on CPython: the dropped object is freed on that line).
+    client, server = sspi_import.loopback("NTLM")
+    with client, server:
+        message = r"never entered.*with ctx\.impersonate\(\)"
+        with pytest.warns(RuntimeWarning, match=message) as caught:
+            server.impersonate()  # the mistake: no `with`
+        assert len(caught) == 1
+        assert caught[0].filename == __file__  # it points at the line that forgot the `with`
+        assert sspi_fake.calls("ImpersonateSecurityContext") == 0  # nothing ran as the client
+        with server.impersonate():  # the right way: silent, and it impersonates
+            assert sspi_fake.impersonating == "EXAMPLE\\alice"
+        assert sspi_fake.impersonating is None
+
+
 def test_impersonate_failure_does_not_revert(provider: Provider) -> None:
     provider.lib.ImpersonateSecurityContext.side_effect = error(
         "SEC_E_NO_IMPERSONATION", "ImpersonateSecurityContext"

@@ -208,6 +208,31 @@ def test_unsupported_calls(
     assert info.value.function == function
 
 
+@pytest.mark.parametrize("usage", ["inbound", "both"])
+def test_acceptor_credentials_without_an_identity_say_to_pass_one(
+    sspi_rs: pathlib.Path, usage: Any
+) -> None:
+    # Issue 22 §3: sspi-rs answers SEC_E_INVALID_PARAMETER, whose generic advice ("Check
+    # flags, buffer types and buffer counts") sent the reader nowhere useful.
+    with pytest.raises(sspi_import.InvalidParameterError) as info:
+        sspi_import.Credentials.acquire("NTLM", usage)
+    message = str(info.value)
+    assert "credentials for an acceptor (inbound) with no identity" in message
+    assert "Identity(user, domain, password)" in message
+    assert info.value.symbol == "SEC_E_INVALID_PARAMETER"  # the same error, explained
+    with sspi_import.Credentials.acquire("NTLM", usage, ALICE):
+        pass  # with an identity it works
+
+
+def test_the_identity_advice_is_for_that_failure_only(sspi_rs: pathlib.Path) -> None:
+    identity = sspi_import.Identity("alice", "EXAMPLE", "p4ssw0rd")
+    # sspi-rs answers SEC_E_INVALID_PARAMETER to an initiator without an identity too.
+    for args in [("NTLM", "outbound"), ("NoSuchPackage", "inbound", identity)]:
+        with pytest.raises(sspi_import.SspiError) as info:  # not an acceptor without identity
+            sspi_import.Credentials.acquire(*args)  # type: ignore[arg-type]
+        assert "no identity" not in str(info.value), args
+
+
 def test_import_unsupported(tracker: Tracker) -> None:
     with pytest.raises(sspi_import.UnsupportedFunctionError) as info:
         sspi_import.ImportedContext("NTLM", b"not a context")

@@ -3,9 +3,10 @@
 A token is a kernel handle, valid in one process only. ``Token`` owns one (closed once,
 with ``CloseHandle``, through the ownership mechanism of ``_handle``). ``duplicate``
 copies one into (or out of) another process with ``OpenProcess`` + ``DuplicateHandle``;
-the opened process handle is closed whatever happens. ``take`` makes the owner of a
-token read from a payload, once per process: a second read of the same payload would
-make a second owner of the same handle (closed twice), so it is refused, saying why.
+the opened process handle is closed whatever happens, and a failure says its cause and
+what to do. ``take`` makes the owner of a token read from a payload, once per process: a
+second read of the same payload would make a second owner of the same handle (closed
+twice), so it gets none (``exported`` refuses that copy where it is used, saying why).
 """
 
 from __future__ import annotations

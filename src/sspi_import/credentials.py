@@ -33,6 +33,14 @@ from .library import api
 __all__ = ["Credentials", "Identity", "Usage"]
 
 Usage = Literal["outbound", "inbound", "both"]
+_NEEDS_IDENTITY = (
+    "the likely cause here: credentials for an acceptor (inbound) with no identity, which this "
+    "provider cannot acquire: it has no logged-on account to accept with (sspi-rs "
+    "needs one). Pass the account whose password the acceptor checks: "
+    "Credentials.acquire(package, 'inbound', Identity(user, domain, password))"
+)
+"""What to do about ``SEC_E_INVALID_PARAMETER`` for inbound credentials without identity."""
+
 _USAGES: dict[str, int] = {
     "outbound": C.SECPKG_CRED_OUTBOUND,
     "inbound": C.SECPKG_CRED_INBOUND,
@@ -278,6 +286,9 @@ class Credentials(OwnedHandle[SecHandle]):
             else:
                 identity._acquire(credentials, name, use, handle, expiry, package_list)
         except SspiError as exc:
+            inbound = use & C.SECPKG_CRED_INBOUND and package_list is None
+            if identity is None and inbound and exc.symbol == "SEC_E_INVALID_PARAMETER":
+                raise type(exc)(exc.status, exc.function, _NEEDS_IDENTITY) from exc  # sspi-rs
             if package_list is None:
                 raise
             detail = (

@@ -102,8 +102,11 @@ class ImportedContext(SecurityContextBase):
         ``package`` overrides (or supplies, when the export could not tell) the package.
         A copy made for sending (``for_process(other pid)``, ``for_any_process()``) is
         refused with ``ValueError`` before any call: its token is not a handle of this
-        process. The token is held open for the import: another thread's ``close()`` of
-        ``exported`` waits for it to be imported.
+        process; so is a received copy whose token was duplicated for another process.
+        A received ``for_any_process()`` copy pulls its token from the exporter here
+        (``ExportedContext.from_bytes`` says what that raises when it cannot). The token
+        is held open for the import: another thread's ``close()`` of ``exported`` waits
+        for it to be imported.
         """
         if not isinstance(exported, ExportedContext):
             raise TypeError(f"expected an ExportedContext, not {type(exported).__name__}")

@@ -8,7 +8,7 @@ library with it, only when a test asks for one.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 
@@ -18,7 +18,19 @@ from ._fake import FakeSspi
 from ._faults import FaultInjector, FaultInjectorFactory, Library
 from ._leakwatch import LeakWatch
 
-__all__ = ["fake", "faults", "faults_factory"]
+__all__ = ["fake", "faults", "faults_factory", "leak_report"]
+
+ADVICE = "; close it or use 'with'"
+"""How the finalizer's ``ResourceWarning`` ends (``_handle``): said once in the report."""
+
+
+def leak_report(messages: Iterable[str]) -> str:
+    """The teardown failure for the owners a test left to their finalizer, advice once."""
+    leaked = "; ".join(message.removesuffix(ADVICE) for message in messages)
+    return (
+        f"sspi_fake: left to a finalizer: {leaked}. Close each one or use 'with' (to drop "
+        "one on purpose, catch its warning: pytest.warns(ResourceWarning))"
+    )
 
 
 def fake(request: pytest.FixtureRequest, unchecked: pytest.StashKey[bool]) -> Iterator[FakeSspi]:
@@ -34,8 +46,7 @@ def fake(request: pytest.FixtureRequest, unchecked: pytest.StashKey[bool]) -> It
     if request.node.stash.get(unchecked, False):
         return
     if watch.leaked:
-        lines = "; ".join(str(m.message) for m in watch.leaked)
-        pytest.fail(f"sspi_fake: left to a finalizer (close it or use 'with'): {lines}")
+        pytest.fail(leak_report(str(m.message) for m in watch.leaked))
     simulated.assert_no_leaks()
     assert not simulated.misuses, f"FakeSspi: handles misused: {simulated.misuses}"
 
