@@ -301,7 +301,12 @@ class SspiError(OSError):
     status: int
     symbol: str | None
     function: str | None
+    detail: str | None
     winerror: int
+    # Declared as OSError declares them, so type checkers need not infer them from the
+    # assignments below (pyright --verifytypes calls an inferred override ambiguous).
+    errno: int | None
+    strerror: str | None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -432,127 +437,127 @@ status path every call takes (``library.Api.call`` and the owners' call helpers)
 class InsufficientMemoryError(SspiError):
     """``SEC_E_INSUFFICIENT_MEMORY``: not enough memory for the request."""
 
-    symbols = ("SEC_E_INSUFFICIENT_MEMORY",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_INSUFFICIENT_MEMORY",)
 
 
 class InvalidHandleError(SspiError):
     """``SEC_E_INVALID_HANDLE``: the handle was deleted, or never valid in this process."""
 
-    symbols = ("SEC_E_INVALID_HANDLE",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_INVALID_HANDLE",)
 
 
 class UnsupportedFunctionError(SspiError):
     """``SEC_E_UNSUPPORTED_FUNCTION``: the package or provider does not implement the call."""
 
-    symbols = ("SEC_E_UNSUPPORTED_FUNCTION",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_UNSUPPORTED_FUNCTION",)
 
 
 class TargetUnknownError(SspiError):
     """``SEC_E_TARGET_UNKNOWN``: the target name is unknown or unreachable."""
 
-    symbols = ("SEC_E_TARGET_UNKNOWN",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_TARGET_UNKNOWN",)
 
 
 class InternalError(SspiError):
     """``SEC_E_INTERNAL_ERROR``: an error that maps to no SSPI code (often: LSA unreachable)."""
 
-    symbols = ("SEC_E_INTERNAL_ERROR",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_INTERNAL_ERROR",)
 
 
 class PackageNotFoundError(SspiError):
     """``SEC_E_SECPKG_NOT_FOUND``: no security package by that name."""
 
-    symbols = ("SEC_E_SECPKG_NOT_FOUND",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_SECPKG_NOT_FOUND",)
 
 
 class NotOwnerError(SspiError):
     """``SEC_E_NOT_OWNER``: the caller does not own the credentials it needs."""
 
-    symbols = ("SEC_E_NOT_OWNER",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_NOT_OWNER",)
 
 
 class InvalidTokenError(SspiError):
     """``SEC_E_INVALID_TOKEN``: the token or packed context is malformed or foreign."""
 
-    symbols = ("SEC_E_INVALID_TOKEN",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_INVALID_TOKEN",)
 
 
 class CannotPackError(SspiError):
     """``SEC_E_CANNOT_PACK``: the package cannot serialize this context."""
 
-    symbols = ("SEC_E_CANNOT_PACK",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_CANNOT_PACK",)
 
 
 class LogonDeniedError(SspiError):
     """``SEC_E_LOGON_DENIED``: the logon failed (bad user name or password)."""
 
-    symbols = ("SEC_E_LOGON_DENIED",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_LOGON_DENIED",)
 
 
 class UnknownCredentialsError(SspiError):
     """``SEC_E_UNKNOWN_CREDENTIALS``: the package did not recognize the credentials."""
 
-    symbols = ("SEC_E_UNKNOWN_CREDENTIALS",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_UNKNOWN_CREDENTIALS",)
 
 
 class NoCredentialsError(SspiError):
     """``SEC_E_NO_CREDENTIALS``: no credentials are available in the package."""
 
-    symbols = ("SEC_E_NO_CREDENTIALS",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_NO_CREDENTIALS",)
 
 
 class MessageAlteredError(SspiError):
     """``SEC_E_MESSAGE_ALTERED``: the message or signature was tampered with."""
 
-    symbols = ("SEC_E_MESSAGE_ALTERED",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_MESSAGE_ALTERED",)
 
 
 class OutOfSequenceError(SspiError):
     """``SEC_E_OUT_OF_SEQUENCE``: a message arrived out of order (replayed or dropped)."""
 
-    symbols = ("SEC_E_OUT_OF_SEQUENCE",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_OUT_OF_SEQUENCE",)
 
 
 class NoAuthenticatingAuthorityError(SspiError):
     """``SEC_E_NO_AUTHENTICATING_AUTHORITY``: no domain controller or KDC could be reached."""
 
-    symbols = ("SEC_E_NO_AUTHENTICATING_AUTHORITY",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_NO_AUTHENTICATING_AUTHORITY",)
 
 
 class ContextExpiredError(SspiError):
     """``SEC_E_CONTEXT_EXPIRED``: the context has expired and can no longer be used."""
 
-    symbols = ("SEC_E_CONTEXT_EXPIRED",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_CONTEXT_EXPIRED",)
 
 
 class IncompleteMessageError(SspiError):
     """``SEC_E_INCOMPLETE_MESSAGE``: only part of a message was supplied; read more."""
 
-    symbols = ("SEC_E_INCOMPLETE_MESSAGE",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_INCOMPLETE_MESSAGE",)
 
 
 class BufferTooSmallError(SspiError):
     """``SEC_E_BUFFER_TOO_SMALL``: a supplied buffer was too small."""
 
-    symbols = ("SEC_E_BUFFER_TOO_SMALL",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_BUFFER_TOO_SMALL",)
 
 
 class WrongPrincipalError(SspiError):
     """``SEC_E_WRONG_PRINCIPAL``: the target principal name is not the expected one."""
 
-    symbols = ("SEC_E_WRONG_PRINCIPAL",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_WRONG_PRINCIPAL",)
 
 
 class DecryptFailureError(SspiError):
     """``SEC_E_DECRYPT_FAILURE``: the message could not be decrypted."""
 
-    symbols = ("SEC_E_DECRYPT_FAILURE",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_DECRYPT_FAILURE",)
 
 
 class InvalidParameterError(SspiError):
     """``SEC_E_INVALID_PARAMETER``: a parameter passed to the call was invalid."""
 
-    symbols = ("SEC_E_INVALID_PARAMETER",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_INVALID_PARAMETER",)
 
 
 class BadBindingsError(SspiError):
@@ -563,7 +568,7 @@ class BadBindingsError(SspiError):
     between them changes what the client binds to.
     """
 
-    symbols = ("SEC_E_BAD_BINDINGS",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_BAD_BINDINGS",)
 
 
 # Kerberos: the KDC, keys, tickets ---------------------------------------------------
@@ -592,31 +597,31 @@ class KdcInvalidRequestError(KerberosError):
     and the KDC's log.
     """
 
-    symbols = ("SEC_E_KDC_INVALID_REQUEST",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_KDC_INVALID_REQUEST",)
 
 
 class KdcUnableToReferError(KerberosError):
     """``SEC_E_KDC_UNABLE_TO_REFER``: the KDC knows no realm that holds the service."""
 
-    symbols = ("SEC_E_KDC_UNABLE_TO_REFER",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_KDC_UNABLE_TO_REFER",)
 
 
 class KdcUnknownEtypeError(KerberosError):
     """``SEC_E_KDC_UNKNOWN_ETYPE``: client, KDC and service share no encryption type."""
 
-    symbols = ("SEC_E_KDC_UNKNOWN_ETYPE",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_KDC_UNKNOWN_ETYPE",)
 
 
 class NoKerberosKeyError(KerberosError):
     """``SEC_E_NO_KERB_KEY``: a key the operation needs (the account's or service's) is missing."""
 
-    symbols = ("SEC_E_NO_KERB_KEY",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_NO_KERB_KEY",)
 
 
 class TimeSkewError(KerberosError):
     """``SEC_E_TIME_SKEW``: client and server clocks are too far apart (Kerberos allows 5 min)."""
 
-    symbols = ("SEC_E_TIME_SKEW",)
+    symbols: ClassVar[tuple[str, ...]] = ("SEC_E_TIME_SKEW",)
 
 
 class TicketError(KerberosError):
@@ -629,7 +634,7 @@ class TicketError(KerberosError):
     ``SEC_E_MUST_BE_KDC`` and ``SEC_E_MULTIPLE_ACCOUNTS``: ``.symbol`` says which.
     """
 
-    symbols = (
+    symbols: ClassVar[tuple[str, ...]] = (
         "SEC_E_NO_TGT_REPLY",
         "SEC_E_TOO_MANY_PRINCIPALS",
         "SEC_E_NO_PA_DATA",

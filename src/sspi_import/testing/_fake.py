@@ -82,7 +82,7 @@ class FakeSspi(Guard, Handshake, Attributes, Messages, Transfer, Kernel32):
         complete_needed: bool = False,
     ) -> None:
         self.user = user
-        self.packages = tuple(packages)
+        self.packages: tuple[str, ...] = tuple(packages)
         if not self.packages or not all(isinstance(p, str) and p for p in self.packages):
             raise ValueError("packages must be a non-empty sequence of package names")
         if not isinstance(machine, str) or not machine:

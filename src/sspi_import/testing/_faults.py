@@ -80,7 +80,7 @@ class FaultInjector:
     def __init__(self, library: Library | None = None) -> None:
         target = default_library() if library is None else library
         self._api = _library.load(target)
-        self.description = f"FaultInjector({self._api.description})"
+        self.description: str = f"FaultInjector({self._api.description})"
         """What is wrapped, for messages."""
         self._lock = threading.Lock()
         self._calls: dict[str, int] = dict.fromkeys(SIMULATED, 0)
