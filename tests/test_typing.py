@@ -192,3 +192,30 @@ def test_the_accepted_snippet_is_checked_at_all() -> None:
     # Guard against a vacuous pass: the prelude must really define the names used.
     compiled = compile(textwrap.dedent(PRELUDE + ACCEPTED), "accepted", "exec")
     assert "export_context" in compiled.co_names
+
+
+def test_error_classes_declare_the_attributes_they_override() -> None:
+    # Issue 22 §4: pyright --verifytypes (run by .ci/run, which needs Node.js) calls an
+    # unannotated override ambiguous: each error class's `symbols`, SspiError's
+    # `self.errno = None`. The suite catches the pattern without pyright.
+    import ast
+
+    tree = ast.parse((ROOT / "src" / "sspi_import" / "errors.py").read_text(encoding="utf-8"))
+    unannotated = [
+        f"{node.name}.{target.id}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        for statement in node.body
+        if isinstance(statement, ast.Assign)
+        for target in statement.targets
+        if isinstance(target, ast.Name) and target.id == "symbols"
+    ]
+    assert unannotated == []
+    declared = {
+        statement.target.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and node.name == "SspiError"
+        for statement in node.body
+        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+    }
+    assert {"symbols", "errno", "strerror", "winerror", "detail"} <= declared
