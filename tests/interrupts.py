@@ -18,6 +18,7 @@ raises at a ``with`` block's exit line skips ``__exit__`` (not so for signals).
 from __future__ import annotations
 
 import dis
+import os
 import pathlib
 import sys
 import types
@@ -27,6 +28,7 @@ from typing import Any
 import sspi_import
 
 PACKAGE = str(pathlib.Path(sspi_import.__file__).parent)
+PROVIDER = str(pathlib.Path(PACKAGE, "testing")) + os.sep  # "\\" on Windows: not "/testing/"
 _CALLS = {
     "CALL",
     "CALL_FUNCTION",
@@ -53,7 +55,7 @@ def _ours(frame: types.FrameType) -> bool:
 
 
 def _provider(code: types.CodeType) -> bool:
-    return f"{PACKAGE}/testing/" in code.co_filename
+    return code.co_filename.startswith(PROVIDER)
 
 
 class Interrupter:
