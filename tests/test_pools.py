@@ -330,3 +330,26 @@ def test_closed_too_early_in_this_process_too(sspi_fake: FakeSspi) -> None:
         # In one process the fake sees the closed handle itself, and records the misuse.
         assert [m.kind for m in sspi_fake.misuses] == ["closed handle"]
         sspi_fake.misuses.clear()
+
+
+def test_a_token_another_fake_left_open_does_not_hide_a_closed_one() -> None:
+    # Windows never gives an open handle's value to another handle. Each FakeSspi once
+    # numbered its tokens from 1, so a token one fake still held made another fake's
+    # closed token read as open to a worker's pull (the whole suite hit it).
+    with FakeSspi(machine=MACHINE) as first:
+        client, server = _established()
+        with client, server, server.export() as kept:
+            held = kept.detach()  # left open in `first`, as a leaked token would be
+    try:
+        with FakeSspi(machine=MACHINE) as second:
+            client, server = _established()
+            with client, server, server.export() as early:
+                payload = early.for_any_process().to_bytes()
+                assert early.token != held
+            with running("executor", "spawn") as pool, pytest.raises(OSError, match="not open"):
+                pool.run(pool_tasks.serve_bytes, payload)
+            second.assert_no_leaks()
+    finally:
+        with first:
+            sspi_import.library.call(sspi_import.library.api(), "CloseHandle", held)
+            first.assert_no_leaks()

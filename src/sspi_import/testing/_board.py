@@ -9,11 +9,15 @@ a file per process, ``<temp>/sspi-import-fake-<uid>/<pid>``, one byte per token 
 opening or closing a token costs a byte written, not a system call. A fake asked to pull
 a token from process ``pid`` reads that byte.
 
+Token numbers are the process's, not one fake's (``new_number``): Windows never gives an
+open handle's value to another handle, and a token one fake leaked must not make another
+fake's closed token read as open. A number is recorded at ``number % SLOTS``, so a token
+leaked 65,536 tokens earlier at the same slot would do that; a process without a file
+(none could be made) is not known, and its tokens read as open, as before this record.
+
 The file is made with the process's first token and removed when the process exits
 normally; the next process that makes one removes those of processes that died. A fork
-child starts its own (the parent's stays the parent's). Numbers past ``SLOTS`` (a fake
-that made more tokens than that) are not recorded, and a process without a file (none
-could be made) is not known: both read as open, as they did before this record existed.
+child starts its own (the parent's stays the parent's).
 """
 
 from __future__ import annotations
@@ -26,12 +30,13 @@ import sys
 import tempfile
 import threading
 
-__all__ = ["SLOTS", "closed", "is_open", "opened"]
+__all__ = ["SLOTS", "closed", "is_open", "issued", "new_number", "opened"]
 
 SLOTS = 1 << 16
 """Token numbers recorded (a byte each: the file is 64 KiB, sparse where it can be)."""
 
 _lock = threading.Lock()
+_next_number = 1  # the process's next token number (a fork child goes on from its parent's)
 _board: mmap.mmap | None = None  # this process's, made with its first token
 _owner = 0  # the pid that made _board; after a fork the child makes its own
 _path = ""
@@ -133,9 +138,23 @@ def _remove() -> None:
         os.remove(_path)
 
 
+def new_number() -> int:
+    """A token number no fake of this process has given out (the handle is ``base + 4n``)."""
+    global _next_number
+    with _lock:
+        number = _next_number
+        _next_number = number + 1
+    return number
+
+
+def issued() -> int:
+    """How many token numbers this process's fakes have given out."""
+    return _next_number - 1
+
+
 def _slot(value: int, base: int) -> int | None:
     number, rest = divmod(value - base, 4)
-    return number if not rest and 0 <= number < SLOTS else None
+    return number % SLOTS if not rest and number > 0 else None
 
 
 def opened(value: int, base: int) -> None:

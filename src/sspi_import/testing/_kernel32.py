@@ -106,7 +106,7 @@ class Kernel32(State):
         if pid == os.getpid():
             p_target[0] = self._new_token(user)
         else:
-            copy = FOREIGN_TOKEN_BASE + 4 * self._new_id("token")
+            copy = FOREIGN_TOKEN_BASE + 4 * self._new_id("sent")
             self._sent_tokens[copy] = pid
             p_target[0] = copy
         if options & C.DUPLICATE_CLOSE_SOURCE:

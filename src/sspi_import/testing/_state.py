@@ -225,7 +225,7 @@ class State:
         """Calls refused as the real DLL would (double free, double delete, ...)."""
         self._machine_key = _wire.machine_key(self.machine)
         self._lock = threading.RLock()
-        self._counters = {"context": 1, "credentials": 1, "token": 1, "process": 1}
+        self._counters = {"context": 1, "credentials": 1, "process": 1, "sent": 1}
         self._contexts: dict[int, Ctx] = {}
         self._credentials: dict[int, Cred] = {}
         self._buffers: dict[int, Any] = {}
@@ -244,7 +244,13 @@ class State:
         return value
 
     def _was_issued(self, kind: str, number: int) -> bool:
-        """Whether ``number`` was handed out for ``kind`` (then it is stale if not live)."""
+        """Whether ``number`` was handed out for ``kind`` (then it is stale if not live).
+
+        Tokens are numbered for the process (``_board.new_number``): one any fake here
+        gave out counts.
+        """
+        if kind == "token":
+            return 1 <= number <= _board.issued()
         return 1 <= number < self._counters[kind]
 
     def _numbered(self, value: int, base: int, kind: str) -> bool:
@@ -304,7 +310,8 @@ class State:
     # Tokens ----------------------------------------------------------------------
 
     def _new_token(self, user: str) -> int:
-        value = LOCAL_TOKEN_BASE + 4 * self._new_id("token")
+        # Numbered for the process, not this fake: two open tokens never share a value.
+        value = LOCAL_TOKEN_BASE + 4 * _board.new_number()
         self._tokens[value] = user
         _board.opened(value, LOCAL_TOKEN_BASE)  # another process may pull it (_board)
         return value
