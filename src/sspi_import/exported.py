@@ -142,7 +142,13 @@ class ExportedContext(Closeable):
 
     @property
     def token(self) -> int | None:
-        """The token handle, or ``None`` (none was exported, or it was closed/detached)."""
+        """The token handle, or ``None`` (none was exported, or it was closed/detached).
+
+        On a received ``for_any_process()`` copy, reading it is a use: it pulls the token
+        from the exporter (see ``from_bytes``). On a received copy that cannot be used
+        here (its token duplicated for another process, or owned by an earlier read of
+        the same payload), it raises that ``ValueError``.
+        """
         token = self._token
         return None if token is None else token._handle
 
