@@ -268,6 +268,11 @@ _CALL_ADVICE: dict[tuple[str, str], str] = {
         "is a service the KDC knows (an SPN such as HTTP/host.example.com); sspi-rs "
         "reports an unknown user or an unknown SPN this way."
     ),
+    ("SEC_E_UNSUPPORTED_FUNCTION", "SetCredentialsAttributesW"): (
+        "The provider or package does not take this credentials attribute: a KDC proxy "
+        "needs Kerberos or Negotiate credentials of a provider that implements it "
+        "(Windows; sspi-rs takes a KDC URL there)."
+    ),
     ("SEC_E_NO_CREDENTIALS", "QueryContextAttributesW"): (
         "The package has no names or credentials to report for this context (sspi-rs "
         "answers this when asked a Kerberos initiator's user name); ask the peer, or "
