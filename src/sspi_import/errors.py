@@ -268,6 +268,20 @@ _CALL_ADVICE: dict[tuple[str, str], str] = {
         "is a service the KDC knows (an SPN such as HTTP/host.example.com); sspi-rs "
         "reports an unknown user or an unknown SPN this way."
     ),
+    ("SEC_E_UNSUPPORTED_FUNCTION", "QuerySecurityContextToken"): (
+        "The provider cannot hand out an access token for this context (sspi-rs and Wine "
+        "have no Windows access tokens); client_token() needs Windows SSPI and a server "
+        "context."
+    ),
+    ("SEC_E_INVALID_HANDLE", "QuerySecurityContextToken"): (
+        "The context handle is not valid for this call: it was deleted or closed, or it "
+        "is not an established server-side context of this process."
+    ),
+    ("SEC_E_NO_IMPERSONATION", "QuerySecurityContextToken"): (
+        "This context holds no client token: only an established server-side context has "
+        "one (an imported one only if its export's token was passed to the import); ask "
+        "the acceptor's context, not the initiator's."
+    ),
     ("SEC_E_UNSUPPORTED_FUNCTION", "SetCredentialsAttributesW"): (
         "The provider or package does not take this credentials attribute: a KDC proxy "
         "needs Kerberos or Negotiate credentials of a provider that implements it "
