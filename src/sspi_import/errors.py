@@ -266,7 +266,16 @@ _CALL_ADVICE: dict[tuple[str, str], str] = {
         "The package could not use the credentials for this target: check the user name "
         "and domain (Kerberos: user and REALM, or user@REALM) and that the target name "
         "is a service the KDC knows (an SPN such as HTTP/host.example.com); sspi-rs "
-        "reports an unknown user or an unknown SPN this way."
+        "reports an unknown user or an unknown SPN this way, and takes no @REALM after "
+        "the SPN (it asks the KDC for a host named 'host@REALM')."
+    ),
+    ("SEC_E_INVALID_PARAMETER", "InitializeSecurityContextW"): (
+        "A parameter was refused; for Kerberos (and Negotiate choosing it) that is most "
+        "often the target name. A Kerberos target is the service's SPN, service/host: "
+        "HTTP/web.example.com (Windows also takes service/host@REALM). sspi-rs takes "
+        "exactly service/host: not the GSS-API form HTTP@web.example.com, not a user "
+        "principal, not @REALM, not none. Otherwise check the request flags and the "
+        "input buffers."
     ),
     ("SEC_E_UNSUPPORTED_FUNCTION", "QuerySecurityContextToken"): (
         "The provider cannot hand out an access token for this context (sspi-rs and Wine "
