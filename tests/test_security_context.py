@@ -749,7 +749,7 @@ def test_bindings_go_with_every_step_the_first_included(
     provider.asc = [(SEC_I_CONTINUE_NEEDED, b"challenge", 0), (SEC_E_OK, None, 0)]
     with (
         Credentials.acquire(package, "both") as creds,
-        SecurityContext.initiator(creds, None, channel_bindings=cb) as client,
+        SecurityContext.initiator(creds, "host/server", channel_bindings=cb) as client,
         SecurityContext.acceptor(creds, channel_bindings=cb) as server,
     ):
         server.step(client.step(None) or b"")
