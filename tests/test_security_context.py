@@ -557,6 +557,22 @@ def test_windows_client_token_is_the_logged_on_users(
 
 @pytest.mark.windows_sspi
 @WINDOWS_PACKAGES
+def test_windows_imported_context_hands_out_the_client_token(
+    windows_pair: tuple[SecurityContext, ...],
+) -> None:
+    # What a worker does: import the export (with its token), then ask for the token.
+    _client, server = windows_pair
+    with (
+        server.export() as exported,
+        sspi_import.ImportedContext.from_exported(exported) as imported,
+        imported.client_token() as token,
+    ):
+        assert token.value != exported.token  # a handle of its own
+        assert _user_sid(token.value) == _process_user_sid()
+
+
+@pytest.mark.windows_sspi
+@WINDOWS_PACKAGES
 def test_windows_client_side_has_no_client_token(
     windows_pair: tuple[SecurityContext, ...],
 ) -> None:
