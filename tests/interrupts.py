@@ -18,6 +18,7 @@ raises at a ``with`` block's exit line skips ``__exit__`` (not so for signals).
 from __future__ import annotations
 
 import dis
+import os
 import pathlib
 import sys
 import types
@@ -53,7 +54,7 @@ def _ours(frame: types.FrameType) -> bool:
 
 
 def _provider(code: types.CodeType) -> bool:
-    return f"{PACKAGE}/testing/" in code.co_filename
+    return os.path.join(PACKAGE, "testing", "") in code.co_filename  # "\\" on Windows
 
 
 class Interrupter:
