@@ -54,6 +54,8 @@ class Token(OwnedHandle[int]):
     def _public(self, handle: int) -> int:
         return handle
 
+    _RELEASES: ClassVar[bool] = True  # a payload's token leaves the registry
+
     def _released(self) -> None:
         if self._from_payload is not None:
             _forget(self)

@@ -89,8 +89,11 @@ def _package_list(package: str, packages: object) -> str | None:
 def _wide_buffer(text: str) -> Any:
     """A NUL-terminated UTF-16 copy of ``text`` in ctypes memory that can be wiped.
 
-    Filled unit by unit so no intermediate ``bytes`` copy of a password is made.
+    Filled unit by unit (code points, never an encoded ``bytes`` of a password that could
+    not be wiped); text of the Basic Multilingual Plane, the usual case, in one step.
     """
+    if not text or max(text) < "\ud800":  # no surrogates to make: one unit per character
+        return (c_uint16 * (len(text) + 1))(*map(ord, text))
     units: list[int] = []
     for ch in text:
         code = ord(ch)

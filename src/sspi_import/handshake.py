@@ -264,6 +264,7 @@ class SecurityContext(SecurityContextBase):
     _initiator: bool
     _owns_credentials: bool  # loopback's contexts close their credentials with them
     _requested: int
+    _context_req: int  # fContextReq as the call takes it: ISC_REQ_*/ASC_REQ_*, ALLOCATE_MEMORY
     _started: bool
     _state: int
     _steps: int  # steps made (or being made): a step overtaken by another is refused
@@ -303,6 +304,10 @@ class SecurityContext(SecurityContextBase):
         context._initiator = initiator
         context._target = target
         context._requested = requested
+        if initiator:
+            context._context_req = requested | C.ISC_REQ_ALLOCATE_MEMORY
+        else:
+            context._context_req = _to_asc_req(requested) | C.ASC_REQ_ALLOCATE_MEMORY
         context._granted = 0
         context._expiry = 0
         context._state = SEC_I_CONTINUE_NEEDED  # "more steps": none made yet
@@ -568,7 +573,7 @@ class SecurityContext(SecurityContextBase):
                 byref(credentials),
                 existing_ref,
                 self._target,
-                self._requested | C.ISC_REQ_ALLOCATE_MEMORY,
+                self._context_req,
                 0,
                 C.SECURITY_NATIVE_DREP,
                 inputs_ref,
@@ -582,7 +587,7 @@ class SecurityContext(SecurityContextBase):
             byref(credentials),
             existing_ref,
             inputs_ref,
-            _to_asc_req(self._requested) | C.ASC_REQ_ALLOCATE_MEMORY,
+            self._context_req,
             C.SECURITY_NATIVE_DREP,
             byref(made),
             byref(outputs),
@@ -591,6 +596,8 @@ class SecurityContext(SecurityContextBase):
         )
 
     # Ownership ----------------------------------------------------------------------
+
+    _RELEASES: ClassVar[bool] = True  # loopback's contexts close their credentials too
 
     def _released(self) -> None:
         if self._owns_credentials:
