@@ -666,6 +666,17 @@ def loopback(
     """
     if identity is not None and not isinstance(identity, Identity):
         raise TypeError(f"identity must be an Identity or None, not {type(identity).__name__}")
+    # Everything checked before any credentials are acquired (the contexts below check
+    # them again, once there are credentials to make them with).
+    encode_name(package)
+    requested = _check_flags(flags)
+    if requested & ~ACCEPTOR_FLAGS:
+        lacking = RequestFlags(requested & ~ACCEPTOR_FLAGS)
+        raise ValueError(
+            f"loopback() makes an acceptor too, which has no ASC_REQ_* bit for {lacking!r}"
+        )
+    if target is not None:
+        encode_name(target, "target name")
     opened: list[Credentials | SecurityContext] = []
     try:
         client_credentials = Credentials.acquire(package, "outbound", identity)
