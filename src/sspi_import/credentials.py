@@ -154,6 +154,7 @@ class Identity:
     def _acquire(
         self,
         credentials: Credentials,
+        lib: Any,
         name: bytes,
         use: int,
         handle: SecHandle,
@@ -178,7 +179,7 @@ class Identity:
                 )
             else:
                 auth = _identity_ex(package_list, user, domain, password)
-            credentials._acquire_handle(name, use, byref(auth), handle, expiry)
+            credentials._acquire_handle(lib, name, use, byref(auth), handle, expiry)
         finally:
             for buffer in (user, domain, password):
                 ctypes.memset(buffer, 0, ctypes.sizeof(buffer))
@@ -267,7 +268,6 @@ class Credentials(OwnedHandle[SecHandle]):
         credentials._package = package
         credentials._usage = usage
         credentials._expiry = 0
-        credentials._begin(lib)
         handle = SecHandle()
         expiry = TimeStamp()
         try:
@@ -276,10 +276,10 @@ class Credentials(OwnedHandle[SecHandle]):
                     None if package_list is None else _identity_ex(package_list, None, None, None)
                 )
                 credentials._acquire_handle(
-                    name, use, None if auth is None else byref(auth), handle, expiry
+                    lib, name, use, None if auth is None else byref(auth), handle, expiry
                 )
             else:
-                identity._acquire(credentials, name, use, handle, expiry, package_list)
+                identity._acquire(credentials, lib, name, use, handle, expiry, package_list)
         except SspiError as exc:
             if package_list is None:
                 raise
@@ -293,9 +293,10 @@ class Credentials(OwnedHandle[SecHandle]):
         return credentials
 
     def _acquire_handle(
-        self, name: bytes, use: int, auth: Any, handle: SecHandle, expiry: Any
+        self, lib: Any, name: bytes, use: int, auth: Any, handle: SecHandle, expiry: Any
     ) -> None:
-        self._create(
+        self._own(
+            lib,
             handle,
             "AcquireCredentialsHandleW",
             None,

@@ -316,7 +316,7 @@ class SecurityContext(SecurityContextBase):
         context._steps = 0
         context._extra = b""
         context._bindings = None if channel_bindings is None else channel_bindings.to_bytes()
-        context._begin(credentials._library())  # a handle only once the first call made it
+        context._own(credentials._library())  # a handle only once the first call made it
         return context
 
     @classmethod
