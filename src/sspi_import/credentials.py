@@ -97,8 +97,11 @@ def _package_list(package: str, packages: object) -> str | None:
 def _wide_buffer(text: str) -> Any:
     """A NUL-terminated UTF-16 copy of ``text`` in ctypes memory that can be wiped.
 
-    Filled unit by unit so no intermediate ``bytes`` copy of a password is made.
+    Filled unit by unit (code points, never an encoded ``bytes`` of a password that could
+    not be wiped); text of the Basic Multilingual Plane, the usual case, in one step.
     """
+    if not text or max(text) < "\ud800":  # no surrogates to make: one unit per character
+        return (c_uint16 * (len(text) + 1))(*map(ord, text))
     units: list[int] = []
     for ch in text:
         code = ord(ch)
@@ -159,6 +162,7 @@ class Identity:
     def _acquire(
         self,
         credentials: Credentials,
+        lib: Any,
         name: bytes,
         use: int,
         handle: SecHandle,
@@ -183,7 +187,7 @@ class Identity:
                 )
             else:
                 auth = _identity_ex(package_list, user, domain, password)
-            credentials._acquire_handle(name, use, byref(auth), handle, expiry)
+            credentials._acquire_handle(lib, name, use, byref(auth), handle, expiry)
         finally:
             for buffer in (user, domain, password):
                 ctypes.memset(buffer, 0, ctypes.sizeof(buffer))
@@ -274,7 +278,6 @@ class Credentials(OwnedHandle[SecHandle]):
         credentials._packages = package_list
         credentials._usage = usage
         credentials._expiry = 0
-        credentials._begin(lib)
         handle = SecHandle()
         expiry = TimeStamp()
         try:
@@ -283,10 +286,10 @@ class Credentials(OwnedHandle[SecHandle]):
                     None if package_list is None else _identity_ex(package_list, None, None, None)
                 )
                 credentials._acquire_handle(
-                    name, use, None if auth is None else byref(auth), handle, expiry
+                    lib, name, use, None if auth is None else byref(auth), handle, expiry
                 )
             else:
-                identity._acquire(credentials, name, use, handle, expiry, package_list)
+                identity._acquire(credentials, lib, name, use, handle, expiry, package_list)
         except SspiError as exc:
             if package_list is None:
                 raise
@@ -300,9 +303,10 @@ class Credentials(OwnedHandle[SecHandle]):
         return credentials
 
     def _acquire_handle(
-        self, name: bytes, use: int, auth: Any, handle: SecHandle, expiry: Any
+        self, lib: Any, name: bytes, use: int, auth: Any, handle: SecHandle, expiry: Any
     ) -> None:
-        self._create(
+        self._own(
+            lib,
             handle,
             "AcquireCredentialsHandleW",
             None,

@@ -277,6 +277,7 @@ class SecurityContext(SecurityContextBase):
     _initiator: bool
     _owns_credentials: bool  # loopback's contexts close their credentials with them
     _requested: int
+    _context_req: int  # fContextReq as the call takes it: ISC_REQ_*/ASC_REQ_*, ALLOCATE_MEMORY
     _started: bool
     _state: int
     _steps: int  # steps made (or being made): a step overtaken by another is refused
@@ -316,6 +317,10 @@ class SecurityContext(SecurityContextBase):
         context._initiator = initiator
         context._target = target
         context._requested = requested
+        if initiator:
+            context._context_req = requested | C.ISC_REQ_ALLOCATE_MEMORY
+        else:
+            context._context_req = _to_asc_req(requested) | C.ASC_REQ_ALLOCATE_MEMORY
         context._granted = 0
         context._expiry = 0
         context._state = SEC_I_CONTINUE_NEEDED  # "more steps": none made yet
@@ -324,7 +329,7 @@ class SecurityContext(SecurityContextBase):
         context._steps = 0
         context._extra = b""
         context._bindings = None if channel_bindings is None else channel_bindings.to_bytes()
-        context._begin(credentials._library())  # a handle only once the first call made it
+        context._own(credentials._library())  # a handle only once the first call made it
         return context
 
     @classmethod
@@ -598,7 +603,7 @@ class SecurityContext(SecurityContextBase):
                 byref(credentials),
                 existing_ref,
                 self._target,
-                self._requested | C.ISC_REQ_ALLOCATE_MEMORY,
+                self._context_req,
                 0,
                 C.SECURITY_NATIVE_DREP,
                 inputs_ref,
@@ -612,7 +617,7 @@ class SecurityContext(SecurityContextBase):
             byref(credentials),
             existing_ref,
             inputs_ref,
-            _to_asc_req(self._requested) | C.ASC_REQ_ALLOCATE_MEMORY,
+            self._context_req,
             C.SECURITY_NATIVE_DREP,
             byref(made),
             byref(outputs),
@@ -621,6 +626,8 @@ class SecurityContext(SecurityContextBase):
         )
 
     # Ownership ----------------------------------------------------------------------
+
+    _RELEASES: ClassVar[bool] = True  # loopback's contexts close their credentials too
 
     def _released(self) -> None:
         if self._owns_credentials:
@@ -689,6 +696,17 @@ def loopback(
     """
     if identity is not None and not isinstance(identity, Identity):
         raise TypeError(f"identity must be an Identity or None, not {type(identity).__name__}")
+    # Everything checked before any credentials are acquired (the contexts below check
+    # them again, once there are credentials to make them with).
+    encode_name(package)
+    requested = _check_flags(flags)
+    if requested & ~ACCEPTOR_FLAGS:
+        lacking = RequestFlags(requested & ~ACCEPTOR_FLAGS)
+        raise ValueError(
+            f"loopback() makes an acceptor too, which has no ASC_REQ_* bit for {lacking!r}"
+        )
+    if target is not None:
+        encode_name(target, "target name")
     opened: list[Credentials | SecurityContext] = []
     try:
         client_credentials = Credentials.acquire(package, "outbound", identity)

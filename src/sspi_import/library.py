@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from ._raw.functions import PROTOTYPES, Proto
 from ._raw.loader import ENV_VAR as ENV_VAR  # re-exported: tests and the CLI name it
 from ._raw.loader import bind, open_dll, provides_addresses
-from .errors import CHECKS, SspiUnavailableError
+from .errors import CHECKS, SspiUnavailableError, watch_logging
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -142,6 +142,7 @@ def load(library: object, description: str | None = None) -> Api:
             f"not {type(library).__name__}"
         )
     result = Api(source, description)
+    watch_logging()  # here, not at import: the first call pays for logging, once
     if not result.has("FreeContextBuffer"):
         raise SspiUnavailableError(
             f"{description} does not look like an SSPI library: it exports no "
