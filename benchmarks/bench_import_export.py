@@ -555,6 +555,30 @@ def sspilib_round_trip(client: Any, server: Any, trailer: int, message: bytes) -
     return timed(body)
 
 
+def sspilib_loopback() -> Case:
+    """An NTLM handshake with sspilib on sspi-rs: credentials, both contexts, every step."""
+
+    def body() -> None:
+        client, server, _trailer = _sspilib_pair()
+        del client, server  # sspilib frees its handles when the objects go
+
+    return timed(body)
+
+
+def lib_loopback() -> Case:
+    """The same handshake through ``sspi_import.loopback``, both contexts closed after."""
+    from sspi_import.credentials import Identity
+
+    identity = Identity("user", "DOMAIN.LOCAL", "Password01")
+
+    def body() -> None:
+        client, server = sspi_import.loopback("NTLM", identity, "host/localhost")
+        client.close()
+        server.close()
+
+    return timed(body)
+
+
 def _security_context_api() -> tuple[Any, str | None]:
     """Issue 4's ``loopback`` and ``SecurityContext.encrypt/decrypt``, if they exist yet."""
     try:

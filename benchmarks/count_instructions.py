@@ -39,14 +39,31 @@ PAIRS: dict[str, tuple[str, str]] = {
     "ImportedContext+close / raw": ("lib import", "raw import"),
     "export_context / raw": ("lib export", "raw export"),
     "round trip 64 B / sspilib minimal": ("lib rt 64", "sspilib-min rt 64"),
+    "round trip 1 KiB / sspilib minimal": ("lib rt 1024", "sspilib-min rt 1024"),
+    "round trip 16 KiB / sspilib minimal": ("lib rt 16384", "sspilib-min rt 16384"),
     "round trip 64 KiB / sspilib minimal": ("lib rt 65536", "sspilib-min rt 65536"),
+    "NTLM loopback handshake / sspilib": ("lib loopback", "sspilib loopback"),
     "round trip 64 B / sspilib": ("lib rt 64", "sspilib rt 64"),
     "in place 64 B / sspilib": ("lib in place 64", "sspilib rt 64"),
     "round trip 64 KiB / sspilib": ("lib rt 65536", "sspilib rt 65536"),
     "in place 64 KiB / sspilib": ("lib in place 65536", "sspilib rt 65536"),
 }
-CALLS = {"stub": (200, 1200), "64": (200, 1200), "65536": (5, 45)}
-QUICK_CALLS = {"stub": (50, 250), "64": (50, 250), "65536": (1, 4)}
+CALLS = {
+    "stub": (200, 1200),
+    "64": (200, 1200),
+    "1024": (100, 600),
+    "16384": (10, 60),
+    "65536": (5, 45),
+    "loopback": (10, 60),
+}
+QUICK_CALLS = {
+    "stub": (50, 250),
+    "64": (50, 250),
+    "1024": (25, 125),
+    "16384": (3, 13),
+    "65536": (1, 4),
+    "loopback": (3, 13),
+}
 
 
 def _calls_key(case: str) -> str:
@@ -89,6 +106,12 @@ def _round_trip_case(name: str) -> Case:
 
     import sspi_import
     from sspi_import.credentials import Identity
+
+    if name == "sspilib loopback":
+        return bench.sspilib_loopback()
+    if name == "lib loopback":
+        sspi_import.use_library(sspi_import.find_sspi_rs())
+        return bench.lib_loopback()
 
     *kind, size_text = name.split()
     size = int(size_text)

@@ -28,7 +28,6 @@ from typing import Any
 import sspi_import
 
 PACKAGE = str(pathlib.Path(sspi_import.__file__).parent)
-PROVIDER = str(pathlib.Path(PACKAGE, "testing")) + os.sep  # "\\" on Windows: not "/testing/"
 _CALLS = {
     "CALL",
     "CALL_FUNCTION",
@@ -55,7 +54,7 @@ def _ours(frame: types.FrameType) -> bool:
 
 
 def _provider(code: types.CodeType) -> bool:
-    return code.co_filename.startswith(PROVIDER)
+    return os.path.join(PACKAGE, "testing", "") in code.co_filename  # "\\" on Windows
 
 
 class Interrupter:

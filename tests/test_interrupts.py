@@ -28,6 +28,7 @@ import contextlib
 import gc
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -57,6 +58,22 @@ pytestmark = [
 def fake() -> Iterator[FakeSspi]:
     with FakeSspi(user="EXAMPLE\\alice") as installed:
         yield installed
+
+
+def _held(lock: Any) -> bool:
+    """Whether another thread would wait for ``lock`` (an RLock: this thread never would)."""
+    answer: list[bool] = []
+
+    def probe() -> None:
+        taken = lock.acquire(blocking=False)
+        if taken:
+            lock.release()
+        answer.append(not taken)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return answer[0]
 
 
 def _owners(*roots: object) -> list[OwnedHandle[Any]]:
@@ -97,7 +114,7 @@ def _checker(
         where = interrupter.where or "the uninterrupted run"
         for owner in _owners(*keep):
             lock = owner._lock
-            assert lock is None or not lock.locked(), f"{owner!r} left locked at {where}"
+            assert lock is None or not _held(lock), f"{owner!r} left locked at {where}"
             assert owner._pins == 0, f"{owner!r} left pinned at {where}"
         assert not fake.misuses, f"misuse after an interrupt at {where}: {fake.misuses}"
         fake.misuses.clear()
@@ -242,6 +259,21 @@ def test_impersonation_is_always_reverted(fake: FakeSspi, kind: type[Interrupter
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_client_token_is_closed_once_wherever_it_stops(
+    fake: FakeSspi, kind: type[Interrupter]
+) -> None:
+    """The token QuerySecurityContextToken writes is owned (or closed) whatever point an
+    interrupt stops client_token() at: never leaked, never closed twice."""
+    client, server = sspi_import.loopback("NTLM", ALICE)
+    with client, server:
+
+        def operation() -> None:
+            server.client_token().close()
+
+        assert _run(operation, fake, kind, client, server) > 10
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_payload_for_this_process(fake: FakeSspi, kind: type[Interrupter]) -> None:
     client, server = sspi_import.loopback("NTLM", ALICE)
     with client, server, server.export() as exported:
@@ -280,13 +312,17 @@ class _Storm:
 
     def __init__(self) -> None:
         self.sent = 0
-        self._stop = threading.Event()
+        self.in_finalizers = 0
+        self.other: list[BaseException | None] = []
+        self._unraisables: list[Any] = []
+        self._stop = False  # an attribute store: no signal can land in stopping the storm
         self._main = threading.get_ident()
         self._thread = threading.Thread(target=self._run)
 
     def _run(self) -> None:
         kill = getattr(signal, "pthread_kill", None)
-        while not self._stop.wait(0.0002 + (self.sent % 7) * 0.0001):
+        while not self._stop:
+            time.sleep(0.0002 + (self.sent % 7) * 0.0001)
             if kill is not None:
                 kill(self._main, signal.SIGINT)
             else:
@@ -294,25 +330,44 @@ class _Storm:
             self.sent += 1
 
     def loop(self, body: Callable[[], object], seconds: float) -> int:
-        """Run ``body`` over and over for ``seconds``; return how often it was interrupted."""
+        """Run ``body`` over and over for ``seconds``; return how often it was interrupted.
+
+        A signal can also land in a finalizer the garbage collector runs meanwhile: Python
+        reports that as an "unraisable" exception, which the storm counts in
+        ``in_finalizers`` (its hook is a list's ``append``, which no signal can interrupt,
+        where pytest's own hook, Python code, could be).
+        """
         interrupted = 0
         deadline = time.monotonic() + seconds
+        previous_hook = sys.unraisablehook
+        # The list's own append, a C function: a signal cannot land inside the hook.
+        sys.unraisablehook = self._unraisables.append
         self._thread.start()
         try:
-            while time.monotonic() < deadline:
+            while True:  # the deadline is checked inside the try, where a signal is caught
                 try:
+                    if time.monotonic() >= deadline:
+                        break
                     body()
                 except KeyboardInterrupt:
                     interrupted += 1
         finally:
-            self._stop.set()
+            self._stop = True
             while self._thread.is_alive():
                 with contextlib.suppress(KeyboardInterrupt):  # one already in flight
                     self._thread.join()
-            try:
-                time.sleep(0.01)  # a signal still pending is delivered here
-            except KeyboardInterrupt:
-                interrupted += 1
+            for _ in range(3):  # a signal still pending is delivered here
+                try:
+                    time.sleep(0.005)
+                except KeyboardInterrupt:
+                    interrupted += 1
+            sys.unraisablehook = previous_hook
+        for unraisable in self._unraisables:
+            if unraisable.exc_type is KeyboardInterrupt:
+                self.in_finalizers += 1
+            else:  # pragma: no cover - anything else is a real failure
+                self.other.append(unraisable.exc_value)
+        self._unraisables.clear()
         return interrupted
 
 
@@ -333,9 +388,12 @@ def test_a_real_sigint_storm_on_the_stub(stub: Stub) -> None:
     gc.collect()
     source.close()
     assert interrupted > 10, f"only {interrupted} interrupts landed of {storm.sent} sent"
+    assert storm.other == []
     assert stub.bad_frees() == 0
     assert stub.bad_closes() == 0
-    assert stub.live_contexts() == 0  # every context freed: owned before its call made it
+    # Every context freed (owned from before the call that made it), but for the ones
+    # whose finalizer a signal cut short before its free.
+    assert stub.live_contexts() <= storm.in_finalizers
     assert stub.live_buffers() <= interrupted  # at most the export being made, each time
     stub.reset()  # what the interrupted exports lost, so the fixture's leak check passes
 
@@ -358,8 +416,9 @@ def test_a_real_sigint_storm_on_sspi_rs(sspi_rs: object) -> None:
     interrupted = storm.loop(body, 1.5)
     gc.collect()
     assert interrupted > 10, f"only {interrupted} interrupts landed of {storm.sent} sent"
+    assert storm.other == []
     for owner in _owners(client, server):
-        assert owner._lock is None or not owner._lock.locked()
+        assert owner._lock is None or not _held(owner._lock)
         assert owner._pins == 0
     client.close()
     server.close()

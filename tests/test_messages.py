@@ -392,7 +392,7 @@ def test_layouts_match_ctypes() -> None:
     from sspi_import._raw.structs import SecBuffer, SecBufferDesc
     from sspi_import._secbuffers import Descriptor
 
-    desc = Descriptor(3, room=64)
+    desc = Descriptor(3, room=64, bare=True)
     assert isinstance(desc.memory, SecBufferDesc)
     assert desc.pointer.value == desc.address == ctypes.addressof(desc.memory)
     assert desc.room_at == desc.address + ctypes.sizeof(SecBufferDesc) + 3 * ctypes.sizeof(

@@ -23,7 +23,7 @@ Start-up and per-call cost, the two reasons this module exists:
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._raw.functions import PROTOTYPES
 
@@ -41,12 +41,20 @@ cache: dict[int, bool] | None = None
 _logger: logging.Logger | None = None
 
 
-def attach() -> dict[int, bool] | None:
-    """Fetch the logger once ``logging`` is imported; return the level cache to test."""
+def attach(*, import_logging: bool = False) -> dict[int, bool] | None:
+    """Fetch the logger once ``logging`` is imported; return the level cache to test.
+
+    ``import_logging``: import it if no one has (``library.load``: the first call pays
+    for it once, never ``import sspi_import``).
+    """
     global _logger, cache
-    logging_module = sys.modules.get("logging")
+    if cache is not None:
+        return cache
+    logging_module: Any = sys.modules.get("logging")
     if logging_module is None:
-        return None
+        if not import_logging:
+            return None
+        import logging as logging_module
     logger: logging.Logger = logging_module.getLogger(LOGGER_NAME)
     if not any(type(h) is logging_module.NullHandler for h in logger.handlers):
         logger.addHandler(logging_module.NullHandler())

@@ -64,24 +64,28 @@ def _layout(capacity: int, room: int) -> type[SecBufferDesc]:
 class Descriptor:
     """A ``SecBufferDesc`` of up to ``capacity`` buffers, ``room`` spare bytes and a ULONG.
 
-    Pass ``memory`` for a declared prototype's ``PSecBufferDesc``, ``pointer`` for a bare
-    binding's; ``room_at`` is the address of the spare bytes; ``ulong`` points to the
-    ``ULONG`` out-parameter (for a bare binding's ``PULONG``) and ``out()`` reads it.
+    Pass ``memory`` for a declared prototype's ``PSecBufferDesc``. Made ``bare=True``
+    (for a bare binding, and reused), it also has ``pointer`` (its address, for the
+    ``PSecBufferDesc``) and ``ulong`` (for the ``PULONG`` out-parameter), which ``out()``
+    reads. ``room_at`` is the address of the spare bytes.
     """
 
     __slots__ = ("_ulong_at", "address", "capacity", "memory", "pointer", "room_at", "ulong")
+    pointer: ctypes.c_void_p
+    ulong: ctypes.c_void_p
 
-    def __init__(self, capacity: int, room: int = 0) -> None:
+    def __init__(self, capacity: int, room: int = 0, *, bare: bool = False) -> None:
         if not 0 <= capacity <= MAX_BUFFERS:
             raise ValueError(f"a descriptor holds at most {MAX_BUFFERS} buffers, not {capacity}")
         layout = _layout(capacity, room)
         self.capacity = capacity
         self.memory: Any = layout()
         self.address = ctypes.addressof(self.memory)
-        self.pointer = ctypes.c_void_p(self.address)
         self.room_at = self.address + HEADER + BUFFER * capacity
         self._ulong_at = layout.out.offset
-        self.ulong = ctypes.c_void_p(self.address + self._ulong_at)
+        if bare:  # for a bare binding: the addresses as pointer objects, made once
+            self.pointer = ctypes.c_void_p(self.address)
+            self.ulong = ctypes.c_void_p(self.address + self._ulong_at)
 
     def fill(self, count: int, *fields: int) -> None:
         """Write the header and ``count`` buffers, each ``length, type, address``."""
@@ -122,7 +126,8 @@ class Descriptors:
         try:
             return self._spare.pop()
         except IndexError:
-            return Descriptor(*self._make)
+            capacity, room = self._make
+            return Descriptor(capacity, room, bare=True)
 
     def give(self, descriptor: Descriptor) -> None:
         """Return ``descriptor`` for the next call (at most two are kept)."""

@@ -50,12 +50,13 @@ class Token(OwnedHandle[int]):
         """Take ownership of ``handle``; ``lib`` may be ``None`` (bound on first use)."""
         token = cls.__new__(cls)
         token._package = package
-        token._begin(lib)
-        token._place(handle)
+        token._own(lib, handle)
         return token
 
     def _public(self, handle: int) -> int:
         return handle
+
+    _RELEASES: ClassVar[bool] = True  # a payload's token leaves the registry
 
     def _released(self) -> None:
         if self._from_payload is not None:

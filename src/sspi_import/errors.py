@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ctypes
 import re
-import sys
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
@@ -266,7 +265,35 @@ _CALL_ADVICE: dict[tuple[str, str], str] = {
         "The package could not use the credentials for this target: check the user name "
         "and domain (Kerberos: user and REALM, or user@REALM) and that the target name "
         "is a service the KDC knows (an SPN such as HTTP/host.example.com); sspi-rs "
-        "reports an unknown user or an unknown SPN this way."
+        "reports an unknown user or an unknown SPN this way, and takes no @REALM after "
+        "the SPN (it asks the KDC for a host named 'host@REALM')."
+    ),
+    ("SEC_E_INVALID_PARAMETER", "InitializeSecurityContextW"): (
+        "A parameter was refused; for Kerberos (and Negotiate choosing it) that is most "
+        "often the target name. A Kerberos target is the service's SPN, service/host: "
+        "HTTP/web.example.com (Windows also takes service/host@REALM). sspi-rs takes "
+        "exactly service/host: not the GSS-API form HTTP@web.example.com, not a user "
+        "principal, not @REALM, not none. Otherwise check the request flags and the "
+        "input buffers."
+    ),
+    ("SEC_E_UNSUPPORTED_FUNCTION", "QuerySecurityContextToken"): (
+        "The provider cannot hand out an access token for this context (sspi-rs and Wine "
+        "have no Windows access tokens); client_token() needs Windows SSPI and a server "
+        "context."
+    ),
+    ("SEC_E_INVALID_HANDLE", "QuerySecurityContextToken"): (
+        "The context handle is not valid for this call: it was deleted or closed, or it "
+        "is not an established server-side context of this process."
+    ),
+    ("SEC_E_NO_IMPERSONATION", "QuerySecurityContextToken"): (
+        "This context holds no client token: only an established server-side context has "
+        "one (an imported one only if its export's token was passed to the import); ask "
+        "the acceptor's context, not the initiator's."
+    ),
+    ("SEC_E_UNSUPPORTED_FUNCTION", "SetCredentialsAttributesW"): (
+        "The provider or package does not take this credentials attribute: a KDC proxy "
+        "needs Kerberos or Negotiate credentials of a provider that implements it "
+        "(Windows; sspi-rs takes a KDC URL there)."
     ),
     ("SEC_E_NO_CREDENTIALS", "QueryContextAttributesW"): (
         "The package has no names or credentials to report for this context (sspi-rs "
@@ -367,8 +394,9 @@ def error_from_status(status: int, function: str | None = None) -> SspiError:
     return _CLASSES.get(unsigned, SspiError)(unsigned, function)
 
 
-_MODULES = sys.modules
 _DEBUG = _log.DEBUG
+_LEVELS: dict[int, bool] = {}
+"""The ``sspi_import`` logger's level cache (``_log``), once attached; empty until then."""
 _T = TypeVar("_T")
 
 
@@ -381,16 +409,33 @@ def check(status: int, function: str) -> int:
     ``"sspi_import"`` logger records ``DEBUG``, each status is logged first (function,
     handle kind, status symbol); the test is two dict operations (see ``_log``).
     """
-    cache = _log.cache
-    if cache is None and "logging" in _MODULES:
-        cache = _log.attach()
-    if cache is not None and (_DEBUG not in cache or cache[_DEBUG]):
-        unsigned = status & 0xFFFF_FFFF
-        info = _BY_STATUS.get(unsigned)
-        _log.record(unsigned, None if info is None else info.symbol, function)
+    if _DEBUG not in _LEVELS or _LEVELS[_DEBUG]:  # DEBUG, or not known: ask (_log)
+        _note(status, function)
     if status < 0:
         raise error_from_status(status, function)
     return status
+
+
+def watch_logging() -> None:
+    """Attach to the ``sspi_import`` logger (importing ``logging``): when a library loads.
+
+    From then on ``check`` tells "no DEBUG" with two dict operations. Until then (no
+    library loaded, so no call made but ``check``'s own tests), it asks ``_log`` each time.
+    """
+    global _LEVELS
+    _LEVELS = _log.attach(import_logging=True) or _LEVELS
+
+
+def _note(status: int, function: str) -> None:
+    """The slow path of ``check``: attach if ``logging`` is there, then log at DEBUG."""
+    global _LEVELS
+    levels = _log.attach()
+    if levels is None:
+        return  # logging not imported: no handler can exist
+    _LEVELS = levels
+    unsigned = status & 0xFFFF_FFFF
+    info = _BY_STATUS.get(unsigned)
+    _log.record(unsigned, None if info is None else info.symbol, function)
 
 
 def check_win32(result: int | None, function: str) -> int:
@@ -402,10 +447,9 @@ def check_win32(result: int | None, function: str) -> int:
     Logged like ``check``: the function, its handle kind and success or the error
     code, never the handle value.
     """
-    cache = _log.cache
-    if cache is None and "logging" in _MODULES:
-        cache = _log.attach()
-    logging_on = cache is not None and (_DEBUG not in cache or cache[_DEBUG])
+    logging_on = _DEBUG not in _LEVELS or _LEVELS[_DEBUG]
+    if logging_on and _log.attach() is None:
+        logging_on = False  # logging not imported: no handler can exist
     if result:
         if logging_on:
             _log.record_win32(function, True, 0)

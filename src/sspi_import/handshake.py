@@ -219,6 +219,19 @@ def _check_flags(flags: object) -> int:
     return value
 
 
+def _kerberos_only(credentials: Credentials) -> bool:
+    """Whether contexts of ``credentials`` can only use Kerberos (and so need a target)."""
+    package = credentials.package.lower()
+    if package == "kerberos":
+        return True
+    packages = credentials.packages
+    return (
+        package == "negotiate"
+        and packages is not None
+        and "!ntlm" in (item.lower() for item in packages)
+    )
+
+
 # The packages documented to report unconsumed input in an extra SECBUFFER_EMPTY input
 # buffer (turned into SECBUFFER_EXTRA): Schannel, under its names. Others get none.
 _REPORTS_EXTRA = frozenset(
@@ -264,6 +277,7 @@ class SecurityContext(SecurityContextBase):
     _initiator: bool
     _owns_credentials: bool  # loopback's contexts close their credentials with them
     _requested: int
+    _context_req: int  # fContextReq as the call takes it: ISC_REQ_*/ASC_REQ_*, ALLOCATE_MEMORY
     _started: bool
     _state: int
     _steps: int  # steps made (or being made): a step overtaken by another is refused
@@ -303,6 +317,10 @@ class SecurityContext(SecurityContextBase):
         context._initiator = initiator
         context._target = target
         context._requested = requested
+        if initiator:
+            context._context_req = requested | C.ISC_REQ_ALLOCATE_MEMORY
+        else:
+            context._context_req = _to_asc_req(requested) | C.ASC_REQ_ALLOCATE_MEMORY
         context._granted = 0
         context._expiry = 0
         context._state = SEC_I_CONTINUE_NEEDED  # "more steps": none made yet
@@ -311,7 +329,7 @@ class SecurityContext(SecurityContextBase):
         context._steps = 0
         context._extra = b""
         context._bindings = None if channel_bindings is None else channel_bindings.to_bytes()
-        context._begin(credentials._library())  # a handle only once the first call made it
+        context._own(credentials._library())  # a handle only once the first call made it
         return context
 
     @classmethod
@@ -325,12 +343,29 @@ class SecurityContext(SecurityContextBase):
     ) -> SecurityContext:
         """The client side (``InitializeSecurityContextW``); its first ``step`` takes ``None``.
 
-        ``target_name`` is the server's SPN (``"host/server.example.com"``); NTLM can do
-        without one. ``channel_bindings`` (over TLS:
+        ``target_name`` names the server. For Kerberos (and Negotiate, which picks
+        Kerberos when it can) it is the service's SPN, ``service/host``:
+        ``"HTTP/web.example.com"``, ``"host/server.example.com"``; Windows also takes
+        ``service/host@REALM``. sspi-rs takes exactly ``service/host``: not the GSS-API form
+        ``HTTP@web.example.com`` (``InvalidParameterError``), and no ``@REALM`` (it asks
+        the KDC for the host ``"web.example.com@REALM"``: ``UnknownCredentialsError``);
+        the errors say so. Kerberos cannot do without a target: ``None`` is refused
+        (``ValueError``, before any call) for Kerberos credentials and for Negotiate
+        credentials whose package list excludes NTLM (``"!ntlm"``). NTLM can do without
+        one. ``channel_bindings`` (over TLS:
         ``ChannelBindings.tls_server_end_point(server_certificate_der)``) are passed as a
         ``SECBUFFER_CHANNEL_BINDINGS`` input buffer on every step, the first included.
         """
-        target = None if target_name is None else encode_name(target_name, "target name")
+        if target_name is None:
+            if isinstance(credentials, Credentials) and _kerberos_only(credentials):
+                raise ValueError(
+                    f"a {credentials.package} initiator needs the server's SPN as "
+                    "target_name, service/host: e.g. 'HTTP/web.example.com' (Kerberos asks "
+                    "the KDC for a ticket to that service)"
+                )
+            target = None
+        else:
+            target = encode_name(target_name, "target name")
         return cls._make(
             credentials, flags, initiator=True, target=target, channel_bindings=channel_bindings
         )
@@ -568,7 +603,7 @@ class SecurityContext(SecurityContextBase):
                 byref(credentials),
                 existing_ref,
                 self._target,
-                self._requested | C.ISC_REQ_ALLOCATE_MEMORY,
+                self._context_req,
                 0,
                 C.SECURITY_NATIVE_DREP,
                 inputs_ref,
@@ -582,7 +617,7 @@ class SecurityContext(SecurityContextBase):
             byref(credentials),
             existing_ref,
             inputs_ref,
-            _to_asc_req(self._requested) | C.ASC_REQ_ALLOCATE_MEMORY,
+            self._context_req,
             C.SECURITY_NATIVE_DREP,
             byref(made),
             byref(outputs),
@@ -591,6 +626,8 @@ class SecurityContext(SecurityContextBase):
         )
 
     # Ownership ----------------------------------------------------------------------
+
+    _RELEASES: ClassVar[bool] = True  # loopback's contexts close their credentials too
 
     def _released(self) -> None:
         if self._owns_credentials:
@@ -659,6 +696,17 @@ def loopback(
     """
     if identity is not None and not isinstance(identity, Identity):
         raise TypeError(f"identity must be an Identity or None, not {type(identity).__name__}")
+    # Everything checked before any credentials are acquired (the contexts below check
+    # them again, once there are credentials to make them with).
+    encode_name(package)
+    requested = _check_flags(flags)
+    if requested & ~ACCEPTOR_FLAGS:
+        lacking = RequestFlags(requested & ~ACCEPTOR_FLAGS)
+        raise ValueError(
+            f"loopback() makes an acceptor too, which has no ASC_REQ_* bit for {lacking!r}"
+        )
+    if target is not None:
+        encode_name(target, "target name")
     opened: list[Credentials | SecurityContext] = []
     try:
         client_credentials = Credentials.acquire(package, "outbound", identity)

@@ -810,7 +810,7 @@ class MessageProtection(OwnedHandle[SecHandle]):
                 regions.append((start, len(room), view))
                 if view is None:
                     private.append((start, len(room)))
-            desc = Descriptor(len(items))
+            desc = Descriptor(len(items), bare=True)
             desc.fill(len(items), *fields)
             if function == _ENCRYPT:
                 self._encrypt(desc, qop, seq_no)
