@@ -124,7 +124,7 @@ class OwnedHandle(Closeable, Generic[H]):
 
     The ownership state lives in the instance ``__dict__`` with these class defaults, so
     a fresh object reads as "not set up, no handle" without an ``AttributeError`` to
-    raise and catch (the price of a slot read before ``_begin``).
+    raise and catch (the price of a slot read before ``_own``).
     """
 
     _FREE: ClassVar[str]  # the function that frees the handle: DeleteSecurityContext...
@@ -195,6 +195,18 @@ class OwnedHandle(Closeable, Generic[H]):
             self._handle = None
         self._pending = False
         return CHECKS[name](status, name)
+
+    def _place(self, handle: H) -> None:
+        """Own ``handle``, which a call wrote into a variable, in an owner ``_own(lib)`` set up.
+
+        For a call whose out-parameter is not the handle object itself (a token handle
+        written into a ``c_void_p``): the owner exists before the call, and takes the
+        value right after it.
+        """
+        with self._lock_or_raise():
+            if self._handle is not None:
+                raise TypeError(f"this {self._kind} already owns a handle")
+            self._handle = handle
 
     def _library(self) -> Any:
         """The owner's library, the current one bound now if it had none (a received token)."""

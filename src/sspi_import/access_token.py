@@ -53,7 +53,7 @@ class AccessToken(OwnedHandle[int]):
         """An owner set up for ``lib``'s ``CloseHandle``, owning nothing yet (``_place``)."""
         token = cls.__new__(cls)
         token._package = package
-        token._begin(lib)
+        token._own(lib)
         return token
 
     def _public(self, handle: int) -> int:
