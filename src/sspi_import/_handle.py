@@ -13,7 +13,9 @@ it); other modules call what is offered here:
   call on the handle, holding the owner's lock;
 - ``_consume(function, *args)``: a call that deletes the handle when it succeeds;
 - ``_pin()``: borrow the handle without the lock (a token during an import, credentials
-  during a handshake step, a context while a thread impersonates its client).
+  during a handshake step, a context while a thread impersonates its client);
+  ``_call_pinned(pin, function)``: the call that ends what the pin was taken for (the
+  revert of an impersonation), made even if the owner was closed meanwhile.
 
 The rules that make it hold, in one place:
 
@@ -323,6 +325,22 @@ class OwnedHandle(Closeable, Generic[H]):
             # Counted and given to the Pin on one line: its finalizer releases it.
             self._pins += 1; pin._owner = self  # noqa: E702  # fmt: skip
         return handle, pin
+
+    def _call_pinned(self, pin: Pin, function: str, *args: Any) -> int:
+        """``function(handle, *args)`` on the handle ``pin`` keeps alive, holding the lock.
+
+        For the call that ends what the pin was taken for (reverting an impersonation):
+        it reaches the provider also after ``close()`` or the finalizer took the handle
+        out of the owner (parked: freed by the last pin's release, after this call),
+        where ``_call`` would refuse a closed owner. The result is checked after the lock.
+        """
+        fn = getattr(self._library(), function)
+        with self._lock_or_raise():
+            handle = self._handle if self._handle is not None else self._parked
+            if pin._owner is not self or handle is None:
+                raise self._closed_error()  # released: the handle may be freed
+            status = fn(handle, *args)
+        return CHECKS[function](status, function)
 
     def _unpin(self, pin: Pin) -> None:
         status = None
