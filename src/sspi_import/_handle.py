@@ -38,9 +38,9 @@ The rules that make it hold, in one place:
   the finalizer leaves a pinned handle to its pins too (an impersonation is reverted
   before its context is deleted).
 - After ``os.fork()``, an owner made before the fork belongs to the parent: in the child
-  every call on it raises ``InheritedHandleError`` and ``close()`` only forgets it, with
-  no lock taken (a parent thread may have held it at the fork) and nothing freed (the
-  provider state may be shared with the parent).
+  every call on it raises ``InheritedHandleError``, and ``close()`` and a pin's release
+  only forget it, with no lock taken (a parent thread may have held it at the fork) and
+  nothing freed (the provider state may be shared with the parent).
 - An owner is not a value: copying or pickling one would make a second owner of the
   same handle, freed twice. Both are refused.
 """
@@ -221,6 +221,17 @@ class OwnedHandle(Closeable, Generic[H]):
     def _closed_error(self) -> ValueError:
         return ValueError(f"the {self._kind} is closed; it cannot be used any more")
 
+    def _check_usable(self) -> None:
+        """Raise what a call would (inherited through fork, closed), without making one.
+
+        For what is answered without a call (a cached ``sizes()``, a token's value put in
+        a payload): refused in a fork child and once closed, like every call.
+        """
+        if self._generation != _generation:
+            raise self._inherited_error()
+        if self._handle is None:
+            raise self._closed_error()
+
     def _lock_or_raise(self) -> threading.RLock:
         """The lock, refusing an owner inherited through fork (its lock may be held)."""
         if self._generation != _generation:
@@ -343,6 +354,11 @@ class OwnedHandle(Closeable, Generic[H]):
         return CHECKS[function](status, function)
 
     def _unpin(self, pin: Pin) -> None:
+        if self._generation != _generation:
+            # The parent's (fork): dropped without the lock, which a parent thread may have
+            # held at the fork, and nothing freed (close() here freed nothing either).
+            pin._owner = None
+            return
         status = None
         with self._lock:  # type: ignore[union-attr]  # pinned, so set up
             if pin._owner is not self:

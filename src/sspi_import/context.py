@@ -180,12 +180,12 @@ class SecurityContextBase(MessageProtection):
     def sizes(self) -> ContextSizes:
         """Token, signature, block and trailer sizes (``SECPKG_ATTR_SIZES``), asked once.
 
-        A closed context raises ``ValueError``, like every other call, cached or not.
+        A closed context raises ``ValueError`` (and one inherited through ``os.fork()``
+        ``InheritedHandleError``), like every other call, cached or not.
         """
         cached = self._sizes
         if cached is not None:
-            if self._handle is None:
-                raise self._closed_error()
+            self._check_usable()  # refused like a call: closed, or inherited through fork
             return cached
         raw = SecPkgContext_Sizes()
         self._query(C.SECPKG_ATTR_SIZES, raw)

@@ -364,6 +364,7 @@ class ExportedContext(Closeable):
         token = self._open_token()
         if token is None:
             return self._copy_as(ExportedContext)
+        token._check_usable()  # not the parent's token, in a fork child
         duplicating_library(token._library())  # refuse now, not in the receiver
         pulled = self._copy_as(_PullCopy)
         pulled._source = token
@@ -490,6 +491,7 @@ class _PullCopy(_OutboundCopy):
                 "duplicate it: call for_any_process() on an export whose token is open, and "
                 "keep it open until the receiver has read the copy"
             )
+        self._source._check_usable()  # not the parent's token, in a fork child
         return value, os.getpid(), _PULL
 
     def _describe(self, *, closed: bool) -> str:
