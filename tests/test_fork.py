@@ -268,3 +268,22 @@ def test_a_multiprocessing_fork_worker_refuses_the_parents_context(wrapped: Wrap
         assert answers[1] == "closed"
         assert worker.exitcode == 0
         assert client.decrypt(held.finish()) == b"in flight"
+
+
+def test_owners_made_in_the_child_are_the_childs_own(wrapped: Wrapped) -> None:
+    """What the child makes after the fork works normally, and is freed there."""
+    client, server = sspi_import.loopback("NTLM", ALICE)
+    with client, server:
+        held = Held(wrapped, "EncryptMessage", lambda: server.encrypt(b"in flight"))
+
+        def new_pair() -> None:
+            before = wrapped.count("DeleteSecurityContext")
+            a, b = sspi_import.loopback("NTLM", ALICE)
+            with a, b:
+                assert b.decrypt(a.encrypt(b"in the child")) == b"in the child"
+                assert b.user_name == "EXAMPLE\\alice"
+            assert wrapped.count("DeleteSecurityContext") == before + 2
+
+        reports = in_child([("a new pair", new_pair)], wrapped)
+        assert reports["a new pair"] == "returned"
+        assert client.decrypt(held.finish()) == b"in flight"
