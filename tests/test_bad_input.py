@@ -16,7 +16,8 @@ import struct
 import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import pytest
 
@@ -30,7 +31,7 @@ from sspi_import import (
     SecurityContext,
 )
 from sspi_import.testing import FakeSspi
-from sspi_import.testing._names import SIMULATED
+from sspi_import.testing._names import SIMULATED, SspiFunction
 
 HUGE = 2**32 + 1  # one byte more than a SecBuffer (a ULONG length) can hold
 COPY_LIMIT = 64 * 2**20  # what a refusal may allocate: far below one copy of the input
@@ -38,12 +39,10 @@ ALICE = sspi_import.Identity("alice", "EXAMPLE", "p4ssw0rd")
 
 
 def _calls(fake: FakeSspi) -> int:
-    return sum(fake.calls(name) for name in SIMULATED)  # type: ignore[arg-type]
+    return sum(fake.calls(cast("SspiFunction", name)) for name in SIMULATED)
 
 
-def refused(
-    fake: FakeSspi, kind: type[Exception], match: str, call: Callable[[], object]
-) -> None:
+def refused(fake: FakeSspi, kind: type[Exception], match: str, call: Callable[[], object]) -> None:
     """``call()`` raises ``kind`` matching ``match`` without any DLL call or large copy."""
     before = _calls(fake)
     tracemalloc.start()
@@ -89,7 +88,9 @@ def test_iov_refuses_a_read_only_buffer_over_4_gib(
     client, server = pair
     for kind in (BufferType.READONLY_WITH_CHECKSUM, BufferType.READONLY, BufferType.DATA):
         buffers = [IovBuffer(kind, huge), IovBuffer(BufferType.TOKEN)]
-        refused(sspi_fake, ValueError, "at most 4294967295 bytes", lambda: client.wrap_iov(buffers))
+        refused(
+            sspi_fake, ValueError, "at most 4294967295 bytes", partial(client.wrap_iov, buffers)
+        )
     stream = [IovBuffer(BufferType.STREAM, huge), IovBuffer(BufferType.DATA)]
     refused(sspi_fake, ValueError, "at most 4294967295 bytes", lambda: server.unwrap_iov(stream))
 
@@ -122,8 +123,15 @@ def test_from_bytes_refuses_a_payload_over_4_gib_without_copying_it(
         # trailing bytes. Only the first page is touched.
         struct.pack_into("<4sBBHIQII", mapped, 0, b"SSPX", 1, 0, 0, 0, 0, 0, 10)
         with memoryview(mapped) as writable, writable.toreadonly() as view:
-            refused(sspi_fake, ValueError, "trailing bytes", lambda: ExportedContext.from_bytes(view))
-            refused(sspi_fake, ValueError, "trailing bytes", lambda: ExportedContext.from_bytes(writable))
+            refused(
+                sspi_fake, ValueError, "trailing bytes", lambda: ExportedContext.from_bytes(view)
+            )
+            refused(
+                sspi_fake,
+                ValueError,
+                "trailing bytes",
+                lambda: ExportedContext.from_bytes(writable),
+            )
 
 
 def test_from_bytes_reads_views_and_bytearrays_as_bytes(
@@ -211,7 +219,12 @@ def test_wrap_encrypt_must_be_a_bool(
     sspi_fake: FakeSspi, pair: tuple[SecurityContext, SecurityContext], encrypt: Any
 ) -> None:
     client, server = pair
-    refused(sspi_fake, TypeError, "encrypt must be True or False", lambda: client.wrap(b"d", encrypt=encrypt))
+    refused(
+        sspi_fake,
+        TypeError,
+        "encrypt must be True or False",
+        lambda: client.wrap(b"d", encrypt=encrypt),
+    )
     data = [IovBuffer(BufferType.DATA, bytearray(b"d")), IovBuffer(BufferType.TOKEN)]
     refused(
         sspi_fake,

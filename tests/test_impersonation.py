@@ -104,9 +104,11 @@ def test_a_block_for_another_context_inside_one_is_refused(
     with client2, server2:
         calls.take()
         with server.impersonate():
-            with pytest.raises(RuntimeError, match="another context") as info:
-                with server2.impersonate():
-                    pytest.fail("the block ran")  # pragma: no cover
+            with (
+                pytest.raises(RuntimeError, match="another context") as info,
+                server2.impersonate(),
+            ):
+                pytest.fail("the block ran")  # pragma: no cover
             assert "end that block first" in str(info.value)
             assert fake.impersonating == ALICE  # the outer client still
             assert calls.take() == ["ImpersonateSecurityContext"]  # none for server2

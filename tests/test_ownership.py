@@ -149,7 +149,7 @@ def test_a_payloads_token_is_taken_once_while_its_first_reader_owns_it(
             read: Callable[[], ExportedContext] = lambda: ExportedContext.from_bytes(payload)  # noqa: E731
         else:
             pickled = pickle.dumps(copy)
-            read = lambda: pickle.loads(pickled)  # noqa: E731, S301 - our own payload
+            read = lambda: pickle.loads(pickled)  # noqa: E731
         first = read()
         token = first.token
         assert token is not None

@@ -41,10 +41,9 @@ REFUSED = "one at a time"
 
 
 @pytest.fixture(params=["sspi_fake", "sspi_rs"])
-def wrapped(request: pytest.FixtureRequest) -> Iterator[Wrapped]:
+def wrapped(request: pytest.FixtureRequest) -> Wrapped:
     """The provider (FakeSspi, sspi-rs), wrapped and installed for the test."""
-    provider = request.getfixturevalue(request.param)
-    yield Wrapped(provider).install()
+    return Wrapped(request.getfixturevalue(request.param)).install()
 
 
 class LockProbe:
@@ -151,7 +150,7 @@ def _race(wrapped: Wrapped, step: int, how: str) -> None:
         assert tried, "the second step neither ended nor reached the context's lock"
         for racer in racers:
             assert racer.done.wait(TIMEOUT), "a step hung"
-        context._lock = probe.lock  # type: ignore[assignment]
+        context._lock = probe.lock
         assert not hold.timed_out
         assert first.error is None, first.error
         assert isinstance(second.error, ValueError), second.error
