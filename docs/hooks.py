@@ -25,6 +25,7 @@ PAGES = {
     "sspi_import.credentials": "credentials.md",
     "sspi_import.adopt": "adopt.md",
     "sspi_import.context": "context.md",
+    "sspi_import.access_token": "access_token.md",
     "sspi_import.messages": "messages.md",
     "sspi_import.bindings": "bindings.md",
     "sspi_import.errors": "errors.md",

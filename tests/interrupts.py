@@ -11,13 +11,16 @@ twice, nothing leaked once the garbage is collected).
 
 ``LineInterrupter`` raises at the N-th *line* instead, a coarser model that also hits
 places no signal can reach (between two statements with no call between them). It
-skips the one place where tracing itself breaks Python: on 3.11 a trace function that
-raises at a ``with`` block's exit line skips ``__exit__`` (not so for signals).
+skips the one place where tracing itself breaks Python: a trace function that raises at
+the line event of a ``with`` block's exit skips ``__exit__``. No signal lands there: since
+3.10 (bpo-29988) the eval breaker is checked only after calls and on backward jumps, and
+the instructions before the ``__exit__`` call are neither.
 """
 
 from __future__ import annotations
 
 import dis
+import os
 import pathlib
 import sys
 import types
@@ -53,7 +56,7 @@ def _ours(frame: types.FrameType) -> bool:
 
 
 def _provider(code: types.CodeType) -> bool:
-    return f"{PACKAGE}/testing/" in code.co_filename
+    return os.path.join(PACKAGE, "testing", "") in code.co_filename  # "\\" on Windows
 
 
 class Interrupter:
@@ -123,12 +126,15 @@ class LineInterrupter(Interrupter):
         return self._trace
 
     def _with_exit(self, frame: types.FrameType) -> bool:
-        # A line event at the instruction that calls a with-statement's __exit__.
+        # A line event at the first of the instructions that call a with-statement's __exit__.
         names = [self._opname(frame.f_code, frame.f_lasti + 2 * i) for i in range(4)]
-        return "LOAD_CONST" in names[:1] and sys.version_info < (3, 12) and _exits(names)
+        return names[:1] == ["LOAD_CONST"] and _exits(names)
 
 
 def _exits(names: list[str]) -> bool:
+    """Whether these opcodes start a with-statement's exit: ``__exit__(None, None, None)``."""
+    if sys.version_info < (3, 11):
+        return names == ["LOAD_CONST", "DUP_TOP", "DUP_TOP", "CALL_FUNCTION"]
     return names[:3] == ["LOAD_CONST", "LOAD_CONST", "LOAD_CONST"]
 
 

@@ -16,7 +16,7 @@ import pytest
 import sspi_import
 from sspi_import import ExportedContext, ExportFlags, ImportedContext, library
 from sspi_import._raw import constants as C  # noqa: N812
-from sspi_import._raw.functions import PROTOTYPES
+from sspi_import._raw.functions import PROTOTYPES, PROVIDER_EXTRAS
 from sspi_import._raw.structs import (
     SEC_WINNT_AUTH_IDENTITY_W,
     ULONG,
@@ -191,9 +191,12 @@ def test_use_library_accepts_it_and_every_prototype_is_simulated() -> None:
     fake = FakeSspi()
     sspi_import.use_library(fake)
     assert "FakeSspi" in sspi_import.library_description()
-    for name in {proto.symbol for proto in PROTOTYPES.values()}:
+    for name in {proto.symbol for proto in PROTOTYPES.values()} - PROVIDER_EXTRAS:
         assert fake.sspi_function_address(name)
         assert library.api().has(name)
+    for name in PROVIDER_EXTRAS:  # one provider's own (sspi-rs's logger): not simulated
+        assert fake.sspi_function_address(name) is None
+        assert not library.api().has(name)
     assert fake.sspi_function_address("NoSuchFunction") is None
     sspi_import.use_library(None)
 

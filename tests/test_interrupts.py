@@ -259,6 +259,21 @@ def test_impersonation_is_always_reverted(fake: FakeSspi, kind: type[Interrupter
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_client_token_is_closed_once_wherever_it_stops(
+    fake: FakeSspi, kind: type[Interrupter]
+) -> None:
+    """The token QuerySecurityContextToken writes is owned (or closed) whatever point an
+    interrupt stops client_token() at: never leaked, never closed twice."""
+    client, server = sspi_import.loopback("NTLM", ALICE)
+    with client, server:
+
+        def operation() -> None:
+            server.client_token().close()
+
+        assert _run(operation, fake, kind, client, server) > 10
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_payload_for_this_process(fake: FakeSspi, kind: type[Interrupter]) -> None:
     client, server = sspi_import.loopback("NTLM", ALICE)
     with client, server, server.export() as exported:

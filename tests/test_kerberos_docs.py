@@ -1,18 +1,21 @@
-"""The Kerberos recipe of docs/guides/real-peers.md runs against the lane's KDC.
+"""The Kerberos recipes of docs/guides/real-peers.md run against the lane's KDC.
 
-The block is a fragment for tests/test_docs.py (it needs a KDC, a password and a server);
-here it runs as written, with ``password`` and ``send_to_server`` (MIT GSSAPI's acceptor
-with the service keytab) in its namespace, and the server opens what it wrapped.
+The blocks are fragments for tests/test_docs.py (they need a KDC, a password and a
+server); here they run as written, with ``password`` and ``send_to_server`` (MIT GSSAPI's
+acceptor with the service keytab) in their namespace: the client recipe (the server
+opens what it wrapped), and the KDC per credentials (``kdc_url``, with krb5.conf naming a
+port where no KDC listens).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import sspi_import
-from kdc import PASSWORD, HeimdalRealm
+from kdc import PASSWORD, HeimdalRealm, closed_port
 from kerberos import PRINCIPAL, TRIES, gss_acceptor
 from test_docs import Snippet, snippets
 
@@ -20,16 +23,17 @@ pytestmark = [pytest.mark.kerberos, pytest.mark.sspi_rs]
 
 PAGE = "docs/guides/real-peers.md"
 FIRST_LINE = "# fragment: needs a KDC for EXAMPLE.TEST"
+KDC_URL_LINE = "# fragment: needs a KDC at `kdc_url`"
 
 
-def recipe() -> Snippet:
-    found = [s for s in snippets() if s.page == PAGE and s.first_line.startswith(FIRST_LINE)]
-    assert len(found) == 1, f"{PAGE} should have one block starting {FIRST_LINE!r}"
+def recipe(first_line: str = FIRST_LINE) -> Snippet:
+    found = [s for s in snippets() if s.page == PAGE and s.first_line.startswith(first_line)]
+    assert len(found) == 1, f"{PAGE} should have one block starting {first_line!r}"
     return found[0]
 
 
-def test_the_kerberos_recipe_runs(kerberos: HeimdalRealm) -> None:
-    snippet = recipe()
+def run(snippet: Snippet, **given: Any) -> tuple[Any, dict[str, Any]]:
+    """Run the block against a new MIT acceptor; again on sspi-rs's sequence-number fault."""
     code = compile(snippet.code, f"{snippet.page}:{snippet.line}", "exec")
     for attempt in range(1, TRIES + 1):
         server = gss_acceptor()
@@ -37,6 +41,7 @@ def test_the_kerberos_recipe_runs(kerberos: HeimdalRealm) -> None:
             "__name__": "__snippet__",
             "password": PASSWORD,
             "send_to_server": server.step,
+            **given,
         }
         try:
             exec(code, namespace)  # the documentation's own code
@@ -45,7 +50,25 @@ def test_the_kerberos_recipe_runs(kerberos: HeimdalRealm) -> None:
             if "InitializeSecurityContextW" not in str(exc) or attempt == TRIES:
                 raise
             continue
-        break
+        return server, namespace
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def test_the_kerberos_recipe_runs(kerberos: HeimdalRealm) -> None:
+    server, namespace = run(recipe())
     assert server.complete
     assert str(server.initiator_name) == PRINCIPAL
     assert server.unwrap(namespace["sealed"]).message == b"hello"
+
+
+def test_the_kdc_per_credentials_recipe_runs(
+    kerberos: HeimdalRealm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with closed_port() as port:
+        conf = tmp_path / "krb5.conf"
+        text = kerberos.conf.read_text(encoding="utf-8")
+        conf.write_text(text.replace(f"127.0.0.1:{kerberos.port}", f"127.0.0.1:{port}"))
+        monkeypatch.setenv("KRB5_CONFIG", str(conf))  # no KDC there: only kdc_url leads to it
+        server, _ = run(recipe(KDC_URL_LINE), kdc_url=f"tcp://127.0.0.1:{kerberos.port}")
+    assert server.complete
+    assert str(server.initiator_name) == PRINCIPAL

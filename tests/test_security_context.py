@@ -488,6 +488,107 @@ def test_windows_impersonate(windows_pair: tuple[SecurityContext, ...]) -> None:
     assert get_user_name() == before
 
 
+def _user_sid(token: int) -> bytes:
+    """The SID of a token's user (``GetTokenInformation(TokenUser)``), as bytes."""
+    advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    get = advapi32.GetTokenInformation
+    get.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.POINTER(ctypes.c_uint32),
+    ]
+    get.restype = ctypes.c_int32
+    advapi32.GetLengthSid.argtypes = [ctypes.c_void_p]
+    advapi32.GetLengthSid.restype = ctypes.c_uint32
+    token_user = 1  # TOKEN_INFORMATION_CLASS TokenUser
+    needed = ctypes.c_uint32()
+    get(token, token_user, None, 0, ctypes.byref(needed))  # asks the size
+    buffer = ctypes.create_string_buffer(needed.value)
+    if not get(token, token_user, buffer, needed, ctypes.byref(needed)):
+        raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined,unused-ignore]
+    sid = ctypes.c_void_p.from_buffer(buffer).value  # TOKEN_USER.User.Sid: the first field
+    assert sid, "TokenUser without a SID"
+    return ctypes.string_at(sid, advapi32.GetLengthSid(sid))
+
+
+def _process_user_sid() -> bytes:
+    """The SID of this process's user (``OpenProcessToken(TOKEN_QUERY)``)."""
+    advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    advapi32.OpenProcessToken.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.POINTER(ctypes.c_void_p),
+    ]
+    advapi32.OpenProcessToken.restype = ctypes.c_int32
+    kernel32.GetCurrentProcess.restype = ctypes.c_void_p
+    kernel32.CloseHandle.argtypes = [ctypes.c_void_p]
+    handle = ctypes.c_void_p()
+    if not advapi32.OpenProcessToken(kernel32.GetCurrentProcess(), 0x0008, ctypes.byref(handle)):
+        raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined,unused-ignore]
+    try:
+        return _user_sid(handle.value or 0)
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+@pytest.mark.windows_sspi
+@WINDOWS_PACKAGES
+def test_windows_client_token_is_the_logged_on_users(
+    windows_pair: tuple[SecurityContext, ...],
+) -> None:
+    # The loopback authenticated this process's own user: the token the server context
+    # hands out names exactly that user (the same SID as the process token's).
+    _client, server = windows_pair
+    with server.client_token() as token:
+        assert _user_sid(token.value) == _process_user_sid()
+        with server.client_token() as again:
+            assert again.value != token.value  # a new handle each time
+            assert _user_sid(again.value) == _process_user_sid()
+    assert token.closed
+    with server.client_token() as kept:
+        value = kept.detach()
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    kernel32.CloseHandle.argtypes = [ctypes.c_void_p]
+    assert kernel32.CloseHandle(value)  # detached: ours to close, and still open
+
+
+@pytest.mark.windows_sspi
+@WINDOWS_PACKAGES
+def test_windows_imported_context_hands_out_the_client_token(
+    windows_pair: tuple[SecurityContext, ...],
+) -> None:
+    # What a worker does: import the export (with its token), then ask for the token.
+    _client, server = windows_pair
+    with (
+        server.export() as exported,
+        sspi_import.ImportedContext.from_exported(exported) as imported,
+        imported.client_token() as token,
+    ):
+        assert token.value != exported.token  # a handle of its own
+        assert _user_sid(token.value) == _process_user_sid()
+
+
+@pytest.mark.windows_sspi
+@WINDOWS_PACKAGES
+def test_windows_client_side_has_no_client_token(
+    windows_pair: tuple[SecurityContext, ...],
+) -> None:
+    client, _server = windows_pair
+    with pytest.raises(sspi_import.SspiError) as info:
+        client.client_token()
+    # What Windows answers for an initiator is not documented; the simulated provider
+    # answers SEC_E_NO_IMPERSONATION. If this fails, make FakeSspi's
+    # _QuerySecurityContextToken and client_token()'s docstring say what Windows does.
+    assert info.value.symbol in {
+        "SEC_E_NO_IMPERSONATION",
+        "SEC_E_INVALID_HANDLE",
+        "SEC_E_UNSUPPORTED_FUNCTION",
+    }, info.value
+
+
 @pytest.mark.windows_sspi
 @WINDOWS_PACKAGES
 def test_windows_export_import_in_process(windows_pair: tuple[SecurityContext, ...]) -> None:
@@ -664,7 +765,7 @@ def test_bindings_go_with_every_step_the_first_included(
     provider.asc = [(SEC_I_CONTINUE_NEEDED, b"challenge", 0), (SEC_E_OK, None, 0)]
     with (
         Credentials.acquire(package, "both") as creds,
-        SecurityContext.initiator(creds, None, channel_bindings=cb) as client,
+        SecurityContext.initiator(creds, "host/server", channel_bindings=cb) as client,
         SecurityContext.acceptor(creds, channel_bindings=cb) as server,
     ):
         server.step(client.step(None) or b"")

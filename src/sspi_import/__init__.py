@@ -18,6 +18,7 @@ the library named by ``SSPI_IMPORT_LIBRARY`` / ``use_library``).
 
 from __future__ import annotations
 
+from .access_token import AccessToken
 from .adopt import (
     AdoptedContext,
     ForeignContextHandle,
@@ -78,6 +79,7 @@ from .processes import HasPid, start_python_child
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessToken",
     "AdoptedContext",
     "BadBindingsError",
     "BufferTooSmallError",

@@ -7,8 +7,8 @@ An owner holds its raw handle in ``_handle`` until it gives it up exactly once: 
 this module writes an owner's state or takes its lock (``tests/test_handle.py`` fences
 it); other modules call what is offered here:
 
-- ``_create(handle, function, *args)``: the call that writes a new handle (import,
-  acquire), placed in the owner *before* the call;
+- ``_own(lib, handle, function, *args)``: set up ownership, and make the call that
+  writes a new handle (import, acquire), placed in the owner *before* the call;
 - ``_call(function, *args)``, ``_call_bare(...)``, ``_call_in(function, prepare)``: a
   call on the handle, holding the owner's lock;
 - ``_consume(function, *args)``: a call that deletes the handle when it succeeds;
@@ -19,8 +19,10 @@ it); other modules call what is offered here:
 
 The rules that make it hold, in one place:
 
-- Every call on the handle is made holding the owner's ``threading.Lock``, taken with
-  ``with`` (no gap for an interrupt between taking it and the ``try`` that releases it).
+- Every call on the handle is made holding the owner's lock, taken with ``with`` (no gap
+  for an interrupt between taking it and the ``try`` that releases it). It is an
+  ``RLock``: a finalizer that releases a pin or reverts an impersonation may run (the
+  garbage collector runs in any allocation) on a thread that holds that very lock.
   So calls on one owner are serialized, and ``close()``/``detach()`` wait for a running
   call and never pull the handle from under it; nothing relies on the GIL.
 - No user code runs while the lock is held: statuses are checked (and so logged, where
@@ -48,8 +50,8 @@ The rules that make it hold, in one place:
 from __future__ import annotations
 
 import os
-import threading
 import warnings
+from _thread import RLock as _RLock  # threading.RLock is a Python function around it
 from collections.abc import Callable
 from ctypes import byref
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar
@@ -124,7 +126,7 @@ class OwnedHandle(Closeable, Generic[H]):
 
     The ownership state lives in the instance ``__dict__`` with these class defaults, so
     a fresh object reads as "not set up, no handle" without an ``AttributeError`` to
-    raise and catch (the price of a slot read before ``_begin``).
+    raise and catch (the price of a slot read before ``_own``).
     """
 
     _FREE: ClassVar[str]  # the function that frees the handle: DeleteSecurityContext...
@@ -132,7 +134,7 @@ class OwnedHandle(Closeable, Generic[H]):
     _how_to_move: ClassVar[str] = "detach() gives up the raw handle"
 
     _handle: H | None = None
-    _lock: threading.RLock | None = None  # None: _begin has not run
+    _lock: _RLock | None = None  # None: _own has not run
     _lib: Any = None  # the library the handle came from, and goes back to
     _free: Any = None  # _lib's _FREE function, bound when _lib is
     _ref: Any = None  # byref(_handle), made on the first _call_bare
@@ -162,15 +164,51 @@ class OwnedHandle(Closeable, Generic[H]):
 
     # Setting up -------------------------------------------------------------------
 
-    def _begin(self, lib: Any) -> None:
-        """Set up ownership once, before anything can fail; ``lib=None`` binds on first use."""
+    def _own(
+        self, lib: Any, handle: H | None = None, function: str | None = None, *args: Any
+    ) -> int:
+        """Set up ownership, once, before anything can fail; the one way an owner is made.
+
+        ``lib`` is the library the handle belongs to (``None``: bound on first use, for a
+        token received from another process). ``handle``, if given, is owned from here:
+        one the caller already has (adopted, restored), or, with ``function``, the one
+        that call writes (``function(*args)``, ``handle`` among ``args``: an import, an
+        acquisition). Then it is owned from *before* the call, so that if an interrupt
+        lands after it the finalizer frees what the call wrote; a failed call leaves the
+        owner without a handle. Returns the call's checked status (0 without one). For an
+        owner nobody else can see yet: its constructor.
+        """
         if self._lock is not None:
             raise TypeError(f"this {self._kind} is already set up; make a new object")
-        self._lock = threading.RLock()
+        fn = None if function is None else getattr(lib, function)
+        name = function or ""
+        self._lock = _RLock()
         self._generation = _generation
         if lib is not None:
             self._free = getattr(lib, self._FREE)  # SspiUnavailableError now, not at close
             self._lib = lib
+        if fn is None:
+            self._handle = handle
+            return 0
+        self._pending = True
+        self._handle = handle
+        status = fn(*args)
+        if status < 0:
+            self._handle = None
+        self._pending = False
+        return CHECKS[name](status, name)
+
+    def _place(self, handle: H) -> None:
+        """Own ``handle``, which a call wrote into a variable, in an owner ``_own(lib)`` set up.
+
+        For a call whose out-parameter is not the handle object itself (a token handle
+        written into a ``c_void_p``): the owner exists before the call, and takes the
+        value right after it.
+        """
+        with self._lock_or_raise():
+            if self._handle is not None:
+                raise TypeError(f"this {self._kind} already owns a handle")
+            self._handle = handle
 
     def _library(self) -> Any:
         """The owner's library, the current one bound now if it had none (a received token)."""
@@ -184,29 +222,6 @@ class OwnedHandle(Closeable, Generic[H]):
                     self._lib = lib
                 lib = self._lib
         return lib
-
-    def _place(self, handle: H) -> None:
-        """Own ``handle``, which the caller already has (adopted, restored, duplicated)."""
-        with self._lock_or_raise():
-            if self._handle is not None:
-                raise TypeError(f"this {self._kind} already owns a handle")
-            self._handle = handle
-
-    def _create(self, handle: H, function: str, *args: Any) -> int:
-        """``function(*args)``, the call that writes ``handle`` (passed in ``args``).
-
-        ``handle`` is owned from before the call: if an interrupt lands after it, the
-        finalizer frees what the call wrote. A failed call leaves the owner without a
-        handle. For an owner nobody else can see yet (made by its constructor).
-        """
-        fn = getattr(self._lib, function)
-        self._pending = True
-        self._handle = handle
-        status = fn(*args)
-        if status < 0:
-            self._handle = None
-        self._pending = False
-        return CHECKS[function](status, function)
 
     # Calls on the handle --------------------------------------------------------------
 
@@ -232,7 +247,7 @@ class OwnedHandle(Closeable, Generic[H]):
         if self._handle is None:
             raise self._closed_error()
 
-    def _lock_or_raise(self) -> threading.RLock:
+    def _lock_or_raise(self) -> _RLock:
         """The lock, refusing an owner inherited through fork (its lock may be held)."""
         if self._generation != _generation:
             raise self._inherited_error()

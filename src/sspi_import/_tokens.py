@@ -47,8 +47,7 @@ class Token(OwnedHandle[int]):
         """Take ownership of ``handle``; ``lib`` may be ``None`` (bound on first use)."""
         token = cls.__new__(cls)
         token._package = package
-        token._begin(lib)
-        token._place(handle)
+        token._own(lib, handle)
         return token
 
     def _public(self, handle: int) -> int:

@@ -114,8 +114,7 @@ def adopt_context(handle: ForeignContextHandle, package: str | None = None) -> A
     lower, upper = _take_handle(handle)
     context = AdoptedContext.__new__(AdoptedContext)
     context._adopted_package = package
-    context._begin(lib)
-    context._place(SecHandle(lower, upper))
+    context._own(lib, SecHandle(lower, upper))
     if package is None:
         try:
             context._adopted_package = context.package_name

@@ -3,8 +3,9 @@
 ``SecurityContextBase`` owns a ``CtxtHandle`` (``OwnedHandle``: one owner, one lock held
 for every call, copies refused) and holds the operations every context has: the
 attribute queries (``QueryContextAttributesW``: user and package names, sizes,
-lifespan, session key, flags), impersonation (``Impersonation``), message protection
-(``messages``) and ``export()``. Every buffer SSPI allocates for an attribute is freed
+lifespan, session key, flags), impersonation (``Impersonation``), the client's access
+token (``client_token()``, an ``AccessToken``), message protection (``messages``) and
+``export()``. Every buffer SSPI allocates for an attribute is freed
 with ``FreeContextBuffer`` in ``finally``, also when an interrupt lands right after the
 query returned it.
 """
@@ -34,7 +35,8 @@ from ._raw.structs import (
     SecPkgContext_SessionKey,
     SecPkgContext_Sizes,
 )
-from .errors import InternalError, SspiError
+from .access_token import AccessToken
+from .errors import InternalError, SspiError, SspiUnavailableError
 from .exported import export_handle
 from .library import call
 from .messages import MessageProtection
@@ -67,7 +69,8 @@ class SecurityContextBase(MessageProtection):
 
     ``user_name``, ``package_name``, ``sizes()``, ``lifespan``, ``session_key()``,
     ``flags``, ``sign``/``verify``, ``encrypt``/``decrypt`` (and their in-place forms),
-    ``wrap``/``unwrap``, ``wrap_iov``/``unwrap_iov``, ``impersonate()`` and ``export()``.
+    ``wrap``/``unwrap``, ``wrap_iov``/``unwrap_iov``, ``impersonate()``, ``client_token()``
+    and ``export()``.
 
     Calls on one context are serialized: each holds the context's lock for the SSPI
     call, because the message functions keep per-context state (NTLM's RC4 stream and
@@ -246,6 +249,49 @@ class SecurityContextBase(MessageProtection):
         own identity, not to the outer client's).
         """
         return Impersonation(self)
+
+    def client_token(self) -> AccessToken:
+        """The client's access token (``QuerySecurityContextToken``), owned by the caller.
+
+        For a server-side context: a new handle to the token of the client it
+        authenticated, to run a process as the client or read its groups outside SSPI
+        (``AccessToken.value``). Close it (``with``, or ``close()``); the context stays
+        usable, and closing the context leaves the token open. Each call returns a new
+        handle.
+
+        Windows answers it for an established acceptor context (an imported one too,
+        when its token came along). The client side has no client token: the provider's
+        refusal is raised (the simulated provider answers ``SEC_E_NO_IMPERSONATION``, as
+        for ``impersonate()``). sspi-rs and Wine have no Windows access tokens
+        (``UnsupportedFunctionError``). A provider that hands out a token it offers no
+        ``CloseHandle`` for raises ``SspiUnavailableError``, and the token is not kept.
+        """
+        lib = self._library()
+        token = AccessToken._unfilled(lib, self.package) if lib.has("CloseHandle") else None
+        written = c_void_p()
+        try:
+            self._call("QuerySecurityContextToken", byref(written))
+            value = written.value
+            if token is None:
+                raise SspiUnavailableError(
+                    f"{lib.description} handed out an access token but offers no "
+                    "CloseHandle to close it with: use Windows SSPI"
+                )
+            if not value:
+                raise InternalError(
+                    SEC_E_INTERNAL_ERROR, "QuerySecurityContextToken", "no token was returned"
+                )
+            token._place(value)
+        except BaseException:
+            # Closed exactly once, by its owner: the token is placed in it first if the
+            # call wrote one that the owner does not hold yet (an interrupt after the call).
+            if token is not None:
+                with contextlib.suppress(Exception):  # the call's error is the one to raise
+                    if token.closed and written.value:
+                        token._place(written.value)
+                    token.close()
+            raise
+        return token
 
 
 class _Impersonating(threading.local):

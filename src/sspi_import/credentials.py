@@ -3,6 +3,8 @@
 ``Credentials`` owns a ``CredHandle`` through the library's one ownership mechanism
 (``OwnedHandle``): ``close()`` frees it with ``FreeCredentialsHandle`` exactly once, the
 finalizer frees a forgotten one with a ``ResourceWarning``, ``detach()`` hands it over.
+``set_kdc_proxy`` names the KDC (sspi-rs) or KDC proxy (Windows) Kerberos uses with them
+(``SetCredentialsAttributesW``).
 
 The password is a secret: ``Identity`` never shows it, and the UTF-16 copy handed to
 SSPI lives in a private ctypes buffer that is zeroed as soon as the call returns. (The
@@ -18,6 +20,7 @@ from ctypes import byref, c_uint16
 from typing import Any, ClassVar, Literal, NoReturn
 
 from ._buffers import encode_name
+from ._checks import boolean
 from ._filetime import filetime_to_datetime
 from ._handle import OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
@@ -25,6 +28,7 @@ from ._raw.structs import (
     SEC_WINNT_AUTH_IDENTITY_EXW,
     SEC_WINNT_AUTH_IDENTITY_W,
     SecHandle,
+    SecPkgCredentials_KdcProxySettingsW,
     TimeStamp,
 )
 from .errors import SspiError
@@ -53,6 +57,10 @@ def _check_text(value: object, what: str, *, empty: bool) -> str:
         raise ValueError(f"the {what} contains a lone surrogate; it cannot be UTF-16")
     return value
 
+
+_KDC_PACKAGES = frozenset({"kerberos", "negotiate"})
+_KDC_PROXY_HEADER = ctypes.sizeof(SecPkgCredentials_KdcProxySettingsW)
+_KDC_PROXY_MAX = 0xFFFE  # ProxyServerLength is a USHORT count of bytes (UTF-16: even)
 
 _PACKAGE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.!")
 
@@ -154,6 +162,7 @@ class Identity:
     def _acquire(
         self,
         credentials: Credentials,
+        lib: Any,
         name: bytes,
         use: int,
         handle: SecHandle,
@@ -178,7 +187,7 @@ class Identity:
                 )
             else:
                 auth = _identity_ex(package_list, user, domain, password)
-            credentials._acquire_handle(name, use, byref(auth), handle, expiry)
+            credentials._acquire_handle(lib, name, use, byref(auth), handle, expiry)
         finally:
             for buffer in (user, domain, password):
                 ctypes.memset(buffer, 0, ctypes.sizeof(buffer))
@@ -221,6 +230,7 @@ class Credentials(OwnedHandle[SecHandle]):
     )
     _expiry: int
     _package: str
+    _packages: str | None  # the Negotiate package list, as passed
     _usage: str
 
     def __init__(self) -> None:
@@ -265,9 +275,9 @@ class Credentials(OwnedHandle[SecHandle]):
         lib = api()
         credentials = cls.__new__(cls)
         credentials._package = package
+        credentials._packages = package_list
         credentials._usage = usage
         credentials._expiry = 0
-        credentials._begin(lib)
         handle = SecHandle()
         expiry = TimeStamp()
         try:
@@ -276,10 +286,10 @@ class Credentials(OwnedHandle[SecHandle]):
                     None if package_list is None else _identity_ex(package_list, None, None, None)
                 )
                 credentials._acquire_handle(
-                    name, use, None if auth is None else byref(auth), handle, expiry
+                    lib, name, use, None if auth is None else byref(auth), handle, expiry
                 )
             else:
-                identity._acquire(credentials, name, use, handle, expiry, package_list)
+                identity._acquire(credentials, lib, name, use, handle, expiry, package_list)
         except SspiError as exc:
             if package_list is None:
                 raise
@@ -293,9 +303,10 @@ class Credentials(OwnedHandle[SecHandle]):
         return credentials
 
     def _acquire_handle(
-        self, name: bytes, use: int, auth: Any, handle: SecHandle, expiry: Any
+        self, lib: Any, name: bytes, use: int, auth: Any, handle: SecHandle, expiry: Any
     ) -> None:
-        self._create(
+        self._own(
+            lib,
             handle,
             "AcquireCredentialsHandleW",
             None,
@@ -318,9 +329,72 @@ class Credentials(OwnedHandle[SecHandle]):
         return self._package
 
     @property
+    def packages(self) -> tuple[str, ...] | None:
+        """The Negotiate package list they were acquired with, or ``None``.
+
+        As passed to ``acquire(..., packages=...)``: ``("kerberos", "!ntlm")``.
+        """
+        listed = self._packages
+        return None if listed is None else tuple(listed.split(","))
+
+    @property
     def usage(self) -> str:
         """``"outbound"``, ``"inbound"`` or ``"both"``."""
         return self._usage
+
+    def set_kdc_proxy(self, server: str, *, force_proxy: bool = False) -> None:
+        """Name the KDC Kerberos reaches with these credentials (``SetCredentialsAttributesW``).
+
+        Sets ``SECPKG_CRED_ATTR_KDC_PROXY_SETTINGS``: a ``SecPkgCredentials_KdcProxySettingsW``
+        (version 1) followed by ``server`` in UTF-16, its length in bytes, laid out as
+        sspilib lays it out. Call it before the first ``step`` of a context made with these
+        credentials: the KDC is asked at that step. What ``server`` names depends on the
+        provider:
+
+        - **Windows**: a KDC proxy (MS-KKDCP: Kerberos over HTTPS), for clients that cannot
+          reach a domain controller. sspilib documents the form ``host[:port[:path]]``
+          (port and path default to ``443:KdcProxy``), e.g.
+          ``"kdcproxy.example.com:443:KdcProxy"``. ``force_proxy=True``
+          (``KDC_PROXY_SETTINGS_FLAGS_FORCEPROXY``) uses the proxy even where a KDC could
+          be reached directly.
+        - **sspi-rs**: the KDC itself, written as for its ``SSPI_KDC_URL``:
+          ``"tcp://kdc.example.test:88"`` or ``"udp://..."`` (a bare ``host:port`` is
+          TCP). It comes before ``SSPI_KDC_URL*`` and the krb5.conf of ``KRB5_CONFIG``.
+          It is not a proxy: ``https://...`` and the Windows form do not reach a KDC, and
+          ``force_proxy`` changes nothing (measured).
+
+        For Kerberos and Negotiate credentials only (``ValueError`` for another package).
+        ``server`` must be a non-empty ``str`` without NUL characters, at most 32,767
+        UTF-16 units; ``force_proxy`` a ``bool``. Bad input raises ``TypeError`` or
+        ``ValueError`` before any call; a closed handle ``ValueError``; a refusal the
+        ``SspiError`` of its status (``UnsupportedFunctionError`` from a provider that has
+        no such attribute).
+        """
+        encoded = encode_name(server, "KDC proxy server")[:-2]  # counted: no NUL
+        force = boolean(force_proxy, "force_proxy")
+        if len(encoded) > _KDC_PROXY_MAX:
+            raise ValueError(
+                f"the KDC proxy server is {len(encoded) // 2} UTF-16 units long; the "
+                f"structure holds at most {_KDC_PROXY_MAX // 2}"
+            )
+        if self._package.lower() not in _KDC_PACKAGES:
+            raise ValueError(
+                "a KDC proxy applies to Kerberos and Negotiate credentials, "
+                f"not {self._package!r} ones"
+            )
+        block = ctypes.create_string_buffer(_KDC_PROXY_HEADER + len(encoded))
+        header = SecPkgCredentials_KdcProxySettingsW.from_buffer(block)
+        header.Version = C.KDC_PROXY_SETTINGS_V1
+        header.Flags = C.KDC_PROXY_SETTINGS_FLAGS_FORCEPROXY if force else 0
+        header.ProxyServerOffset = _KDC_PROXY_HEADER
+        header.ProxyServerLength = len(encoded)
+        ctypes.memmove(ctypes.addressof(block) + _KDC_PROXY_HEADER, encoded, len(encoded))
+        self._call(
+            "SetCredentialsAttributesW",
+            C.SECPKG_CRED_ATTR_KDC_PROXY_SETTINGS,
+            block,
+            ctypes.sizeof(block),
+        )
 
     @property
     def expiry(self) -> datetime.datetime | None:

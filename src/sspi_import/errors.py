@@ -265,7 +265,35 @@ _CALL_ADVICE: dict[tuple[str, str], str] = {
         "The package could not use the credentials for this target: check the user name "
         "and domain (Kerberos: user and REALM, or user@REALM) and that the target name "
         "is a service the KDC knows (an SPN such as HTTP/host.example.com); sspi-rs "
-        "reports an unknown user or an unknown SPN this way."
+        "reports an unknown user or an unknown SPN this way, and takes no @REALM after "
+        "the SPN (it asks the KDC for a host named 'host@REALM')."
+    ),
+    ("SEC_E_INVALID_PARAMETER", "InitializeSecurityContextW"): (
+        "A parameter was refused; for Kerberos (and Negotiate choosing it) that is most "
+        "often the target name. A Kerberos target is the service's SPN, service/host: "
+        "HTTP/web.example.com (Windows also takes service/host@REALM). sspi-rs takes "
+        "exactly service/host: not the GSS-API form HTTP@web.example.com, not a user "
+        "principal, not @REALM, not none. Otherwise check the request flags and the "
+        "input buffers."
+    ),
+    ("SEC_E_UNSUPPORTED_FUNCTION", "QuerySecurityContextToken"): (
+        "The provider cannot hand out an access token for this context (sspi-rs and Wine "
+        "have no Windows access tokens); client_token() needs Windows SSPI and a server "
+        "context."
+    ),
+    ("SEC_E_INVALID_HANDLE", "QuerySecurityContextToken"): (
+        "The context handle is not valid for this call: it was deleted or closed, or it "
+        "is not an established server-side context of this process."
+    ),
+    ("SEC_E_NO_IMPERSONATION", "QuerySecurityContextToken"): (
+        "This context holds no client token: only an established server-side context has "
+        "one (an imported one only if its export's token was passed to the import); ask "
+        "the acceptor's context, not the initiator's."
+    ),
+    ("SEC_E_UNSUPPORTED_FUNCTION", "SetCredentialsAttributesW"): (
+        "The provider or package does not take this credentials attribute: a KDC proxy "
+        "needs Kerberos or Negotiate credentials of a provider that implements it "
+        "(Windows; sspi-rs takes a KDC URL there)."
     ),
     ("SEC_E_NO_CREDENTIALS", "QueryContextAttributesW"): (
         "The package has no names or credentials to report for this context (sspi-rs "

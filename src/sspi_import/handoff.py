@@ -87,12 +87,11 @@ class ImportedContext(SecurityContextBase):
         token_value = None if token is None else check_token(token)
         if type(buffer_type) is not int or buffer_type:  # 0, the default, is fine as it is
             buffer_type = ulong(buffer_type, "buffer_type")
-        lib = api()
-        self._begin(lib)  # refuses a second __init__
         self._package = package
         handle = SecHandle()
         packed = SecBuffer(length, buffer_type, address)
-        self._create(handle, "ImportSecurityContextW", name, packed, token_value, handle)
+        # _own refuses a second __init__, before the call.
+        self._own(api(), handle, "ImportSecurityContextW", name, packed, token_value, handle)
         del keepalive
 
     @classmethod

@@ -221,6 +221,19 @@ def _check_flags(flags: object) -> int:
     return value
 
 
+def _kerberos_only(credentials: Credentials) -> bool:
+    """Whether contexts of ``credentials`` can only use Kerberos (and so need a target)."""
+    package = credentials.package.lower()
+    if package == "kerberos":
+        return True
+    packages = credentials.packages
+    return (
+        package == "negotiate"
+        and packages is not None
+        and "!ntlm" in (item.lower() for item in packages)
+    )
+
+
 # The packages documented to report unconsumed input in an extra SECBUFFER_EMPTY input
 # buffer (turned into SECBUFFER_EXTRA): Schannel, under its names. Others get none.
 _REPORTS_EXTRA = frozenset(
@@ -318,7 +331,7 @@ class SecurityContext(SecurityContextBase):
         context._steps = 0
         context._extra = b""
         context._bindings = None if channel_bindings is None else channel_bindings.to_bytes()
-        context._begin(credentials._library())  # a handle only once the first call made it
+        context._own(credentials._library())  # a handle only once the first call made it
         return context
 
     @classmethod
@@ -332,12 +345,29 @@ class SecurityContext(SecurityContextBase):
     ) -> SecurityContext:
         """The client side (``InitializeSecurityContextW``); its first ``step`` takes ``None``.
 
-        ``target_name`` is the server's SPN (``"host/server.example.com"``); NTLM can do
-        without one. ``channel_bindings`` (over TLS:
+        ``target_name`` names the server. For Kerberos (and Negotiate, which picks
+        Kerberos when it can) it is the service's SPN, ``service/host``:
+        ``"HTTP/web.example.com"``, ``"host/server.example.com"``; Windows also takes
+        ``service/host@REALM``. sspi-rs takes exactly ``service/host``: not the GSS-API form
+        ``HTTP@web.example.com`` (``InvalidParameterError``), and no ``@REALM`` (it asks
+        the KDC for the host ``"web.example.com@REALM"``: ``UnknownCredentialsError``);
+        the errors say so. Kerberos cannot do without a target: ``None`` is refused
+        (``ValueError``, before any call) for Kerberos credentials and for Negotiate
+        credentials whose package list excludes NTLM (``"!ntlm"``). NTLM can do without
+        one. ``channel_bindings`` (over TLS:
         ``ChannelBindings.tls_server_end_point(server_certificate_der)``) are passed as a
         ``SECBUFFER_CHANNEL_BINDINGS`` input buffer on every step, the first included.
         """
-        target = None if target_name is None else encode_name(target_name, "target name")
+        if target_name is None:
+            if isinstance(credentials, Credentials) and _kerberos_only(credentials):
+                raise ValueError(
+                    f"a {credentials.package} initiator needs the server's SPN as "
+                    "target_name, service/host: e.g. 'HTTP/web.example.com' (Kerberos asks "
+                    "the KDC for a ticket to that service)"
+                )
+            target = None
+        else:
+            target = encode_name(target_name, "target name")
         return cls._make(
             credentials, flags, initiator=True, target=target, channel_bindings=channel_bindings
         )

@@ -8,6 +8,11 @@ the call raises ``SspiUnavailableError`` saying what to do.
 Every call goes through the ``Api`` of the library it was made with, and every result
 is checked as the prototype table declares it (``call``, and the owners' own call
 helpers in ``_handle``): there is no unchecked way to call.
+
+A library that has its own logger honours it at load: sspi-rs writes why a call failed
+to the file ``SSPI_LOG_PATH`` names only once ``RustSspiSetupLogger`` has run, so when
+that variable is set, loading sspi-rs runs it (once per process and library;
+docs/debugging.md).
 """
 
 from __future__ import annotations
@@ -143,7 +148,34 @@ def load(library: object, description: str | None = None) -> Api:
             f"{description} does not look like an SSPI library: it exports no "
             "FreeContextBuffer. " + _HOW_TO
         )
+    _start_provider_logger(result)
     return result
+
+
+LOG_PATH_VAR = "SSPI_LOG_PATH"
+"""sspi-rs's variable: the file its logger appends to (``SSPI_LOG_LEVEL``: how much)."""
+
+_loggers_started: set[int] = set()  # the address of each RustSspiSetupLogger called
+_loggers_lock = threading.Lock()  # not _lock: _load_default holds that one around load()
+
+
+def _start_provider_logger(lib: Api) -> None:
+    """Run sspi-rs's ``RustSspiSetupLogger`` once per process, when ``SSPI_LOG_PATH`` is set.
+
+    sspi-rs reads ``SSPI_LOG_PATH`` and ``SSPI_LOG_LEVEL`` in that call, once for the
+    life of the process: called without them, its logger could never be started later.
+    So it is called only when the variable is set, and once per library (its address:
+    two loads of one file are one library). A library without the function (secur32, the
+    simulated provider) is left alone.
+    """
+    if not os.environ.get(LOG_PATH_VAR) or not lib.has("RustSspiSetupLogger"):
+        return
+    address = ctypes.cast(lib.RustSspiSetupLogger, ctypes.c_void_p).value or 0
+    with _loggers_lock:
+        if address in _loggers_started:
+            return
+        _loggers_started.add(address)
+    call(lib, "RustSspiSetupLogger")  # outside the lock: it writes to the C stdout
 
 
 def _load_default() -> Api:

@@ -33,7 +33,7 @@ from .structs import (
     TimeStamp,
 )
 
-__all__ = ["FUNCTYPE", "PROTOTYPES", "Proto", "Result"]
+__all__ = ["FUNCTYPE", "PROTOTYPES", "PROVIDER_EXTRAS", "Proto", "Result"]
 
 FUNCTYPE: Callable[..., type[Any]] = getattr(ctypes, "WINFUNCTYPE", ctypes.CFUNCTYPE)
 
@@ -187,6 +187,12 @@ PROTOTYPES: dict[str, Proto] = {
             handle=CONTEXT,
         ),
         _proto("CompleteAuthToken", SECURITY_STATUS, (PCtxtHandle, PSecBufferDesc), handle=CONTEXT),
+        _proto(
+            "SetCredentialsAttributesW",
+            SECURITY_STATUS,
+            (PCredHandle, ULONG, c_void_p, ULONG),
+            handle=CREDENTIALS,
+        ),
         # using a context
         _proto(
             "QueryContextAttributesW",
@@ -212,6 +218,12 @@ PROTOTYPES: dict[str, Proto] = {
         _bare(_DECRYPT),
         _proto("ImpersonateSecurityContext", SECURITY_STATUS, (PCtxtHandle,), handle=CONTEXT),
         _proto("RevertSecurityContext", SECURITY_STATUS, (PCtxtHandle,), handle=CONTEXT),
+        _proto(
+            "QuerySecurityContextToken",
+            SECURITY_STATUS,
+            (PCtxtHandle, POINTER(HANDLE)),
+            handle=CONTEXT,
+        ),
         # packages
         _proto(
             "EnumerateSecurityPackagesW",
@@ -236,5 +248,14 @@ PROTOTYPES: dict[str, Proto] = {
             handle=TOKEN,
             kernel32=True,
         ),
+        # sspi-rs: void RustSspiSetupLogger(void), extern "system"; nothing to check
+        _proto("RustSspiSetupLogger", None, (), handle=PROCESS, result="none"),
     )
 }
+
+PROVIDER_EXTRAS = frozenset({"RustSspiSetupLogger"})
+"""Functions one provider offers beyond the SSPI: used only where the library exports them.
+
+sspi-rs's ``RustSspiSetupLogger`` starts its logger (``SSPI_LOG_PATH``); secur32 and the
+simulated provider have no such function, and nothing simulates it.
+"""

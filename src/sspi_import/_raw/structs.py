@@ -34,6 +34,7 @@ __all__ = [
     "SecPkgContext_PackageInfoW",
     "SecPkgContext_SessionKey",
     "SecPkgContext_Sizes",
+    "SecPkgCredentials_KdcProxySettingsW",
     "SecPkgInfoW",
     "TimeStamp",
 ]
@@ -184,4 +185,22 @@ class SEC_WINNT_AUTH_IDENTITY_EXW(Structure):  # noqa: N801 - C name
         ("Flags", ULONG),
         ("PackageList", PSEC_WCHAR),
         ("PackageListLength", ULONG),
+    ]
+
+
+class SecPkgCredentials_KdcProxySettingsW(Structure):  # noqa: N801 - C name
+    """``SECPKG_CRED_ATTR_KDC_PROXY_SETTINGS``: the header of a KDC proxy settings block.
+
+    Offsets are from the start of this header and lengths are in bytes; the UTF-16 proxy
+    server name (and the optional client TLS credential) follow it in the same buffer,
+    whose whole size is ``SetCredentialsAttributesW``'s ``cbBuffer``.
+    """
+
+    _fields_ = [
+        ("Version", ULONG),
+        ("Flags", ULONG),
+        ("ProxyServerOffset", USHORT),
+        ("ProxyServerLength", USHORT),
+        ("ClientTlsCredOffset", USHORT),
+        ("ClientTlsCredLength", USHORT),
     ]

@@ -139,10 +139,11 @@ def installed(provider: Provider) -> Iterator[_library.Api]:
             yield fake if isinstance(fake, _library.Api) else _library.api()
         return
     try:
-        if provider.library is not None:
-            new = _library.load(provider.library)
-        else:
-            new = _library.load("secur32", "secur32.dll")
+        with _c_stdout_to_stderr():  # sspi-rs may print as it loads: not into our output
+            if provider.library is not None:
+                new = _library.load(provider.library)
+            else:
+                new = _library.load("secur32", "secur32.dll")
     except (SspiUnavailableError, TypeError) as exc:
         raise ProviderError(str(exc), provider) from None
     previous = _library.swap(new)
@@ -150,6 +151,40 @@ def installed(provider: Provider) -> Iterator[_library.Api]:
         yield new
     finally:
         _library.swap(previous)
+
+
+@contextlib.contextmanager
+def _c_stdout_to_stderr() -> Iterator[None]:
+    """For the block, file descriptor 1 is the standard error: what C code prints goes there.
+
+    With ``SSPI_LOG_PATH`` set, loading sspi-rs starts its logger, which prints
+    ``[SSPI-DEBUG] SSPI_LOG_PATH = ...`` to the C stdout; a command's stdout is its output
+    (JSON with ``--json``), so that line is sent to stderr. The command line has one
+    thread here, so nothing else writes meanwhile. (On Windows, Rust writes to the
+    process's output handle, which this does not move; sspi-rs there is rare.) Without
+    the variable, or without the descriptors (pythonw.exe), nothing is moved.
+    """
+    if not os.environ.get(_library.LOG_PATH_VAR):
+        yield
+        return
+    with contextlib.suppress(Exception):  # a closed or broken stdout: nothing to keep apart
+        sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+    except OSError:
+        os.close(saved)
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def add_provider_options(parser: argparse.ArgumentParser, sspi_rs_help: str = "") -> None:

@@ -87,6 +87,20 @@ class Attributes(State):
         self._impersonating[int(ph.contents.dwLower)] = ctx.user
         return SEC_E_OK
 
+    def _QuerySecurityContextToken(self, ph: Any, p_token: Any) -> int:  # noqa: N802
+        """A new token of the context's client, in the ledger with the export tokens.
+
+        As ``ImpersonateSecurityContext``: only an established acceptor context that
+        carries a logon token has one (``SEC_E_NO_IMPERSONATION`` otherwise).
+        """
+        ctx = self._ready(ph, "QuerySecurityContextToken")
+        if not p_token:
+            return SEC_E_INVALID_PARAMETER
+        if ctx.role != "acceptor" or not ctx.has_token:
+            return SEC_E_NO_IMPERSONATION
+        p_token[0] = self._new_token(ctx.user)
+        return SEC_E_OK
+
     def _RevertSecurityContext(self, ph: Any) -> int:  # noqa: N802 - C name
         self._ctx(ph, "RevertSecurityContext")
         self._impersonating.pop(int(ph.contents.dwLower), None)

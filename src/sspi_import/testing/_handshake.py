@@ -26,10 +26,11 @@ from .._raw.status_codes import (
     SEC_E_SECPKG_NOT_FOUND,
     SEC_E_TARGET_UNKNOWN,
     SEC_E_UNKNOWN_CREDENTIALS,
+    SEC_E_UNSUPPORTED_FUNCTION,
     SEC_I_COMPLETE_NEEDED,
     SEC_I_CONTINUE_NEEDED,
 )
-from .._raw.structs import SEC_WINNT_AUTH_IDENTITY_W
+from .._raw.structs import SEC_WINNT_AUTH_IDENTITY_W, SecPkgCredentials_KdcProxySettingsW
 from . import _wire
 from ._args import (
     NEVER,
@@ -151,6 +152,44 @@ class Handshake(State):
         self._lookup(ph, CRED_TAG, self._credentials, "FreeCredentialsHandle")
         key = int(ph.contents.dwLower)
         del self._credentials[key]
+        return SEC_E_OK
+
+    def _SetCredentialsAttributesW(  # noqa: N802 - C name
+        self, ph: Any, attribute: int, p_buffer: int | None, size: int
+    ) -> int:
+        """KDC proxy settings only, on Kerberos or Negotiate credentials (as documented).
+
+        The block is checked as the header describes it: version 1, known flags, every
+        part inside ``size`` bytes, UTF-16. Recorded on the credentials (``kdc_proxy``).
+        """
+        cred: Cred = self._lookup(ph, CRED_TAG, self._credentials, "SetCredentialsAttributesW")
+        if attribute != C.SECPKG_CRED_ATTR_KDC_PROXY_SETTINGS:
+            return SEC_E_UNSUPPORTED_FUNCTION
+        if cred.package.lower() not in ("kerberos", "negotiate"):
+            return SEC_E_UNSUPPORTED_FUNCTION  # "only supported by Kerberos"
+        header_size = ctypes.sizeof(SecPkgCredentials_KdcProxySettingsW)
+        if not p_buffer or size < header_size:
+            return SEC_E_INVALID_PARAMETER
+        header = SecPkgCredentials_KdcProxySettingsW.from_address(p_buffer)
+        if header.Version != C.KDC_PROXY_SETTINGS_V1:
+            return SEC_E_INVALID_PARAMETER
+        if header.Flags & ~C.KDC_PROXY_SETTINGS_FLAGS_FORCEPROXY:
+            return SEC_E_INVALID_PARAMETER
+        parts = (
+            (header.ProxyServerOffset, header.ProxyServerLength),
+            (header.ClientTlsCredOffset, header.ClientTlsCredLength),
+        )
+        for offset, length in parts:
+            if length and (offset < header_size or offset + length > size or length % 2):
+                return SEC_E_INVALID_PARAMETER
+        server = None
+        offset, length = parts[0]
+        if length:
+            try:
+                server = ctypes.string_at(p_buffer + offset, length).decode("utf-16-le")
+            except UnicodeDecodeError:
+                return SEC_E_INVALID_PARAMETER
+        cred.kdc_proxy = self._kdc_proxy = (server, int(header.Flags))
         return SEC_E_OK
 
     # The handshake --------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from .._raw.functions import PROTOTYPES
+from .._raw.functions import PROTOTYPES, PROVIDER_EXTRAS
 from ..errors import _signed as signed
 from ..errors import status_info
 
@@ -44,13 +44,18 @@ SspiFunction = Literal[
     "MakeSignature",
     "OpenProcess",
     "QueryContextAttributesW",
+    "QuerySecurityContextToken",
     "RevertSecurityContext",
+    "SetCredentialsAttributesW",
     "VerifySignature",
 ]
-"""Every exported symbol the library calls (bare bindings share their symbol's name)."""
+"""Every SSPI (and kernel32) symbol the library calls (bare bindings share their symbol's
+name); not sspi-rs's own ``RustSspiSetupLogger``, which nothing simulates."""
 
 SIMULATED: tuple[str, ...] = tuple(
-    name for name, proto in PROTOTYPES.items() if name == proto.symbol
+    name
+    for name, proto in PROTOTYPES.items()
+    if name == proto.symbol and name not in PROVIDER_EXTRAS
 )
 """The same names, from the prototype table (a test holds the two equal)."""
 

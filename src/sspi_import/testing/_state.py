@@ -124,6 +124,7 @@ class Cred:
     user: str | None
     password: str
     use: int
+    kdc_proxy: tuple[str | None, int] | None = None  # SetCredentialsAttributesW: (server, flags)
 
 
 @dataclasses.dataclass
@@ -235,6 +236,7 @@ class State:
         self._freed = Recent(FREED_REMEMBERED)  # buffer addresses freed lately
         self._closed_foreign = Recent(FREED_REMEMBERED)
         self._sent_tokens: dict[int, int] = {}
+        self._kdc_proxy: tuple[str | None, int] | None = None
 
     # Numbering -------------------------------------------------------------------
 
@@ -370,6 +372,7 @@ class State:
                 *(f"context {i:#x}: {c.describe()}" for i, c in self._contexts.items()),
                 *(
                     f"credentials {i:#x}: {c.package} for {c.user!r}"
+                    + ("" if c.kdc_proxy is None else f" (KDC proxy {c.kdc_proxy[0]!r})")
                     for i, c in self._credentials.items()
                 ),
                 *(f"buffer {a:#x} ({ctypes.sizeof(b)} bytes)" for a, b in self._buffers.items()),
@@ -401,6 +404,17 @@ class State:
         with self._lock:
             users = list(self._impersonating.values())
         return users[-1] if users else None
+
+    @property
+    def kdc_proxy(self) -> tuple[str | None, int] | None:
+        """The KDC proxy settings the latest ``SetCredentialsAttributesW`` set, or ``None``.
+
+        ``(server, flags)``: the proxy server as the caller wrote it (``None`` if it gave
+        none) and ``KDC_PROXY_SETTINGS_FLAGS_*`` (``1``: ``FORCEPROXY``). The fake records
+        it on the credentials and talks to no KDC: Kerberos is simulated.
+        """
+        with self._lock:
+            return self._kdc_proxy
 
     @property
     def sent_tokens(self) -> dict[int, int]:
