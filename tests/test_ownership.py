@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import pickle
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 import sspi_import
-from sspi_import import ExportFlags, ImportedContext, SecurityContext
+from sspi_import import ExportedContext, ExportFlags, ImportedContext, SecurityContext
 from sspi_import._handle import OwnedHandle
 from sspi_import._tokens import Token as _Token
 from sspi_import.testing import FakeSspi
@@ -132,3 +133,39 @@ def test_a_consumed_context_is_closed_and_refuses_calls(sspi_fake: FakeSspi) -> 
                 server.export()
             server.close()  # nothing left to delete: SSPI deleted it
     assert sspi_fake.calls("DeleteSecurityContext") == 1  # the client only
+
+
+@pytest.mark.parametrize("how", ["to_bytes", "pickle"])
+def test_a_payloads_token_is_taken_once_while_its_first_reader_owns_it(
+    sspi_fake: FakeSspi, how: str
+) -> None:
+    """Reading one ``for_process(os.getpid())`` payload twice would make two owners of one
+    token (closed twice): the second read is refused, saying why, and closes nothing."""
+    client, server = sspi_import.loopback("NTLM", ALICE)
+    with client, server, server.export() as exported:
+        copy = exported.for_process(os.getpid())
+        if how == "to_bytes":
+            payload = copy.to_bytes()
+            read: Callable[[], ExportedContext] = lambda: ExportedContext.from_bytes(payload)  # noqa: E731
+        else:
+            pickled = pickle.dumps(copy)
+            read = lambda: pickle.loads(pickled)  # noqa: E731
+        first = read()
+        token = first.token
+        assert token is not None
+        closes = sspi_fake.calls("CloseHandle")
+        with pytest.raises(ValueError, match="already owned by an ExportedContext") as info:
+            read()
+        message = str(info.value)
+        assert f"token ({token})" in message
+        assert "taken once" in message
+        assert "close it twice" in message
+        assert "ask the sender for a new payload" in message
+        assert sspi_fake.calls("CloseHandle") == closes  # the refusal closed nothing
+        assert (first.token, first.closed) == (token, False)
+        with ImportedContext.from_exported(first) as imported, imported.impersonate():
+            assert sspi_fake.impersonating == "EXAMPLE\\alice"  # the first reader's token works
+        first.close()
+        first.close()
+        assert sspi_fake.calls("CloseHandle") == closes + 1
+    assert not sspi_fake.misuses

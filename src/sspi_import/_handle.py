@@ -13,7 +13,9 @@ it); other modules call what is offered here:
   call on the handle, holding the owner's lock;
 - ``_consume(function, *args)``: a call that deletes the handle when it succeeds;
 - ``_pin()``: borrow the handle without the lock (a token during an import, credentials
-  during a handshake step, a context while a thread impersonates its client).
+  during a handshake step, a context while a thread impersonates its client);
+  ``_call_pinned(pin, function)``: the call that ends what the pin was taken for (the
+  revert of an impersonation), made even if the owner was closed meanwhile.
 
 The rules that make it hold, in one place:
 
@@ -38,9 +40,9 @@ The rules that make it hold, in one place:
   the finalizer leaves a pinned handle to its pins too (an impersonation is reverted
   before its context is deleted).
 - After ``os.fork()``, an owner made before the fork belongs to the parent: in the child
-  every call on it raises ``InheritedHandleError`` and ``close()`` only forgets it, with
-  no lock taken (a parent thread may have held it at the fork) and nothing freed (the
-  provider state may be shared with the parent).
+  every call on it raises ``InheritedHandleError``, and ``close()`` and a pin's release
+  only forget it, with no lock taken (a parent thread may have held it at the fork) and
+  nothing freed (the provider state may be shared with the parent).
 - An owner is not a value: copying or pickling one would make a second owner of the
   same handle, freed twice. Both are refused.
 """
@@ -234,6 +236,17 @@ class OwnedHandle(Closeable, Generic[H]):
     def _closed_error(self) -> ValueError:
         return ValueError(f"the {self._kind} is closed; it cannot be used any more")
 
+    def _check_usable(self) -> None:
+        """Raise what a call would (inherited through fork, closed), without making one.
+
+        For what is answered without a call (a cached ``sizes()``, a token's value put in
+        a payload): refused in a fork child and once closed, like every call.
+        """
+        if self._generation != _generation:
+            raise self._inherited_error()
+        if self._handle is None:
+            raise self._closed_error()
+
     def _lock_or_raise(self) -> _RLock:
         """The lock, refusing an owner inherited through fork (its lock may be held)."""
         if self._generation != _generation:
@@ -339,7 +352,28 @@ class OwnedHandle(Closeable, Generic[H]):
             self._pins += 1; pin._owner = self  # noqa: E702  # fmt: skip
         return handle, pin
 
+    def _call_pinned(self, pin: Pin, function: str, *args: Any) -> int:
+        """``function(handle, *args)`` on the handle ``pin`` keeps alive, holding the lock.
+
+        For the call that ends what the pin was taken for (reverting an impersonation):
+        it reaches the provider also after ``close()`` or the finalizer took the handle
+        out of the owner (parked: freed by the last pin's release, after this call),
+        where ``_call`` would refuse a closed owner. The result is checked after the lock.
+        """
+        fn = getattr(self._library(), function)
+        with self._lock_or_raise():
+            handle = self._handle if self._handle is not None else self._parked
+            if pin._owner is not self or handle is None:
+                raise self._closed_error()  # released: the handle may be freed
+            status = fn(handle, *args)
+        return CHECKS[function](status, function)
+
     def _unpin(self, pin: Pin) -> None:
+        if self._generation != _generation:
+            # The parent's (fork): dropped without the lock, which a parent thread may have
+            # held at the fork, and nothing freed (close() here freed nothing either).
+            pin._owner = None
+            return
         status = None
         with self._lock:  # type: ignore[union-attr]  # pinned, so set up
             if pin._owner is not self:

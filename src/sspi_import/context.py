@@ -183,12 +183,12 @@ class SecurityContextBase(MessageProtection):
     def sizes(self) -> ContextSizes:
         """Token, signature, block and trailer sizes (``SECPKG_ATTR_SIZES``), asked once.
 
-        A closed context raises ``ValueError``, like every other call, cached or not.
+        A closed context raises ``ValueError`` (and one inherited through ``os.fork()``
+        ``InheritedHandleError``), like every other call, cached or not.
         """
         cached = self._sizes
         if cached is not None:
-            if self._handle is None:
-                raise self._closed_error()
+            self._check_usable()  # refused like a call: closed, or inherited through fork
             return cached
         raw = SecPkgContext_Sizes()
         self._query(C.SECPKG_ATTR_SIZES, raw)
@@ -343,12 +343,12 @@ class Impersonation:
         self._pin = pin
         try:
             context._call("ImpersonateSecurityContext")
-        except SspiError:
+        except (SspiError, ValueError):  # failed, or not made (closed meanwhile)
             self._pin = None
-            pin.release()  # the call failed: nothing to revert
+            pin.release()  # nothing to revert
             raise
         except BaseException:  # interrupted after the call: it may have succeeded
-            _revert_quietly(context)
+            _revert_quietly(context, pin)
             self._pin = None
             pin.release()
             raise
@@ -371,11 +371,13 @@ class Impersonation:
         context = self._context
         assert context is not None  # entered, so made
         try:
-            context._call("RevertSecurityContext")
+            # On the pinned handle: the context may have been closed inside the block (or
+            # collected with it); it is deleted after this, by the pin's release.
+            context._call_pinned(pin, "RevertSecurityContext")
         except SspiError:
             raise  # the revert ran, and failed
         except BaseException:  # interrupted: it may not have run, and must have
-            _revert_quietly(context)
+            _revert_quietly(context, pin)
             raise
         finally:
             self._pin = None
@@ -396,11 +398,11 @@ class Impersonation:
             )
         elif self._pin is not None:  # abandoned inside the block (an interrupt): end it
             pin, self._pin = self._pin, None
-            _revert_quietly(context)
+            _revert_quietly(context, pin)
             pin.release()
 
 
-def _revert_quietly(context: SecurityContextBase) -> None:
+def _revert_quietly(context: SecurityContextBase, pin: Pin) -> None:
     """``RevertSecurityContext``, its failure ignored (there may be nothing to revert)."""
     with contextlib.suppress(Exception):  # best effort after an interrupt
-        context._call("RevertSecurityContext")
+        context._call_pinned(pin, "RevertSecurityContext")

@@ -284,34 +284,13 @@ class ExportedContext(Closeable):
                     f"not an exported context: {view.nbytes} bytes is more than the layout "
                     f"can describe ({_MAX_PAYLOAD})"
                 )
-        raw = bytes(data)
-        if len(raw) < _LAYOUT.size:
-            raise ValueError("not an exported context: too short for its header")
-        magic, version, flags, package_length, buffer_type, token, pid, blob_length = (
-            _LAYOUT.unpack_from(raw)
-        )
-        if magic != _MAGIC:
-            raise ValueError("not an exported context: bad magic")
-        if version != _LAYOUT_VERSION:
-            raise ValueError(f"exported context layout version {version} is not supported")
-        if flags & ~(_HAS_TOKEN | _HAS_PACKAGE | _PULL):
-            raise ValueError(f"exported context has unknown flags {flags:#x}")
-        if len(raw) != _LAYOUT.size + package_length + blob_length:
-            raise ValueError("exported context is truncated or has trailing bytes")
-        if bool(flags & _HAS_TOKEN) != bool(token) or bool(token) != bool(pid):
-            raise ValueError("exported context has an inconsistent token field")
-        if flags & _PULL and not flags & _HAS_TOKEN:
-            raise ValueError("exported context has an inconsistent token field")
-        if not flags & _HAS_PACKAGE and package_length:
-            raise ValueError("exported context has an inconsistent package field")
-        start = _LAYOUT.size + package_length
-        package: str | None = None
-        if flags & _HAS_PACKAGE:
-            try:
-                package = raw[_LAYOUT.size : start].decode("utf-8")
-            except UnicodeDecodeError:
-                raise ValueError("exported context has a package name that is not UTF-8") from None
-        return _restore_exported(package, raw[start:], buffer_type, token, pid, flags & _PULL)
+            # Read where it lies: only the package and the blob are copied, once a valid
+            # header says how long they are (a large input that is no payload is refused
+            # without a copy of it).
+            whole = view if view.c_contiguous else memoryview(view.tobytes())
+            with whole.cast("B") as raw:
+                package, blob, buffer_type, token, pid, flags = _read_payload(raw)
+        return _restore_exported(package, blob, buffer_type, token, pid, flags)
 
     def _copy_as(self, kind: type[_E]) -> _E:
         """A new value of ``kind`` with this one's package, blob and buffer type, no token."""
@@ -393,6 +372,7 @@ class ExportedContext(Closeable):
         token = self._open_token()
         if token is None:
             return self._copy_as(ExportedContext)
+        token._check_usable()  # not the parent's token, in a fork child
         duplicating_library(token._library())  # refuse now, not in the receiver
         pulled = self._copy_as(_PullCopy)
         pulled._source = token
@@ -404,6 +384,37 @@ _LAYOUT_VERSION = 1
 _HAS_TOKEN, _HAS_PACKAGE, _PULL = 0x1, 0x2, 0x4
 _LAYOUT = struct.Struct("<4sBBHIQII")
 _MAX_PAYLOAD = _LAYOUT.size + 0xFFFF + 0xFFFF_FFFF  # the package and blob length fields
+
+
+def _read_payload(raw: memoryview) -> tuple[str | None, bytes, int, int, int, int]:
+    """``(package, blob, buffer type, token, pid, pull flag)`` of a ``to_bytes`` layout."""
+    if len(raw) < _LAYOUT.size:
+        raise ValueError("not an exported context: too short for its header")
+    magic, version, flags, package_length, buffer_type, token, pid, blob_length = (
+        _LAYOUT.unpack_from(raw)
+    )
+    if magic != _MAGIC:
+        raise ValueError("not an exported context: bad magic")
+    if version != _LAYOUT_VERSION:
+        raise ValueError(f"exported context layout version {version} is not supported")
+    if flags & ~(_HAS_TOKEN | _HAS_PACKAGE | _PULL):
+        raise ValueError(f"exported context has unknown flags {flags:#x}")
+    if len(raw) != _LAYOUT.size + package_length + blob_length:
+        raise ValueError("exported context is truncated or has trailing bytes")
+    if bool(flags & _HAS_TOKEN) != bool(token) or bool(token) != bool(pid):
+        raise ValueError("exported context has an inconsistent token field")
+    if flags & _PULL and not flags & _HAS_TOKEN:
+        raise ValueError("exported context has an inconsistent token field")
+    if not flags & _HAS_PACKAGE and package_length:
+        raise ValueError("exported context has an inconsistent package field")
+    start = _LAYOUT.size + package_length
+    package: str | None = None
+    if flags & _HAS_PACKAGE:
+        try:
+            package = str(raw[_LAYOUT.size : start], "utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("exported context has a package name that is not UTF-8") from None
+    return package, bytes(raw[start:]), buffer_type, token, pid, flags & _PULL
 
 
 def _restore_exported(
@@ -523,6 +534,7 @@ class _PullCopy(_OutboundCopy):
                 "pull it: call for_any_process() on an export whose token is open, and "
                 "keep it open until the receiver has imported the context"
             )
+        self._source._check_usable()  # not the parent's token, in a fork child
         return value, os.getpid(), _PULL
 
     def _describe(self, *, closed: bool) -> str:

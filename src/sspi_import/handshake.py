@@ -7,9 +7,11 @@ nothing to delete). Later calls pass the same handle in and out.
 
 Each step holds the context's lock for the call (``OwnedHandle``), and pins the
 credentials, which other contexts may be using at the same time: closing them during a
-step frees them after it. Steps are serialized: a ``step()`` that another thread's step
-overtook is refused (``ValueError``) without reaching the provider, and the handshake
-goes on unharmed.
+step frees them after it. Steps are made one at a time: a ``step()`` that starts while
+another thread's step on the same context is being made (or that another thread's step
+overtook before it took the lock) is refused (``ValueError``) without reaching the
+provider, and the handshake goes on unharmed. ``_steps`` counts it: it is odd while a
+step is being made, and every step changes it.
 
 Input buffers are what .NET, Chromium, curl and pyspnego pass: the token, and the
 channel bindings when there are any. The extra ``SECBUFFER_EMPTY`` buffer in which a
@@ -280,7 +282,7 @@ class SecurityContext(SecurityContextBase):
     _context_req: int  # fContextReq as the call takes it: ISC_REQ_*/ASC_REQ_*, ALLOCATE_MEMORY
     _started: bool
     _state: int
-    _steps: int  # steps made (or being made): a step overtaken by another is refused
+    _steps: int  # twice the steps made, plus one while a step is being made
     _target: bytes | None
 
     def __init__(self) -> None:
@@ -471,10 +473,11 @@ class SecurityContext(SecurityContextBase):
         (``SEC_E_INCOMPLETE_MESSAGE``), ``IncompleteMessageError`` is raised and the
         context stays usable: read more from the peer and call ``step`` again with the
         longer input. Any other failure raises its ``SspiError``; the context can then
-        only be closed. Steps are made one at a time: a ``step`` that another thread's
-        ``step`` overtook raises ``ValueError`` without reaching the provider.
+        only be closed. Steps are made one at a time: a ``step`` called while another
+        thread's ``step`` on this context is being made raises ``ValueError`` without
+        reaching the provider, and that other step goes on unharmed.
         """
-        steps = self._steps  # a step made by another thread meanwhile changes it
+        steps = self._steps  # odd while a step is being made; every step changes it
         if in_token is None:
             keepalive: Any = None
             length = 0
@@ -500,17 +503,17 @@ class SecurityContext(SecurityContextBase):
         expiry = TimeStamp()
         cleanup: list[BaseException] = []
         credentials, pin = self._credentials._pin()  # ValueError once they are closed
+        if steps & 1 and not self._failed:  # another step is being made: refused now
+            pin.release()
+            raise _overtaken()
         first = counted = False
 
         def prepare(handle: SecHandle | None) -> tuple[tuple[Any, ...], SecHandle | None]:
             nonlocal first, counted
             if self._failed:
                 raise ValueError("an earlier step of this handshake failed; close the context")
-            if self._steps != steps:
-                raise ValueError(
-                    "another thread made a step() of this handshake at the same time; this "
-                    "one was not made (the handshake goes on): make steps one at a time"
-                )
+            if self._steps != steps:  # another thread's step began after this one did
+                raise _overtaken()
             if self._started and handle is None:
                 raise self._closed_error()
             if self._state in _DONE:
@@ -548,6 +551,7 @@ class SecurityContext(SecurityContextBase):
             self._extra = b""
             if first:
                 self._started = False
+            self._steps = steps + 2  # this step is over
             raise IncompleteMessageError(
                 exc.status,
                 exc.function,
@@ -577,6 +581,7 @@ class SecurityContext(SecurityContextBase):
         self._state = status
         self._granted = attributes.value
         self._expiry = expiry.value
+        self._steps = steps + 2  # this step is over: the next may start
         if cleanup:
             return report_cleanup(token, cleanup, self._function)
         return token
@@ -653,6 +658,14 @@ class SecurityContext(SecurityContextBase):
         else:
             state = "in handshake"
         return f"<SecurityContext {side} package={self.package!r} {state}>"
+
+
+def _overtaken() -> ValueError:
+    return ValueError(
+        "another thread is making a step() of this handshake at the same time (or one was "
+        "interrupted): this one was not made, and the handshake goes on; make steps one "
+        "at a time"
+    )
 
 
 def _unconsumed(inputs: Descriptor | None, data: Any, length: int) -> bytes:
