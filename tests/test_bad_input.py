@@ -265,7 +265,7 @@ def test_a_pid_past_pid_t_fails_cleanly_in_fakesspi(
     exist (no internal OverflowError from os.kill), and the library says so."""
     _client, server = pair
     with server.export() as exported:
-        with pytest.raises(OSError, match=f"cannot open process {pid}"):
+        with pytest.raises(ProcessLookupError, match=f"process {pid}: there is no such process"):
             exported.for_process(pid)
         assert sspi_fake.calls("OpenProcess") == 1
         assert sspi_fake.calls("DuplicateHandle") == 0

@@ -140,7 +140,8 @@ def test_a_payloads_token_is_taken_once_while_its_first_reader_owns_it(
     sspi_fake: FakeSspi, how: str
 ) -> None:
     """Reading one ``for_process(os.getpid())`` payload twice would make two owners of one
-    token (closed twice): the second read is refused, saying why, and closes nothing."""
+    token (closed twice): the second read owns nothing, and every use of it (its token,
+    an import) is refused, saying why, closing nothing."""
     client, server = sspi_import.loopback("NTLM", ALICE)
     with client, server, server.export() as exported:
         copy = exported.for_process(os.getpid())
@@ -154,8 +155,12 @@ def test_a_payloads_token_is_taken_once_while_its_first_reader_owns_it(
         token = first.token
         assert token is not None
         closes = sspi_fake.calls("CloseHandle")
+        second = read()
         with pytest.raises(ValueError, match="already owned by an ExportedContext") as info:
-            read()
+            second.token  # noqa: B018 - the use that is refused
+        with pytest.raises(ValueError, match="already owned by an ExportedContext"):
+            ImportedContext.from_exported(second)
+        second.close()
         message = str(info.value)
         assert f"token ({token})" in message
         assert "taken once" in message

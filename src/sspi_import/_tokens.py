@@ -184,6 +184,8 @@ def _why(pid: int, error: OSError) -> str | None:
             return _GONE
         except PermissionError:
             return _DENIED
+        except OverflowError:  # past pid_t: no process can have it
+            return _GONE
         except OSError:
             return None
     return None
