@@ -1,5 +1,5 @@
-"""Shared fixtures: the C stub library, the real sspi-rs provider, a Heimdal KDC for the
-Kerberos lane, and a clean loader.
+"""Shared fixtures: the C stub library, a checked FakeSspi, the real sspi-rs provider, a
+Heimdal KDC for the Kerberos lane, and a clean loader.
 
 Tests that need the real Windows SSPI carry the shipped plugin's marker
 ``@pytest.mark.windows_sspi`` (``sspi_import.testing.pytest_plugin``), which skips them
@@ -30,6 +30,7 @@ import pytest
 import sspi_import
 from kdc import HeimdalRealm, KdcUnavailableError, heimdal_tools
 from sspi_import import library
+from sspi_import.testing import FakeSspi
 from stubs import ENV_VAR as STUB_ENV_VAR
 from stubs import Stub, StubUnavailable, stub_source
 
@@ -79,6 +80,20 @@ def stub(stub_build: Stub) -> Iterator[Stub]:
     assert stub_build.live_tokens() == 0, "the test leaked token handles"
     assert stub_build.bad_frees() == 0, "FreeContextBuffer was called on a bad pointer"
     assert stub_build.bad_closes() == 0, "CloseHandle was called on a bad handle"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSspi]:
+    """A FakeSspi installed for the test; a leak or a misuse left at the end fails it.
+
+    For the simulated provider's own tests (``tests/test_fake*.py``, ``test_exported.py``);
+    a module that needs a different check defines its own ``fake``, which wins.
+    """
+    with FakeSspi() as installed:
+        yield installed
+        gc.collect()
+    installed.assert_no_leaks()
+    assert installed.misuses == []
 
 
 @pytest.fixture(scope="session")
