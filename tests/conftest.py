@@ -86,8 +86,9 @@ def stub(stub_build: Stub) -> Iterator[Stub]:
 def fake() -> Iterator[FakeSspi]:
     """A FakeSspi installed for the test; a leak or a misuse left at the end fails it.
 
-    For the simulated provider's own tests (``tests/test_fake*.py``, ``test_exported.py``);
-    a module that needs a different check defines its own ``fake``, which wins.
+    For the simulated provider's own tests (``tests/test_fake*.py``) and the module tests
+    that run on it; a test module that needs another check defines its own ``fake``, which
+    wins.
     """
     with FakeSspi() as installed:
         yield installed

@@ -1,5 +1,6 @@
 """``ExportedContext`` (``exported.py``): serialization (pickle, ``to_bytes``/``from_bytes``), a
-token valid only here, and ``for_process``'s arguments and provider.
+token valid only here, and the provider ``for_process`` needs (its pid checks are
+``processes.py``'s: ``test_processes.py``).
 """
 
 from __future__ import annotations
@@ -80,22 +81,6 @@ def test_a_token_valid_only_here_is_not_serialized(fake: FakeSspi) -> None:
             pickle.dumps(exported)
         with pytest.raises(TypeError, match="for_process"):
             exported.to_bytes()
-
-
-class _NotStarted:
-    pid: int | None = None
-
-
-def test_for_process_arguments(fake: FakeSspi) -> None:
-    exported = ExportedContext("NTLM", b"blob")
-    with pytest.raises(ValueError, match="not started"):
-        exported.for_process(_NotStarted())
-    with pytest.raises(TypeError, match="pid"):
-        exported.for_process("1234")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="pid"):
-        exported.for_process(True)
-    with pytest.raises(ValueError, match="not a process id"):
-        exported.for_process(0)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="kernel32 duplicates handles on Windows")
