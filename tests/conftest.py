@@ -1,5 +1,6 @@
-"""Shared fixtures: the C stub library, a checked FakeSspi, the real sspi-rs provider, a
-Heimdal KDC for the Kerberos lane, and a clean loader.
+"""Shared fixtures: the C stub library, a checked FakeSspi, a scripted provider at the mocked
+raw boundary, the real sspi-rs provider, a Heimdal KDC for the Kerberos lane, and a clean
+loader.
 
 Tests that need the real Windows SSPI carry the shipped plugin's marker
 ``@pytest.mark.windows_sspi`` (``sspi_import.testing.pytest_plugin``), which skips them
@@ -26,9 +27,11 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
+from pytest_mock import MockerFixture
 
 import sspi_import
 from kdc import HeimdalRealm, KdcUnavailableError, heimdal_tools
+from scripted_sspi import Provider
 from sspi_import import library
 from sspi_import.testing import FakeSspi
 from stubs import ENV_VAR as STUB_ENV_VAR
@@ -95,6 +98,20 @@ def fake() -> Iterator[FakeSspi]:
         gc.collect()
     installed.assert_no_leaks()
     assert installed.misuses == []
+
+
+@pytest.fixture
+def provider(mocker: MockerFixture) -> Iterator[Provider]:
+    """A scripted SSPI (``scripted_sspi.Provider``) at the mocked raw boundary; every
+    output token it handed out must have been freed at the end.
+
+    For ``test_handshake.py`` and ``test_context.py``; a test module with a ``provider``
+    of its own (a parameter naming a real or simulated provider) overrides it.
+    """
+    fake = Provider(mocker)
+    yield fake
+    gc.collect()
+    assert sorted(fake.freed) == sorted(fake.allocated), "an output token was not freed"
 
 
 @pytest.fixture(scope="session")
