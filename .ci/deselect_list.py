@@ -10,7 +10,7 @@ and the selectors it covers::
     # a comment
     [Wine's secur32 has no ExportSecurityContext: SEC_E_UNSUPPORTED_FUNCTION]
     tests/test_windows_handoff.py
-    tests/test_cli.py::test_packages_on_windows
+    tests/test_cli_packages.py::test_packages_on_windows
     marker:sspi_rs
 
 A selector is a test id, or a prefix of one that ends at a ``::`` or ``[`` boundary (a

@@ -146,3 +146,8 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
     document = json.loads(out)
     validate(document, argv[0])
     return status, document
+
+
+def fits(text: str, width: int = 80) -> bool:
+    """Whether every line of ``text`` fits ``width`` columns (what a terminal shows)."""
+    return all(len(line) <= width for line in text.splitlines())

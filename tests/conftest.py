@@ -1,5 +1,6 @@
-"""Shared fixtures: the C stub library, the real sspi-rs provider, a Heimdal KDC for the
-Kerberos lane, and a clean loader.
+"""Shared fixtures: the C stub library, a checked FakeSspi, a scripted provider at the mocked
+raw boundary, the real sspi-rs provider, a Heimdal KDC for the Kerberos lane, and a clean
+loader.
 
 Tests that need the real Windows SSPI carry the shipped plugin's marker
 ``@pytest.mark.windows_sspi`` (``sspi_import.testing.pytest_plugin``), which skips them
@@ -26,10 +27,13 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
+from pytest_mock import MockerFixture
 
 import sspi_import
 from kdc import HeimdalRealm, KdcUnavailableError, heimdal_tools
+from scripted_sspi import Provider
 from sspi_import import library
+from sspi_import.testing import FakeSspi
 from stubs import ENV_VAR as STUB_ENV_VAR
 from stubs import Stub, StubUnavailable, stub_source
 
@@ -79,6 +83,35 @@ def stub(stub_build: Stub) -> Iterator[Stub]:
     assert stub_build.live_tokens() == 0, "the test leaked token handles"
     assert stub_build.bad_frees() == 0, "FreeContextBuffer was called on a bad pointer"
     assert stub_build.bad_closes() == 0, "CloseHandle was called on a bad handle"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSspi]:
+    """A FakeSspi installed for the test; a leak or a misuse left at the end fails it.
+
+    For the simulated provider's own tests (``tests/test_fake*.py``) and the module tests
+    that run on it; a test module that needs another check defines its own ``fake``, which
+    wins.
+    """
+    with FakeSspi() as installed:
+        yield installed
+        gc.collect()
+    installed.assert_no_leaks()
+    assert installed.misuses == []
+
+
+@pytest.fixture
+def provider(mocker: MockerFixture) -> Iterator[Provider]:
+    """A scripted SSPI (``scripted_sspi.Provider``) at the mocked raw boundary; every
+    output token it handed out must have been freed at the end.
+
+    For ``test_handshake.py`` and ``test_context.py``; a test module with a ``provider``
+    of its own (a parameter naming a real or simulated provider) overrides it.
+    """
+    fake = Provider(mocker)
+    yield fake
+    gc.collect()
+    assert sorted(fake.freed) == sorted(fake.allocated), "an output token was not freed"
 
 
 @pytest.fixture(scope="session")

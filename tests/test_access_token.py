@@ -3,7 +3,7 @@
 On the simulated provider, whose tokens share one ledger with the export tokens (so a
 token closed twice, or never, shows up as misuse or as a leak), and on sspi-rs, which
 exports ``QuerySecurityContextToken`` but has no Windows access tokens. What Windows
-answers is asserted in test_security_context.py (``windows_sspi``).
+answers is asserted in test_handshake.py (``windows_sspi``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cli_contract import run, run_json, validate
+from cli_contract import fits, run, run_json, validate
 from sspi_import import SspiUnavailableError, library
 from sspi_import.cli import _provider, _selftest
 
@@ -29,10 +29,6 @@ UNSUPPORTED = 0x80090302
 def steps_by_id(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     assert [step["id"] for step in doc["steps"]] == list(_selftest.STEP_IDS)
     return {step["id"]: step for step in doc["steps"]}
-
-
-def fits(text: str, width: int = 80) -> bool:
-    return all(len(line) <= width for line in text.splitlines())
 
 
 @pytest.fixture(autouse=True)

@@ -303,7 +303,7 @@ def test_the_error_overview_fits_the_page_at_1280_px() -> None:
 
 def test_readers_are_told_fakesspi_speaks_no_real_protocol() -> None:
     # Issue 22 §3: nothing said a FakeSspi server cannot serve requests-ntlm or curl.
-    # tests/test_fake.py holds the claim itself; the example's --help is held in
+    # tests/test_fake_wire.py holds the claim itself; the example's --help is held in
     # tests/test_http_ntlm_server.py.
     guide = " ".join((ROOT / "docs" / "guides" / "testing.md").read_text().split())
     assert "**not NTLM, Kerberos or SPNEGO messages**" in guide

@@ -277,26 +277,6 @@ def test_negotiate_exports_record_the_negotiated_package(
         assert exported.package == "NTLM"
 
 
-def test_start_python_child_bypasses_a_venv_launcher_on_windows(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from sspi_import import processes as module
-
-    monkeypatch.setattr(sys, "platform", "win32")
-    monkeypatch.setattr(sys, "executable", r"C:\venv\Scripts\python.exe")
-    monkeypatch.setattr(sys, "_base_executable", r"C:\Python313\python.exe", raising=False)
-    executable, env = module._python_for_children({"KEEP": "1"})
-    assert executable == r"C:\Python313\python.exe"
-    assert env == {"KEEP": "1", "__PYVENV_LAUNCHER__": r"C:\venv\Scripts\python.exe"}
-    monkeypatch.setattr(sys, "_base_executable", r"C:\venv\Scripts\python.exe")
-    assert module._python_for_children(None) == (r"C:\venv\Scripts\python.exe", None)
-    monkeypatch.setattr(sys, "platform", "linux")
-    monkeypatch.setattr(sys, "_base_executable", "/usr/bin/python3")
-    assert module._python_for_children(None) == (r"C:\venv\Scripts\python.exe", None)
-    with pytest.raises(TypeError, match="sequence of arguments"):
-        module.start_python_child("-c pass")
-
-
 WORKER = """
 import os
 import sys
