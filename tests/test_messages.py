@@ -388,11 +388,14 @@ def _buffers_at(pointer: Any) -> Any:
     return SecBufferDesc.from_address(pointer.value or 0).pBuffers
 
 
-def test_layouts_match_ctypes() -> None:
+@pytest.mark.parametrize("prepared", [False, True])
+def test_layouts_match_ctypes(prepared: bool) -> None:
     from sspi_import._raw.structs import SecBuffer, SecBufferDesc
     from sspi_import._secbuffers import Descriptor
 
     desc = Descriptor(3, room=64, bare=True)
+    if prepared:  # as a reused descriptor (Descriptors.take) is
+        desc.prepare()
     assert isinstance(desc.memory, SecBufferDesc)
     assert desc.pointer.value == desc.address == ctypes.addressof(desc.memory)
     assert desc.room_at == desc.address + ctypes.sizeof(SecBufferDesc) + 3 * ctypes.sizeof(
@@ -408,6 +411,34 @@ def test_layouts_match_ctypes() -> None:
     assert desc.places(3) == (16, 0x1000, 64, 0x2000, 8, 0x3000)
     ctypes.c_uint32.from_address(desc.ulong.value or 0).value = 0x80000001
     assert desc.out() == 0x80000001 == memory.out
+
+
+@pytest.mark.parametrize("capacity", [1, 2, 3, 5])
+def test_a_prepared_descriptor_writes_what_an_unprepared_one_does(capacity: int) -> None:
+    """Each count the descriptor can hold, the header included; past 3, the general path."""
+    from sspi_import._secbuffers import BUFFER, HEADER, Descriptor
+
+    for count in range(capacity + 1):
+        fields = [n for i in range(count) for n in (16 + i, 1 + i, 0x1000 * (i + 1))]
+        plain, prepared = Descriptor(capacity, bare=True), Descriptor(capacity, bare=True)
+        prepared.prepare()
+        for desc in (plain, prepared):
+            ctypes.memset(desc.address, 0xA5, ctypes.sizeof(desc.memory))
+            desc.fill(count, *fields)
+        assert prepared.read(count) == plain.read(count) == tuple(fields)
+        assert (prepared.memory.ulVersion, prepared.memory.cBuffers) == (0, count)
+        assert ctypes.cast(prepared.memory.pBuffers, ctypes.c_void_p).value == (
+            prepared.address + HEADER
+        )
+        written = HEADER + BUFFER * count
+        size = ctypes.sizeof(plain.memory)
+        assert ctypes.string_at(prepared.address + HEADER, written - HEADER) == (
+            ctypes.string_at(plain.address + HEADER, written - HEADER)
+        )
+        # Nothing past the buffers filled is written.
+        assert ctypes.string_at(prepared.address + written, size - written) == (
+            b"\xa5" * (size - written)
+        )
 
 
 # providers that answer elsewhere -----------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+from functools import partial
 from typing import Any
 
 from ._raw.constants import SECBUFFER_VERSION
@@ -70,7 +71,16 @@ class Descriptor:
     reads. ``room_at`` is the address of the spare bytes.
     """
 
-    __slots__ = ("_ulong_at", "address", "capacity", "memory", "pointer", "room_at", "ulong")
+    __slots__ = (
+        "_fills",
+        "_ulong_at",
+        "address",
+        "capacity",
+        "memory",
+        "pointer",
+        "room_at",
+        "ulong",
+    )
     pointer: ctypes.c_void_p
     ulong: ctypes.c_void_p
 
@@ -83,12 +93,29 @@ class Descriptor:
         self.address = ctypes.addressof(self.memory)
         self.room_at = self.address + HEADER + BUFFER * capacity
         self._ulong_at = layout.out.offset
+        self._fills: tuple[Any, ...] = ()
         if bare:  # for a bare binding: the addresses as pointer objects, made once
             self.pointer = ctypes.c_void_p(self.address)
             self.ulong = ctypes.c_void_p(self.address + self._ulong_at)
 
+    def prepare(self) -> None:
+        """Bind the header's fields into a packer per count (up to 3), for a reused descriptor.
+
+        A ``fill`` then passes only the buffers' fields: about 2,000 instructions less per
+        call than packing them all through this method's arguments. Costs more than it
+        saves for a descriptor used once.
+        """
+        start = self.address + HEADER
+        self._fills = tuple(
+            partial(_FILL[n].pack_into, self.memory, 0, SECBUFFER_VERSION, n, start)
+            for n in range(min(self.capacity, len(_FILL) - 1) + 1)
+        )
+
     def fill(self, count: int, *fields: int) -> None:
         """Write the header and ``count`` buffers, each ``length, type, address``."""
+        if count < len(self._fills):
+            self._fills[count](*fields)
+            return
         packer = _FILL[count] if count < 4 else struct.Struct("@" + _ITEM * (1 + count))
         packer.pack_into(self.memory, 0, SECBUFFER_VERSION, count, self.address + HEADER, *fields)
 
@@ -127,7 +154,9 @@ class Descriptors:
             return self._spare.pop()
         except IndexError:
             capacity, room = self._make
-            return Descriptor(capacity, room, bare=True)
+            descriptor = Descriptor(capacity, room, bare=True)
+            descriptor.prepare()
+            return descriptor
 
     def give(self, descriptor: Descriptor) -> None:
         """Return ``descriptor`` for the next call (at most two are kept)."""
