@@ -14,9 +14,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from ._buffers import _NAMES, MAX_BUFFER, encode_name, readable
+from ._buffers import encode_name, readable
 from ._checks import ulong
-from ._cpython import bytes_address
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.structs import SecBuffer, SecHandle
 from .adopt import ForeignContextHandle
@@ -77,13 +76,8 @@ class ImportedContext(SecurityContextBase):
         *,
         buffer_type: int = C.SECBUFFER_EMPTY,
     ) -> None:
-        name = _NAMES.get(package) if type(package) is str else None  # encode_name's cache
-        if name is None:
-            name = encode_name(package)
-        if type(blob) is bytes and 0 < len(blob) <= MAX_BUFFER:  # readable()'s usual case
-            keepalive, address, length = blob, bytes_address(blob), len(blob)
-        else:
-            keepalive, address, length = readable(blob)
+        name = encode_name(package)
+        keepalive, address, length = readable(blob)
         token_value = None if token is None else check_token(token)
         if type(buffer_type) is not int or buffer_type:  # 0, the default, is fine as it is
             buffer_type = ulong(buffer_type, "buffer_type")

@@ -75,12 +75,12 @@ def _trailer_length(message: Any, length: int) -> int:
     """The trailer length a sealed message starts with, checked against its size."""
     if length < _PREFIX:
         raise ValueError("the message is shorter than its 4-byte trailer length")
-    (trailer,) = _TRAILER_LENGTH.unpack_from(message)
+    trailer: int = _TRAILER_LENGTH.unpack_from(message)[0]
     if _PREFIX + trailer > length:
         raise ValueError(
             f"the message says its trailer is {trailer} bytes but holds only {length - _PREFIX}"
         )
-    return int(trailer)
+    return trailer
 
 
 def _copy_out(address: int, length: int) -> bytes:
@@ -413,11 +413,7 @@ class MessageProtection(OwnedHandle[SecHandle]):
         The trailer and the ciphertext cannot be changed undetected.
         """
         trailer, block, head = self._seal or self._sealing()
-        if type(data) is bytes and 0 < len(data) <= MAX_BUFFER:
-            source: Any = data
-            length = len(data)
-        else:
-            source, _address, length = readable(data, "message")
+        source, _address, length = readable(data, "message")
         self._refuse_closed()  # before the plaintext is copied
         # Sealed in place in the bytes object returned: a new object that nobody else
         # has seen yet (_cpython.fresh_bytes).
@@ -521,27 +517,19 @@ class MessageProtection(OwnedHandle[SecHandle]):
         ``data`` is not changed; to decrypt a writable buffer where it is, without a
         copy, use ``decrypt_in_place``.
         """
-        if type(data) is bytes and _PREFIX <= len(data) <= MAX_BUFFER:
-            source: Any = data
-            address = 0
-            length = len(data)
-            trailer = _TRAILER_LENGTH.unpack_from(data)[0]
-            if _PREFIX + trailer > length:
-                _trailer_length(data, length)  # raises
-        else:
-            source, address, length = readable(data, "message")
-            trailer = _trailer_length(source, length)
+        source, address, length = readable(data, "message")
+        trailer = _trailer_length(source, length)
         self._check_trailer(trailer)
         start = _PREFIX + trailer
         body_size = length - start
         # Private copies of the trailer and of the ciphertext, new objects nobody else
         # has seen (_cpython); the ciphertext is decrypted in place and returned as it is.
-        if address:
-            token = fresh_copy(address + _PREFIX, trailer)
-            fresh = fresh_copy(address + start, body_size)
-        else:
+        if type(source) is bytes:  # sliced: cheaper than a copy from the address
             token = fresh_slice(source, _PREFIX, start)
             fresh = fresh_slice(source, start, length)
+        else:
+            token = fresh_copy(address + _PREFIX, trailer)
+            fresh = fresh_copy(address + start, body_size)
         if token is None or fresh is None:  # too short to be new objects, or not CPython
             return self._decrypt_copy(source)
         body, body_at = fresh
