@@ -21,6 +21,8 @@ bounded by ``wrapped.TIMEOUT``.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -270,13 +272,25 @@ def _close_during(
     return outcome[0], order
 
 
-@pytest.mark.parametrize("to", ["this process", "the parent process"])
+@pytest.mark.parametrize("to", ["this process", "another process"])
 def test_for_process_duplicates_the_token_before_a_racing_close(
     sspi_fake: FakeSspi, exported: tuple[Wrapped, sspi_import.ExportedContext], to: str
 ) -> None:
     wrapped, export = exported
-    pid = os.getpid() if to == "this process" else os.getppid()
-    copy, order = _close_during(wrapped, export, "DuplicateHandle", lambda: export.for_process(pid))
+    # Another process of our own: a parent may not be a process here (under Wine, a
+    # Windows program started from a Linux shell has parent pid 0).
+    other = None
+    if to == "another process":
+        other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        pid = os.getpid() if other is None else other.pid
+        copy, order = _close_during(
+            wrapped, export, "DuplicateHandle", lambda: export.for_process(pid)
+        )
+    finally:
+        if other is not None:
+            other.kill()
+            other.wait()
     assert order == ["DuplicateHandle", "CloseHandle(token)"]
     assert copy.token is not None  # a working duplicate of a token that was still open
     copy.close()

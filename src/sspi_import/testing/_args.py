@@ -21,6 +21,22 @@ from .._raw.structs import SecBuffer, SecBufferDesc
 # The statuses the simulated functions return, unsigned as generated; the guard
 # (_guard.FakeGuard) hands them to ctypes as the signed SECURITY_STATUS C returns.
 POINTER_MASK = (1 << (ctypes.sizeof(c_void_p) * 8)) - 1
+
+_set_last_error = getattr(ctypes, "set_last_error", None)  # Windows only
+
+
+def kernel_failure(error: int) -> int:
+    """``FALSE``/``NULL`` with ``error`` as the last error, where ctypes keeps one.
+
+    The prototypes are declared with ``use_last_error`` on Windows, callbacks included:
+    ctypes hands the value set here to the caller's ``ctypes.get_last_error()`` (left
+    unset, the caller would read whatever an earlier call left there).
+    """
+    if _set_last_error is not None:
+        _set_last_error(error)
+    return 0
+
+
 EPOCH_TICKS = 116_444_736_000_000_000  # 1601 to 1970 in 100 ns ticks
 NEVER = 0x7FFF_FFFF_FFFF_FFFF
 

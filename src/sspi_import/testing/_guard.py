@@ -14,8 +14,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from .._raw import constants as C  # noqa: N812 - C names, read like the header
 from .._raw.status_codes import SEC_E_INTERNAL_ERROR
-from ._args import FaultError
+from ._args import FaultError, kernel_failure
 from ._names import KERNEL32, SIMULATED, SspiFunction, check_function, queue_failure, signed
 from ._state import State
 
@@ -58,8 +59,10 @@ class Guard(State):
                         return 0 if kernel else status
                     try:
                         result = int(impl(*args))
-                    except FaultError as fault:
-                        return 0 if kernel else signed(fault.status)
+                    except FaultError as fault:  # a misuse: a handle that is not open
+                        if kernel:
+                            return kernel_failure(C.ERROR_INVALID_HANDLE)  # as Windows says
+                        return signed(fault.status)
                     # kernel32 returns handles as they are; SSPI its status, signed as in C
                     return result if kernel else signed(result)
             except BaseException:  # nothing may escape into ctypes

@@ -11,31 +11,18 @@ that process has it open (``_board``): the exporter may have closed it too early
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 from typing import Any
 
 from .._raw import constants as C  # noqa: N812 - C names, read like the header
 from . import _board
-from ._args import POINTER_MASK
+from ._args import POINTER_MASK, kernel_failure
 from ._state import FOREIGN_TOKEN_BASE, LOCAL_TOKEN_BASE, PROCESS_HANDLE_BASE, State
 
 __all__ = ["Kernel32"]
 
 PSEUDO_PROCESS = POINTER_MASK  # GetCurrentProcess() is (HANDLE)-1
-_set_last_error = getattr(ctypes, "set_last_error", None)  # Windows only
-
-
-def _failed(error: int) -> int:
-    """``FALSE``/``NULL`` with ``error`` as the last error, where ctypes keeps one.
-
-    The prototypes are declared with ``use_last_error`` on Windows, callbacks included:
-    ctypes hands the value set here to the caller's ``ctypes.get_last_error()``.
-    """
-    if _set_last_error is not None:
-        _set_last_error(error)
-    return 0
 
 
 class Kernel32(State):
@@ -48,14 +35,14 @@ class Kernel32(State):
 
     def _OpenProcess(self, access: int, inherit: int, pid: int) -> int:  # noqa: N802
         if not 0 < pid <= 0x7FFF_FFFF:  # a pid_t: os.kill would overflow past it
-            return _failed(C.ERROR_INVALID_PARAMETER)  # Windows' answer for no such pid
+            return kernel_failure(C.ERROR_INVALID_PARAMETER)  # Windows' answer for no such pid
         if sys.platform != "win32" and pid != os.getpid():  # os.kill on Windows terminates
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
-                return _failed(C.ERROR_INVALID_PARAMETER)
+                return kernel_failure(C.ERROR_INVALID_PARAMETER)
             except PermissionError:  # another user's process: no PROCESS_DUP_HANDLE on it
-                return _failed(C.ERROR_ACCESS_DENIED)
+                return kernel_failure(C.ERROR_ACCESS_DENIED)
         value = PROCESS_HANDLE_BASE + 4 * self._new_id("process")
         self._processes[value] = pid
         return value
@@ -98,7 +85,7 @@ class Kernel32(State):
             if pid != os.getpid() or not source:
                 return 0
             if not _board.is_open(source_pid, source & POINTER_MASK, LOCAL_TOKEN_BASE):
-                return _failed(C.ERROR_INVALID_HANDLE)  # closed there before the pull
+                return kernel_failure(C.ERROR_INVALID_HANDLE)  # closed there before the pull
             p_target[0] = self._new_token(f"a token duplicated from process {source_pid}")
             return 1
         value = self._live_token((source or 0) & POINTER_MASK, "DuplicateHandle")
