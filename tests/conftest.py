@@ -30,7 +30,7 @@ import pytest
 from pytest_mock import MockerFixture
 
 import sspi_import
-from kdc import HeimdalRealm, KdcUnavailableError, heimdal_tools
+from kdc import HeimdalRealm, KdcUnavailableError, closed_port, heimdal_tools
 from scripted_sspi import Provider
 from sspi_import import library
 from sspi_import.testing import FakeSspi
@@ -216,6 +216,19 @@ def kerberos(heimdal: HeimdalRealm, monkeypatch: pytest.MonkeyPatch) -> HeimdalR
             monkeypatch.delenv(name)
     sspi_import.use_library(sspi_import.find_sspi_rs())
     return heimdal
+
+
+@pytest.fixture
+def no_kdc(
+    kerberos: HeimdalRealm, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> Iterator[int]:
+    """The realm's krb5.conf with its KDC moved to a port of 127.0.0.1 that refuses."""
+    with closed_port() as port:
+        conf = tmp_path / "krb5.conf"
+        text = kerberos.conf.read_text(encoding="utf-8")
+        conf.write_text(text.replace(f"127.0.0.1:{kerberos.port}", f"127.0.0.1:{port}"))
+        monkeypatch.setenv("KRB5_CONFIG", str(conf))
+        yield port
 
 
 @pytest.hookimpl(hookwrapper=True)

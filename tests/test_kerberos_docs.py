@@ -9,13 +9,12 @@ port where no KDC listens).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import sspi_import
-from kdc import PASSWORD, HeimdalRealm, closed_port
+from kdc import PASSWORD, HeimdalRealm
 from kerberos import PRINCIPAL, TRIES, gss_acceptor
 from test_docs import Snippet, snippets
 
@@ -61,14 +60,8 @@ def test_the_kerberos_recipe_runs(kerberos: HeimdalRealm) -> None:
     assert server.unwrap(namespace["sealed"]).message == b"hello"
 
 
-def test_the_kdc_per_credentials_recipe_runs(
-    kerberos: HeimdalRealm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    with closed_port() as port:
-        conf = tmp_path / "krb5.conf"
-        text = kerberos.conf.read_text(encoding="utf-8")
-        conf.write_text(text.replace(f"127.0.0.1:{kerberos.port}", f"127.0.0.1:{port}"))
-        monkeypatch.setenv("KRB5_CONFIG", str(conf))  # no KDC there: only kdc_url leads to it
-        server, _ = run(recipe(KDC_URL_LINE), kdc_url=f"tcp://127.0.0.1:{kerberos.port}")
+def test_the_kdc_per_credentials_recipe_runs(kerberos: HeimdalRealm, no_kdc: int) -> None:
+    # No KDC where krb5.conf says: only kdc_url leads to it.
+    server, _ = run(recipe(KDC_URL_LINE), kdc_url=f"tcp://127.0.0.1:{kerberos.port}")
     assert server.complete
     assert str(server.initiator_name) == PRINCIPAL

@@ -10,13 +10,10 @@ realm's ``kdc`` in the krb5.conf that ``KRB5_CONFIG`` names.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 import sspi_import
-from kdc import PASSWORD, REALM, USER, HeimdalRealm, closed_port
+from kdc import PASSWORD, REALM, USER, HeimdalRealm
 from kerberos import gss_acceptor, gss_pair, initiator
 from sspi_import import Identity
 
@@ -97,19 +94,6 @@ def test_unknown_spn_behind_negotiate_says_how_to_see_it(kerberos: HeimdalRealm)
     assert "unknown SPN" in str(error)
     assert "Kerberos package" in str(error)
     assert "!ntlm" in str(error)
-
-
-@pytest.fixture
-def no_kdc(
-    kerberos: HeimdalRealm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[int]:
-    """A krb5.conf whose KDC is a port of 127.0.0.1 that refuses connections."""
-    with closed_port() as port:
-        conf = tmp_path / "krb5.conf"
-        text = kerberos.conf.read_text(encoding="utf-8")
-        conf.write_text(text.replace(f"127.0.0.1:{kerberos.port}", f"127.0.0.1:{port}"))
-        monkeypatch.setenv("KRB5_CONFIG", str(conf))
-        yield port
 
 
 @pytest.mark.parametrize(("package", "packages"), CHOICES, ids=IDS)

@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -118,19 +117,6 @@ def test_at_debug_level_the_log_holds_the_exchange_keys_redacted(
 # 2.4: the KDC per credentials ---------------------------------------------------------
 
 
-@pytest.fixture
-def no_kdc_in_krb5_conf(
-    kerberos: HeimdalRealm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[int]:
-    """The realm's krb5.conf with its KDC moved to a port of 127.0.0.1 that refuses."""
-    with closed_port() as port:
-        conf = tmp_path / "krb5.conf"
-        text = kerberos.conf.read_text(encoding="utf-8")
-        conf.write_text(text.replace(f"127.0.0.1:{kerberos.port}", f"127.0.0.1:{port}"))
-        monkeypatch.setenv("KRB5_CONFIG", str(conf))
-        yield port
-
-
 def through(
     url: str | None, package: str = "Kerberos", packages: list[str] | None = None
 ) -> SecurityContext:
@@ -154,7 +140,7 @@ def through(
     ids=["kerberos", "negotiate-no-ntlm"],
 )
 def test_set_kdc_proxy_reaches_the_kdc_krb5_conf_does_not_name(
-    no_kdc_in_krb5_conf: int,
+    no_kdc: int,
     kerberos: HeimdalRealm,
     scheme: str,
     package: str,
@@ -168,7 +154,7 @@ def test_set_kdc_proxy_reaches_the_kdc_krb5_conf_does_not_name(
         assert ours.session_key() == gss_session_key(pair.theirs)
 
 
-def test_the_control_without_it_no_kdc_is_reached(no_kdc_in_krb5_conf: int) -> None:
+def test_the_control_without_it_no_kdc_is_reached(no_kdc: int) -> None:
     with through(None) as ours, pytest.raises(sspi_import.NoAuthenticatingAuthorityError):
         ours.step(None)
 
