@@ -48,6 +48,7 @@ __all__ = [
     "KdcUnavailableError",
     "closed_port",
     "heimdal_tools",
+    "unreachable_krb5_conf",
 ]
 
 REALM: Final = "EXAMPLE.TEST"
@@ -111,6 +112,17 @@ def closed_port() -> Iterator[int]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.getsockname()[1]
+
+
+def unreachable_krb5_conf(path: Path, port: int) -> Path:
+    """Write a krb5.conf for ``REALM`` whose only KDC is ``127.0.0.1:port`` (a
+    ``closed_port()``: refuses connections), no realm running; return ``path``."""
+    path.write_text(
+        f"[libdefaults]\n    default_realm = {REALM}\n    dns_lookup_kdc = false\n"
+        f"[realms]\n    {REALM} = {{\n        kdc = 127.0.0.1:{port}\n    }}\n",
+        encoding="utf-8",
+    )
+    return path
 
 
 def krb5_conf(directory: Path, port: int) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import sspi_import
-from kdc import closed_port
+from kdc import closed_port, unreachable_krb5_conf
 from sspi_import import Credentials, Identity, SecurityContext
 from sspi_import.testing import FakeSspi
 
@@ -185,12 +185,7 @@ def krb5_conf_with_no_kdc(
 ) -> Iterator[None]:
     """sspi-rs installed, with a krb5.conf whose KDC is a port of 127.0.0.1 that refuses."""
     with closed_port() as port:
-        conf = tmp_path / "krb5.conf"
-        conf.write_text(
-            "[libdefaults]\n    default_realm = EXAMPLE.TEST\n    dns_lookup_kdc = false\n"
-            f"[realms]\n    EXAMPLE.TEST = {{\n        kdc = 127.0.0.1:{port}\n    }}\n",
-            encoding="utf-8",
-        )
+        conf = unreachable_krb5_conf(tmp_path / "krb5.conf", port)
         monkeypatch.setenv("KRB5_CONFIG", str(conf))
         for name in [n for n in os.environ if n.startswith("SSPI_KDC_URL")]:
             monkeypatch.delenv(name)

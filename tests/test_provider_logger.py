@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import sspi_import
-from kdc import closed_port
+from kdc import closed_port, unreachable_krb5_conf
 from sspi_import import library
 from sspi_import._raw.functions import PROTOTYPES
 
@@ -134,12 +134,7 @@ def run_child(
 def child_env(sspi_rs_path: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
     """sspi-rs by SSPI_IMPORT_LIBRARY, a krb5.conf whose KDC refuses connections."""
     with closed_port() as port:
-        conf = tmp_path / "krb5.conf"
-        conf.write_text(
-            "[libdefaults]\n    default_realm = EXAMPLE.TEST\n    dns_lookup_kdc = false\n"
-            f"[realms]\n    EXAMPLE.TEST = {{\n        kdc = 127.0.0.1:{port}\n    }}\n",
-            encoding="utf-8",
-        )
+        conf = unreachable_krb5_conf(tmp_path / "krb5.conf", port)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SSPI_", "KRB5"))}
         env.update({"SSPI_IMPORT_LIBRARY": str(sspi_rs_path), "KRB5_CONFIG": str(conf)})
         yield env
