@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import ctypes
 import pickle
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 import sspi_import
 from sspi_import import AccessToken, Identity, ImportedContext, loopback
 from sspi_import.testing import FakeSspi
+from wrapped import at_once
 
 ALICE = Identity("alice", "EXAMPLE", "p4ssw0rd")
 
@@ -148,17 +148,7 @@ def test_closing_from_many_threads_at_once_closes_once(
 ) -> None:
     _client, server = pair
     token = server.client_token()
-    barrier = threading.Barrier(8)
-
-    def close() -> None:
-        barrier.wait()
-        token.close()
-
-    threads = [threading.Thread(target=close) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(token.close)
     assert sspi_fake.calls("CloseHandle") == 1
     assert not sspi_fake.misuses
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes
 import gc
 import mmap
-import threading
 
 import pytest
 
@@ -17,22 +16,9 @@ import sspi_import
 from sspi_import import ExportedContext, ExportFlags, ImportedContext, export_context
 from sspi_import._raw.structs import SecHandle
 from stubs import HANDLE_UPPER, Stub
+from wrapped import at_once
 
 BLOB = b"packed-context-\x00\x01\x02-bytes"
-
-
-def _close_from_eight_threads_at_once(owner: ImportedContext | ExportedContext) -> None:
-    barrier = threading.Barrier(8)
-
-    def close() -> None:
-        barrier.wait()
-        owner.close()
-
-    threads = [threading.Thread(target=close) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
 
 
 def test_import_passes_name_blob_and_token(stub: Stub) -> None:
@@ -200,7 +186,7 @@ def test_eight_threads_closing_one_exported_token_close_it_once(stub: Stub) -> N
     with ImportedContext("NTLM", BLOB) as ctx:
         for _ in range(50):
             exported = ctx.export()
-            _close_from_eight_threads_at_once(exported)
+            at_once(exported.close)
             assert exported.closed
             assert exported.token is None
     assert stub.calls("CloseHandle") == 50
@@ -329,7 +315,7 @@ def test_repr_shows_package_and_state_never_the_blob(stub: Stub) -> None:
 def test_eight_threads_closing_one_context_delete_it_once(stub: Stub) -> None:
     for _ in range(50):
         ctx = ImportedContext("NTLM", BLOB)
-        _close_from_eight_threads_at_once(ctx)
+        at_once(ctx.close)
         assert ctx.closed
     assert stub.calls("DeleteSecurityContext") == 50
     assert stub.live_contexts() == 0

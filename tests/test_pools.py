@@ -33,6 +33,7 @@ import pool_tasks
 import sspi_import
 from sspi_import import ExportedContext, ExportFlags, ImportedContext, SecurityContext
 from sspi_import.testing import FakeSspi, SspiFunction
+from wrapped import at_once
 
 MACHINE = "FAKEHOST"  # the sspi_fake fixture's, and install_fake's default
 TIMEOUT = 60
@@ -296,18 +297,8 @@ def test_threads_racing_to_pull_one_copy_make_one_owner(sspi_fake: FakeSspi) -> 
     client, server = _established()
     with client, server, server.export() as exported:
         received = ExportedContext.from_bytes(_pull_payload(exported))
-        barrier = threading.Barrier(8)
         seen: list[int | None] = []
-
-        def use() -> None:
-            barrier.wait()
-            seen.append(received.token)
-
-        threads = [threading.Thread(target=use) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        at_once(lambda: seen.append(received.token))
         assert len(set(seen)) == 1
         assert seen[0] is not None
         received.close()

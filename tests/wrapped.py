@@ -133,3 +133,18 @@ class Wrapped:
         """How many calls of these functions have been made so far."""
         with self._lock:
             return sum(self.counts[name] for name in functions)
+
+
+def at_once(action: Callable[[], object], threads: int = 8) -> None:
+    """Run ``action`` in ``threads`` threads released together by a barrier; join them."""
+    barrier = threading.Barrier(threads)
+
+    def run() -> None:
+        barrier.wait()
+        action()
+
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join()
