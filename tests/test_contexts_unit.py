@@ -23,7 +23,7 @@ POINTER_MAX = (1 << (ctypes.sizeof(ctypes.c_void_p) * 8)) - 1
 def fake_api(mocker: MockerFixture) -> MagicMock:
     """A mocked library: the ctypes functions replaced, ``api()`` returning the mock."""
     lib = MagicMock(name="sspi")
-    lib.ImportSecurityContextW.return_value = 0
+    lib.ImportSecurityContextW_bare.return_value = 0
     lib.DeleteSecurityContext.return_value = 0
     lib.FreeContextBuffer.return_value = 0
     lib.CloseHandle.return_value = 1
@@ -106,21 +106,25 @@ def test_bad_token_refused_before_any_call(
 
 
 def test_import_call_shape(fake_api: MagicMock) -> None:
-    ctx = ImportedContext("NTLM", b"blob", 0x44, buffer_type=2)
-    (name, packed, token, handle), _ = fake_api.ImportSecurityContextW.call_args
+    blob = b"blob"
+    ctx = ImportedContext("NTLM", blob, 0x44, buffer_type=2)
+    (name, packed, token, reference), _ = fake_api.ImportSecurityContextW_bare.call_args
+    # The bare binding converts nothing: each argument is exactly what C reads.
     assert name == "NTLM".encode("utf-16-le") + b"\0\0"
-    # Structures are passed as instances: the POINTER argtypes make ctypes pass them
-    # by reference in C, cheaper than a byref() per argument.
-    assert type(packed) is SecBuffer
-    assert (packed.cbBuffer, packed.BufferType) == (4, 2)
-    assert token == 0x44
-    assert type(handle) is SecHandle  # the handle that is now owned
+    assert type(packed) is bytes  # the SecBuffer, packed: ctypes passes its data's address
+    buffer = SecBuffer.from_buffer_copy(packed)
+    assert (buffer.cbBuffer, buffer.BufferType) == (4, 2)
+    assert buffer.pvBuffer == ctypes.cast(ctypes.c_char_p(blob), ctypes.c_void_p).value
+    assert type(token) is ctypes.c_void_p  # pointer-sized: a bare int would be a C int
+    assert token.value == 0x44
+    handle = reference._obj  # byref(handle): the handle that is now owned
+    assert type(handle) is SecHandle
     ctx.close()
     fake_api.DeleteSecurityContext.assert_called_once_with(handle)
 
 
 def test_failed_import_owns_nothing(fake_api: MagicMock) -> None:
-    fake_api.ImportSecurityContextW.side_effect = sspi_import.error_from_status(
+    fake_api.ImportSecurityContextW_bare.side_effect = sspi_import.error_from_status(
         0x80090306, "ImportSecurityContextW"
     )
     with pytest.raises(sspi_import.NotOwnerError):

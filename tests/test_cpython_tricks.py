@@ -28,7 +28,7 @@ def test_without_the_offset_addresses_come_from_ctypes(monkeypatch: pytest.Monke
     sample = b"fallback"
     assert _cpython.bytes_address(sample) == _address(sample)
     assert _cpython.fresh_bytes(b"ab", b"cd") is None
-    assert _cpython.fresh_slice(b"abcdef", 1, 4) is None
+    assert _cpython.fresh_slices(b"abcdef", 1, 3, 5) is None
     assert _cpython.fresh_copy(_address(sample), 4) is None
 
 
@@ -42,10 +42,11 @@ def test_fresh_objects_are_new_and_addressed_exactly() -> None:
     assert value is not tail
     assert at == _address(value)
     source = b"0123456789"
-    sliced = _cpython.fresh_slice(source, 2, 6)
+    sliced = _cpython.fresh_slices(source, 2, 6, 9)
     assert sliced is not None
-    assert sliced[0] == b"2345"
-    assert sliced[1] == _address(sliced[0])
+    first, first_at, second, second_at = sliced
+    assert (first, second) == (b"2345", b"678")
+    assert (first_at, second_at) == (_address(first), _address(second))
     copied = _cpython.fresh_copy(_address(source) + 1, 3)
     assert copied is not None
     assert copied[0] == b"123"
@@ -55,7 +56,12 @@ def test_fresh_objects_are_new_and_addressed_exactly() -> None:
 @pytest.mark.parametrize(("start", "stop"), [(0, 1), (3, 4), (5, 5), (0, 10), (0, 11)])
 def test_slices_that_could_be_shared_objects_are_refused(start: int, stop: int) -> None:
     # 0- and 1-byte objects are CPython's singletons; a whole slice is the source itself.
-    assert _cpython.fresh_slice(b"0123456789", start, stop) is None
+    assert _cpython.fresh_slices(b"0123456789", start, stop, stop + 2) is None
+
+
+@pytest.mark.parametrize("stop", [4, 5])
+def test_a_short_second_slice_refuses_both(stop: int) -> None:
+    assert _cpython.fresh_slices(b"0123456789", 0, 4, stop) is None
 
 
 def test_short_copies_are_refused() -> None:

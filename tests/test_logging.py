@@ -181,3 +181,73 @@ def test_logging_imported_after_sspi_import_still_records() -> None:
         "InitializeSecurityContextW (context): SEC_I_CONTINUE_NEEDED (0x00090312)",
         "ImportSecurityContextW (context): SEC_E_INVALID_TOKEN (0x80090308)",
     ]
+
+
+# The level test every call makes (_log.levels) and check's one shortcut -------------------
+
+
+def test_the_level_test_answers_what_is_enabled_for_answers(sspi_fake: FakeSspi) -> None:
+    """``_log.levels.get(DEBUG, True)`` is false only where ``isEnabledFor(DEBUG)`` is."""
+    from sspi_import import _log
+
+    logger = logging.getLogger("sspi_import")
+    old = logger.level
+    try:
+        for level, enabled in ((logging.INFO, False), (logging.DEBUG, True)):
+            logger.setLevel(level)  # empties the cache: "ask"
+            assert _log.levels.get(_log.DEBUG, True)
+            client, server = loopback("NTLM")  # calls ask, and fill the cache
+            client.close()
+            server.close()
+            assert bool(_log.levels.get(_log.DEBUG, True)) is enabled
+            assert logger.isEnabledFor(logging.DEBUG) is enabled
+    finally:
+        logger.setLevel(old)
+
+
+def test_a_success_skips_the_check_only_when_debug_is_off(
+    sspi_fake: FakeSspi, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SEC_E_OK without DEBUG costs no ``check`` call; with DEBUG each call is logged."""
+    from sspi_import import errors
+
+    checked: list[str] = []
+
+    def counting(status: int, function: str) -> int:
+        checked.append(function)
+        return errors.check(status, function)
+
+    for function in ("EncryptMessage", "DecryptMessage", "DeleteSecurityContext"):
+        monkeypatch.setitem(errors.CHECKS, function, counting)
+    client, server = loopback("NTLM")
+    caplog.set_level(logging.INFO, logger="sspi_import")
+    assert server.decrypt(client.encrypt(b"quiet")) == b"quiet"
+    assert checked == []
+    caplog.set_level(logging.DEBUG, logger="sspi_import")
+    assert server.decrypt(client.encrypt(b"logged")) == b"logged"
+    client.close()
+    assert checked == ["EncryptMessage", "DecryptMessage", "DeleteSecurityContext"]
+    logged = [r.sspi_function for r in _records(caplog)]  # type: ignore[attr-defined]
+    assert logged == [*checked, "FreeCredentialsHandle"]  # the loopback's credentials
+    server.close()
+
+
+def test_the_shortcut_never_skips_a_kernel32_failure(sspi_fake: FakeSspi) -> None:
+    """For kernel32 a 0 is FALSE, a failure: only SECURITY_STATUS functions skip check."""
+    from sspi_import.errors import STATUS_FUNCTIONS
+    from sspi_import.testing import FaultInjector
+
+    status = {name for name, proto in PROTOTYPES.items() if proto.result == "status"}
+    assert status == STATUS_FUNCTIONS
+    assert not any(PROTOTYPES[name].kernel32 for name in STATUS_FUNCTIONS)
+    with FaultInjector(sspi_fake) as faults:
+        client, server = loopback("NTLM")
+        with client, server:
+            token = server.client_token()
+            value = token.value
+            faults.fail("CloseHandle", "SEC_E_INTERNAL_ERROR")  # kernel32: FALSE
+            with pytest.raises(OSError, match="CloseHandle"):
+                token.close()
+            assert token.closed  # taken out before the call: never closed twice
+            assert faults.calls("CloseHandle") == 1
+            assert sspi_import.library.api().CloseHandle(value)  # the fake's, for real

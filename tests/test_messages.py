@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import sspi_import
-from sspi_import import _cpython, messages
+from sspi_import import _cpython
 from sspi_import.handshake import SecurityContext
+from sspi_import.testing import FakeSspi
 
 ALICE = sspi_import.Identity("alice", "EXAMPLE", "p4ssw0rd")
 Pair = tuple[SecurityContext, SecurityContext]
@@ -393,12 +395,12 @@ def test_layouts_match_ctypes(prepared: bool) -> None:
     from sspi_import._raw.structs import SecBuffer, SecBufferDesc
     from sspi_import._secbuffers import Descriptor
 
-    desc = Descriptor(3, room=64, bare=True)
-    if prepared:  # as a reused descriptor (Descriptors.take) is
+    desc = Descriptor(3, bare=True)
+    if prepared:  # as a context's message descriptor is
         desc.prepare()
     assert isinstance(desc.memory, SecBufferDesc)
     assert desc.pointer.value == desc.address == ctypes.addressof(desc.memory)
-    assert desc.room_at == desc.address + ctypes.sizeof(SecBufferDesc) + 3 * ctypes.sizeof(
+    assert desc.ulong.value == desc.address + ctypes.sizeof(SecBufferDesc) + 3 * ctypes.sizeof(
         SecBuffer
     )
     desc.fill(3, 16, 2, 0x1000, 64, 1, 0x2000, 8, 9, 0x3000)
@@ -411,6 +413,21 @@ def test_layouts_match_ctypes(prepared: bool) -> None:
     assert desc.places(3) == (16, 0x1000, 64, 0x2000, 8, 0x3000)
     ctypes.c_uint32.from_address(desc.ulong.value or 0).value = 0x80000001
     assert desc.out() == 0x80000001 == memory.out
+    if prepared:  # the bound readers read what the methods read
+        for n in range(4):
+            assert desc.places_of[n]() == desc.places(n)
+            assert desc.read_out[n]() == (*desc.read(n), 0x80000001)
+
+
+def test_a_packed_buffer_is_a_secbuffer() -> None:
+    from sspi_import._raw.structs import SecBuffer
+    from sspi_import._secbuffers import pack_buffer
+
+    address = (1 << (8 * ctypes.sizeof(ctypes.c_void_p))) - 16  # every byte of it counts
+    packed = pack_buffer(1024, 3, address)
+    assert len(packed) == ctypes.sizeof(SecBuffer)
+    buffer = SecBuffer.from_buffer_copy(packed)
+    assert (buffer.cbBuffer, buffer.BufferType, buffer.pvBuffer) == (1024, 3, address)
 
 
 @pytest.mark.parametrize("capacity", [1, 2, 3, 5])
@@ -490,9 +507,69 @@ def test_decrypt_when_the_provider_moves_the_data(
     plain.release()
 
 
-def test_encrypt_with_a_block_size_past_the_padding_room(
-    pair: Pair, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("method", ["encrypt", "wrap"])
+def test_the_padding_gets_a_buffer_of_the_call_not_of_the_shared_descriptor(
+    sspi_fake: FakeSspi, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
-    client, server = pair
-    monkeypatch.setattr(messages, "_PADDING_ROOM", 0)  # any block size is larger
-    assert server.decrypt(client.encrypt(b"own padding buffer")) == b"own padding buffer"
+    """Padding is read back after the lock is released, when another thread's call may
+    already be filling the context's one descriptor: so it is never placed there."""
+    client, server = sspi_import.loopback("NTLM")
+    with client, server:
+        trailer, _block, head = client._seal or client._sealing()
+        client._seal = (trailer, 8, head)  # as a block cipher's context would say
+        given: list[tuple[int, int]] = []
+        real = client._lib.EncryptMessage_bare
+
+        def spy(handle: object, qop: int, desc: Any, seq: int) -> int:
+            padding = _buffers_at(desc)[2]
+            given.append((padding.pvBuffer, padding.cbBuffer))
+            return real(handle, qop, desc, seq)  # type: ignore[no-any-return]
+
+        monkeypatch.setattr(client._lib, "EncryptMessage_bare", spy)
+        message = getattr(client, method)(b"own padding buffer")
+        opened = server.decrypt(message) if method == "encrypt" else server.unwrap(message)
+        assert opened == b"own padding buffer"
+        desc = client._desc
+        assert desc is not None
+        ((address, length),) = given
+        assert length == 8
+        assert not desc.address <= address < desc.address + ctypes.sizeof(desc.memory)
+
+
+def test_the_shared_descriptor_is_filled_only_under_the_lock(
+    sspi_fake: FakeSspi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A context's message calls share one descriptor: a call another thread starts
+    meanwhile waits for the lock before it writes there, so the running call's buffers
+    are the ones it wrote until the provider has read them."""
+    client, server = sspi_import.loopback("NTLM")
+    with client, server:
+        server.decrypt(client.encrypt(b"warm"))  # the client's descriptor exists
+        real = client._lib.EncryptMessage_bare
+        seen: list[tuple[bytes, bytes, bool]] = []
+        others: list[bytes] = []
+
+        def spy(handle: object, qop: int, desc: Any, seq: int) -> int:
+            if not seen:  # the first call: another thread starts one, which must wait
+                size = ctypes.sizeof(client._desc.memory)  # type: ignore[union-attr]
+                before = ctypes.string_at(desc.value, size)
+                other = threading.Thread(
+                    target=lambda: others.append(client.encrypt(b"the other call"))
+                )
+                other.start()
+                other.join(0.2)
+                seen.append((before, ctypes.string_at(desc.value, size), other.is_alive()))
+                status: int = real(handle, qop, desc, seq)
+                threads.append(other)
+                return status
+            return real(handle, qop, desc, seq)  # type: ignore[no-any-return]
+
+        threads: list[threading.Thread] = []
+        monkeypatch.setattr(client._lib, "EncryptMessage_bare", spy)
+        first = client.encrypt(b"the first call")
+        threads[0].join()
+        ((before, after, waited),) = seen
+        assert waited  # it was held at the lock, not at the descriptor
+        assert after == before  # and wrote nothing there meanwhile
+        assert server.decrypt(first) == b"the first call"
+        assert server.decrypt(others[0]) == b"the other call"

@@ -18,6 +18,7 @@ __all__ = [
     "MAX_BUFFER",
     "Blob",
     "WritableBlob",
+    "copyable",
     "encode_name",
     "read_utf16z",
     "readable",
@@ -41,15 +42,34 @@ def _check_length(length: int, what: str) -> None:
 def readable(data: object, what: str = "blob") -> tuple[Any, int, int]:
     """Return ``(keepalive, address, length)`` for a non-empty buffer SSPI will only read.
 
-    ``keepalive`` must stay referenced until the call returns. Raises ``TypeError`` for
-    anything that is not a bytes-like object (``str`` included) and ``ValueError`` for
-    an empty or oversized one.
+    ``keepalive`` (what ``copyable`` returns) must stay referenced until the call
+    returns. Raises ``TypeError`` for anything that is not a bytes-like object (``str``
+    included) and ``ValueError`` for an empty or oversized one.
+    """
+    if type(data) is bytes:  # the usual case, without copyable's call
+        length = len(data)
+        if 0 < length <= MAX_BUFFER:
+            return data, bytes_address(data), length  # _cpython: no copy, no ctypes.cast
+    source, length = copyable(data, what)
+    if type(source) is bytes:
+        return source, bytes_address(source), length
+    # The view keeps the caller's buffer exported (a bytearray cannot be resized under
+    # SSPI); c_char, not c_char * n, so no ctypes array type is made (and kept) per length.
+    return source, ctypes.addressof(ctypes.c_char.from_buffer(source)), length
+
+
+def copyable(data: object, what: str = "blob") -> tuple[Any, int]:
+    """Return ``(source, length)``: ``readable`` without the address, to copy from.
+
+    ``source`` is ``data`` itself if it is ``bytes``, else ``bytes`` (the whole object a
+    read-only view covers, or a copy of what ctypes cannot address) or a writable,
+    contiguous, one-dimensional byte view of the caller's memory. Raises as ``readable``.
     """
     if type(data) is bytes:
         length = len(data)
         if not 0 < length <= MAX_BUFFER:
             _check_length(length, what)
-        return data, bytes_address(data), length  # _cpython: no copy, no ctypes.cast
+        return data, length
     if isinstance(data, str) or not _is_buffer(data):
         raise TypeError(
             f"the {what} must be bytes, bytearray or memoryview, not {type(data).__name__}"
@@ -58,18 +78,16 @@ def readable(data: object, what: str = "blob") -> tuple[Any, int, int]:
     _check_length(view.nbytes, what)
     if not view.c_contiguous:
         copy = view.tobytes()
-        return copy, bytes_address(copy), len(copy)
+        return copy, len(copy)
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     if view.readonly:
         whole = view.obj
         if type(whole) is bytes and len(whole) == view.nbytes:
-            return whole, bytes_address(whole), view.nbytes
+            return whole, view.nbytes
         copy = view.tobytes()
-        return copy, bytes_address(copy), len(copy)
-    # The view keeps the caller's buffer exported (a bytearray cannot be resized under
-    # SSPI); c_char, not c_char * n, so no ctypes array type is made (and kept) per length.
-    return view, ctypes.addressof(ctypes.c_char.from_buffer(view)), view.nbytes
+        return copy, len(copy)
+    return view, view.nbytes
 
 
 def writable(data: object, what: str) -> tuple[memoryview, int, int]:

@@ -6,7 +6,7 @@ Nothing else in the package reads an object's memory through ``id()``. What is h
   (``None`` where the probe fails or the interpreter is not CPython). With it, the
   address of a ``bytes`` object's data costs an addition instead of a ``ctypes.cast``
   (the hot path of every import and message call).
-- ``fresh_bytes``, ``fresh_slice``, ``fresh_copy``: a ``bytes`` object nobody else has
+- ``fresh_bytes``, ``fresh_slices``, ``fresh_copy``: a ``bytes`` object nobody else has
   seen yet and the address of its data, for ``encrypt``/``decrypt`` to fill in place
   before handing it out (what C code does after ``PyBytes_FromStringAndSize(NULL, n)``).
   Only objects of 2 bytes or more are made this way: CPython shares the 0- and 1-byte
@@ -32,7 +32,7 @@ __all__ = [
     "bytes_address",
     "fresh_bytes",
     "fresh_copy",
-    "fresh_slice",
+    "fresh_slices",
     "is_pywin32_handle",
     "peek_pywin32",
 ]
@@ -73,17 +73,23 @@ def fresh_bytes(head: bytes, tail: Any) -> tuple[bytes, int] | None:
     return made, id(made) + offset
 
 
-def fresh_slice(source: bytes, start: int, stop: int) -> tuple[bytes, int] | None:
-    """``(source[start:stop], its address)`` as a new object of at least 2 bytes, or ``None``.
+def fresh_slices(
+    source: bytes, start: int, middle: int, stop: int
+) -> tuple[bytes, int, bytes, int] | None:
+    """``source[start:middle]`` and ``source[middle:stop]`` as new objects, with addresses.
 
-    ``None`` also for a slice shorter than 2 bytes (it could be a shared object) or one
-    covering the whole of ``source`` (CPython returns ``source`` itself then).
+    ``(first, its address, second, its address)``, or ``None`` if either could be a
+    shared object: shorter than 2 bytes (CPython's singletons), or the whole of
+    ``source`` (which slicing returns itself).
     """
     offset = BYTES_OFFSET
-    if offset is None or stop - start < 2 or (start == 0 and stop >= len(source)):
+    if offset is None or middle - start < 2 or stop - middle < 2:
         return None
-    made = source[start:stop]
-    return made, id(made) + offset
+    if start == 0 and middle >= len(source):  # (the second is then empty, refused above)
+        return None
+    first = source[start:middle]
+    second = source[middle:stop]
+    return first, id(first) + offset, second, id(second) + offset
 
 
 def fresh_copy(address: int, length: int) -> tuple[bytes, int] | None:

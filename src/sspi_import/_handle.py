@@ -9,8 +9,9 @@ it); other modules call what is offered here:
 
 - ``_own(lib, handle, function, *args)``: set up ownership, and make the call that
   writes a new handle (import, acquire), placed in the owner *before* the call;
-- ``_call(function, *args)``, ``_call_bare(...)``, ``_call_in(function, prepare)``: a
-  call on the handle, holding the owner's lock;
+- ``_call(function, *args)``, ``_call_bare(fn, function, a, b, c, fill, fields, read)``
+  (a message call: its descriptor filled and read back under the lock),
+  ``_call_in(function, prepare)``: a call on the handle, holding the owner's lock;
 - ``_consume(function, *args)``: a call that deletes the handle when it succeeds;
 - ``_pin()``: borrow the handle without the lock (a token during an import, credentials
   during a handshake step, a context while a thread impersonates its client);
@@ -26,7 +27,10 @@ The rules that make it hold, in one place:
   So calls on one owner are serialized, and ``close()``/``detach()`` wait for a running
   call and never pull the handle from under it; nothing relies on the GIL.
 - No user code runs while the lock is held: statuses are checked (and so logged, where
-  a logging handler may read the context) after it is released.
+  a logging handler may read the context) after it is released. Every helper ends with
+  ``errors.check``'s one shortcut (``SEC_E_OK`` of a status function, with no DEBUG
+  logging, returned without the call), written out where the status is known: one test
+  costs less than the Python call it saves.
 - Interrupts (``KeyboardInterrupt``, an asynchronous exception) arrive where CPython can
   deliver them: at a function's entry, after every call returns, at a loop's jump back.
   So a handle is always taken out of the owner *before* the call that frees or consumes
@@ -56,7 +60,10 @@ from collections.abc import Callable
 from ctypes import byref
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar
 
-from .errors import CHECKS, InheritedHandleError
+from . import _log
+from ._log import DEBUG
+from ._raw.functions import PROTOTYPES
+from .errors import CHECKS, STATUS_FUNCTIONS, InheritedHandleError
 from .library import api
 
 if TYPE_CHECKING:
@@ -65,6 +72,7 @@ if TYPE_CHECKING:
 __all__ = ["Closeable", "OwnedHandle", "Pin"]
 
 H = TypeVar("H")
+_R = TypeVar("_R")
 
 _generation = 0
 """Bumped in a fork child: an owner whose ``_generation`` differs was made in the parent."""
@@ -196,7 +204,10 @@ class OwnedHandle(Closeable, Generic[H]):
         if status < 0:
             self._handle = None
         self._pending = False
-        return CHECKS[name](status, name)
+        if status or name not in STATUS_FUNCTIONS or _log.levels.get(DEBUG, True):
+            # Reported as the function called (a bare binding's is the declared one's).
+            return CHECKS[name](status, PROTOTYPES[name].symbol)
+        return 0
 
     def _place(self, handle: H) -> None:
         """Own ``handle``, which a call wrote into a variable, in an owner ``_own(lib)`` set up.
@@ -205,18 +216,27 @@ class OwnedHandle(Closeable, Generic[H]):
         written into a ``c_void_p``): the owner exists before the call, and takes the
         value right after it.
         """
-        with self._lock_or_raise():
+        lock = self._lock
+        if lock is None or self._generation != _generation:
+            raise self._unusable()
+        with lock:
             if self._handle is not None:
                 raise TypeError(f"this {self._kind} already owns a handle")
             self._handle = handle
 
     def _library(self) -> Any:
-        """The owner's library, the current one bound now if it had none (a received token)."""
+        """The owner's library, the current one bound now if it had none (a received token).
+
+        Read as ``self._lib or self._library()``: the call only where there is none yet.
+        """
         lib = self._lib
         if lib is None:
             lib = api()
             free = getattr(lib, self._FREE)
-            with self._lock_or_raise():
+            lock = self._lock
+            if lock is None or self._generation != _generation:
+                raise self._unusable()
+            with lock:
                 if self._lib is None:
                     self._free = free
                     self._lib = lib
@@ -236,6 +256,12 @@ class OwnedHandle(Closeable, Generic[H]):
     def _closed_error(self) -> ValueError:
         return ValueError(f"the {self._kind} is closed; it cannot be used any more")
 
+    def _unusable(self) -> Exception:
+        """What a call raises on an owner without a lock to take, or inherited through fork."""
+        if self._generation != _generation:
+            return self._inherited_error()
+        return self._closed_error()
+
     def _check_usable(self) -> None:
         """Raise what a call would (inherited through fork, closed), without making one.
 
@@ -247,42 +273,57 @@ class OwnedHandle(Closeable, Generic[H]):
         if self._handle is None:
             raise self._closed_error()
 
-    def _lock_or_raise(self) -> _RLock:
-        """The lock, refusing an owner inherited through fork (its lock may be held)."""
-        if self._generation != _generation:
-            raise self._inherited_error()
-        lock = self._lock
-        if lock is None:
-            raise self._closed_error()
-        return lock
-
     def _call(self, function: str, *args: Any) -> int:
         """``function(handle, *args)`` holding the lock; the result checked after it."""
-        fn = getattr(self._library(), function)
-        with self._lock_or_raise():
+        fn = getattr(self._lib or self._library(), function)
+        lock = self._lock
+        if lock is None or self._generation != _generation:
+            raise self._unusable()
+        with lock:
             handle = self._handle
             if handle is None:
                 raise self._closed_error()
             status = fn(handle, *args)
-        return CHECKS[function](status, function)
+        if status or function not in STATUS_FUNCTIONS or _log.levels.get(DEBUG, True):
+            return CHECKS[function](status, function)
+        return 0
 
-    def _call_bare(self, fn: Any, function: str, a: Any, b: Any, c: Any) -> int:
-        """``fn(&handle, a, b, c)`` through a bare binding, for the message hot path.
+    def _call_bare(
+        self,
+        fn: Any,
+        function: str,
+        a: Any,
+        b: Any,
+        c: Any,
+        fill: Callable[..., None],
+        fields: tuple[int, ...],
+        read: Callable[[], _R],
+    ) -> _R:
+        """``fill(*fields)``, ``fn(&handle, a, b, c)``, ``read()``, all holding the lock.
 
-        ``fn`` is ``function``'s bare binding (``_raw.functions._bare``), which converts
-        nothing: ``byref(handle)`` is made once per owner and kept.
+        For the message calls, through a bare binding (``_raw.functions._bare``: ``fn``
+        converts nothing; ``byref(handle)`` is made once per owner and kept). ``fill``
+        writes the call's descriptor and ``read`` reads it back (what the provider
+        left), both C functions: so one descriptor per owner serves every call, since
+        the lock serializes them. Returns what ``read`` returned; the status is checked
+        after the lock is released, and a failure raises instead.
         """
-        if self._generation != _generation:
-            raise self._inherited_error()
-        with self._lock:  # type: ignore[union-attr]  # set up: a live handle implies it
+        lock = self._lock
+        if lock is None or self._generation != _generation:
+            raise self._unusable()
+        with lock:
             handle = self._handle
             if handle is None:
                 raise self._closed_error()
             ref = self._ref
             if ref is None:
                 ref = self._ref = byref(handle)  # type: ignore[arg-type]
+            fill(*fields)
             status = fn(ref, a, b, c)
-        return CHECKS[function](status, function)
+            result = read()
+        if status or function not in STATUS_FUNCTIONS or _log.levels.get(DEBUG, True):
+            CHECKS[function](status, function)
+        return result
 
     def _call_in(
         self,
@@ -297,8 +338,11 @@ class OwnedHandle(Closeable, Generic[H]):
         and kept only if it succeeds. ``prepare`` must not run user code. The result is
         checked after the lock is released.
         """
-        fn = getattr(self._library(), function)
-        with self._lock_or_raise():
+        fn = getattr(self._lib or self._library(), function)
+        lock = self._lock
+        if lock is None or self._generation != _generation:
+            raise self._unusable()
+        with lock:
             arguments, new = prepare(self._handle)
             if new is None:
                 status = fn(*arguments)
@@ -309,7 +353,9 @@ class OwnedHandle(Closeable, Generic[H]):
                 if status < 0:
                     self._handle = None
                 self._pending = False
-        return CHECKS[function](status, function)
+        if status or function not in STATUS_FUNCTIONS or _log.levels.get(DEBUG, True):
+            return CHECKS[function](status, function)
+        return 0
 
     def _consume(self, function: str, *args: Any) -> int:
         """``function(handle, *args)`` that deletes the handle when it succeeds.
@@ -318,8 +364,11 @@ class OwnedHandle(Closeable, Generic[H]):
         an interrupt after a successful call cannot lead to a second delete. Refused
         while pinned: the pin holders still need the handle.
         """
-        fn = getattr(self._library(), function)
-        with self._lock_or_raise():
+        fn = getattr(self._lib or self._library(), function)
+        lock = self._lock
+        if lock is None or self._generation != _generation:
+            raise self._unusable()
+        with lock:
             handle = self._handle
             if handle is None:
                 raise self._closed_error()
@@ -332,7 +381,9 @@ class OwnedHandle(Closeable, Generic[H]):
             self._handle = None; status = fn(handle, *args)  # noqa: E702  # fmt: skip
             if status < 0:
                 self._handle = handle  # not consumed: still ours
-        return CHECKS[function](status, function)
+        if status or function not in STATUS_FUNCTIONS or _log.levels.get(DEBUG, True):
+            return CHECKS[function](status, function)
+        return 0
 
     def _consumed(self) -> None:
         """After a successful ``_consume``: release what went with the handle."""
@@ -344,7 +395,10 @@ class OwnedHandle(Closeable, Generic[H]):
     def _pin(self) -> tuple[H, Pin]:
         """Borrow the handle without the lock until the ``Pin`` is released."""
         pin = Pin()
-        with self._lock_or_raise():
+        lock = self._lock
+        if lock is None or self._generation != _generation:
+            raise self._unusable()
+        with lock:
             handle = self._handle
             if handle is None:
                 raise self._closed_error()
@@ -360,13 +414,18 @@ class OwnedHandle(Closeable, Generic[H]):
         out of the owner (parked: freed by the last pin's release, after this call),
         where ``_call`` would refuse a closed owner. The result is checked after the lock.
         """
-        fn = getattr(self._library(), function)
-        with self._lock_or_raise():
+        fn = getattr(self._lib or self._library(), function)
+        lock = self._lock
+        if lock is None or self._generation != _generation:
+            raise self._unusable()
+        with lock:
             handle = self._handle if self._handle is not None else self._parked
             if pin._owner is not self or handle is None:
                 raise self._closed_error()  # released: the handle may be freed
             status = fn(handle, *args)
-        return CHECKS[function](status, function)
+        if status or function not in STATUS_FUNCTIONS or _log.levels.get(DEBUG, True):
+            return CHECKS[function](status, function)
+        return 0
 
     def _unpin(self, pin: Pin) -> None:
         if self._generation != _generation:
@@ -419,7 +478,13 @@ class OwnedHandle(Closeable, Generic[H]):
                 return
             # Taken out and freed on one line: no interrupt between (module docstring).
             self._handle = None; status = self._free(handle)  # noqa: E702  # fmt: skip
-        self._after_free(status)
+        if (
+            status
+            or self._RELEASES
+            or self._FREE not in STATUS_FUNCTIONS
+            or _log.levels.get(DEBUG, True)
+        ):
+            self._after_free(status)  # else errors.check's one shortcut: nothing to do
 
     def _after_free(self, status: int) -> None:
         """Check the freeing call's status (outside the lock), then release what went with it."""
@@ -433,7 +498,10 @@ class OwnedHandle(Closeable, Generic[H]):
 
     def detach(self) -> Any:
         """Give up ownership and return the raw handle; the caller must release it."""
-        with self._lock_or_raise():
+        lock = self._lock
+        if lock is None or self._generation != _generation:
+            raise self._unusable()
+        with lock:
             handle = self._handle
             if handle is None:
                 raise ValueError(f"the {self._kind} is closed; there is no handle to detach")

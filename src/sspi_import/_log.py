@@ -8,16 +8,19 @@ released (``_handle``), so a handler that uses the context cannot deadlock it.
 Start-up and per-call cost, the two reasons this module exists:
 
 - The library never imports ``logging`` (a large share of start-up). Until some other
-  code has, no handler can exist, so nothing is looked up (``cache`` stays ``None``).
-  Then the logger is fetched once and given a ``NullHandler``, as libraries do.
+  code has, no handler can exist, so nothing is looked up. Then the logger is fetched
+  once and given a ``NullHandler``, as libraries do.
 - The level test runs on every call. ``Logger.isEnabledFor`` is Python code; this reads
   the dict it keeps its answers in (``Logger._cache``: filled by ``isEnabledFor``,
-  emptied by every ``setLevel``, ``logging.disable`` and configuration), which the
-  caller tests with two dict operations and no call: ``DEBUG not in cache or
-  cache[DEBUG]`` means "ask ``record``", which asks ``isEnabledFor`` (refilling the
-  dict) before writing anything. So the answer is exactly ``isEnabledFor``'s, and a
-  ``logging`` without ``_cache`` (the probe in ``attach``) only costs the call each time.
-  ``tests/test_log.py`` holds the trick against ``isEnabledFor`` and its fallback.
+  emptied by every ``setLevel``, ``logging.disable`` and configuration) as ``levels``,
+  with one C call and no Python frame: ``levels.get(DEBUG, True)`` true means "ask
+  ``record``", which asks ``isEnabledFor`` (refilling the dict) before writing
+  anything; false means no DEBUG record can be written. So the answer is exactly
+  ``isEnabledFor``'s. Until ``attach`` found the logger (and with a ``logging`` without
+  ``_cache``, the probe in ``attach``) ``levels`` is a dict nobody fills: always "ask".
+  ``errors.check`` and the call helpers that skip it for ``SEC_E_OK`` (``_handle``,
+  ``library.call``) test exactly this; ``tests/test_log.py`` holds the trick against
+  ``isEnabledFor`` and its fallback.
 """
 
 from __future__ import annotations
@@ -30,13 +33,13 @@ from ._raw.functions import PROTOTYPES
 if TYPE_CHECKING:
     import logging
 
-__all__ = ["DEBUG", "LOGGER_NAME", "attach", "cache", "record", "record_win32"]
+__all__ = ["DEBUG", "LOGGER_NAME", "attach", "levels", "record", "record_win32"]
 
 LOGGER_NAME = "sspi_import"
 DEBUG = 10  # logging.DEBUG, without importing logging
 
-cache: dict[int, bool] | None = None
-"""The logger's level cache once ``logging`` is imported (see the module docstring)."""
+levels: dict[int, bool] = {}
+"""The logger's level cache once attached; until then a dict nobody fills (the docstring)."""
 
 _logger: logging.Logger | None = None
 
@@ -47,9 +50,9 @@ def attach(*, import_logging: bool = False) -> dict[int, bool] | None:
     ``import_logging``: import it if no one has (``library.load``: the first call pays
     for it once, never ``import sspi_import``).
     """
-    global _logger, cache
-    if cache is not None:
-        return cache
+    global _logger, levels
+    if _logger is not None:
+        return levels
     logging_module: Any = sys.modules.get("logging")
     if logging_module is None:
         if not import_logging:
@@ -59,9 +62,9 @@ def attach(*, import_logging: bool = False) -> dict[int, bool] | None:
     if not any(type(h) is logging_module.NullHandler for h in logger.handlers):
         logger.addHandler(logging_module.NullHandler())
     found = getattr(logger, "_cache", None)
+    levels = found if type(found) is dict else {}  # {}: never filled, so always ask
     _logger = logger
-    cache = found if type(found) is dict else {}  # {}: never filled, so always ask
-    return cache
+    return levels
 
 
 def _kind(function: str) -> str:

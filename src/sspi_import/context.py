@@ -37,7 +37,7 @@ from ._raw.structs import (
 )
 from .access_token import AccessToken
 from .errors import InternalError, SspiError, SspiUnavailableError
-from .exported import export_handle
+from .exported import export_context
 from .library import call
 from .messages import MessageProtection
 
@@ -109,7 +109,7 @@ class SecurityContextBase(MessageProtection):
         and never deleted again, also if an interrupt lands right after the call).
         ``export_context(context, flags)`` is the same call; see it for the details.
         """
-        return export_handle(self, flags)
+        return export_context(self, flags)
 
     def _free_buffer(self, pointer: Any) -> None:
         call(self._lib, "FreeContextBuffer", pointer)

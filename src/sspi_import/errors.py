@@ -31,6 +31,7 @@ from ._raw.status_codes import ALIASES, STATUS_CODES
 
 __all__ = [
     "CHECKS",
+    "STATUS_FUNCTIONS",
     "BadBindingsError",
     "BufferTooSmallError",
     "CannotPackError",
@@ -395,8 +396,6 @@ def error_from_status(status: int, function: str | None = None) -> SspiError:
 
 
 _DEBUG = _log.DEBUG
-_LEVELS: dict[int, bool] = {}
-"""The ``sspi_import`` logger's level cache (``_log``), once attached; empty until then."""
 _T = TypeVar("_T")
 
 
@@ -407,9 +406,15 @@ def check(status: int, function: str) -> int:
     call helpers of ``_handle`` and ``library``, never after a lock is taken). Success
     codes (``SEC_E_OK``, ``SEC_I_*``) are returned for the caller to act on. When the
     ``"sspi_import"`` logger records ``DEBUG``, each status is logged first (function,
-    handle kind, status symbol); the test is two dict operations (see ``_log``).
+    handle kind, status symbol); the test is one dict read (``_log.levels``).
+
+    The one shortcut: a call helper may return ``SEC_E_OK`` (0) of a function in
+    ``STATUS_FUNCTIONS`` without calling this when ``_log.levels.get(DEBUG, True)`` is
+    false, since this would then do nothing but return it. ``_handle``'s helpers and
+    ``library.call`` do (a Python call costs about as much as the rest of a status
+    check); nothing else does.
     """
-    if _DEBUG not in _LEVELS or _LEVELS[_DEBUG]:  # DEBUG, or not known: ask (_log)
+    if _log.levels.get(_DEBUG, True):  # DEBUG, or not known: ask (_log)
         _note(status, function)
     if status < 0:
         raise error_from_status(status, function)
@@ -419,20 +424,16 @@ def check(status: int, function: str) -> int:
 def watch_logging() -> None:
     """Attach to the ``sspi_import`` logger (importing ``logging``): when a library loads.
 
-    From then on ``check`` tells "no DEBUG" with two dict operations. Until then (no
-    library loaded, so no call made but ``check``'s own tests), it asks ``_log`` each time.
+    From then on ``check`` tells "no DEBUG" with one dict read. Until then (no library
+    loaded, so no call made but ``check``'s own tests), it asks ``_log`` each time.
     """
-    global _LEVELS
-    _LEVELS = _log.attach(import_logging=True) or _LEVELS
+    _log.attach(import_logging=True)
 
 
 def _note(status: int, function: str) -> None:
     """The slow path of ``check``: attach if ``logging`` is there, then log at DEBUG."""
-    global _LEVELS
-    levels = _log.attach()
-    if levels is None:
+    if _log.attach() is None:
         return  # logging not imported: no handler can exist
-    _LEVELS = levels
     unsigned = status & 0xFFFF_FFFF
     info = _BY_STATUS.get(unsigned)
     _log.record(unsigned, None if info is None else info.symbol, function)
@@ -447,7 +448,7 @@ def check_win32(result: int | None, function: str) -> int:
     Logged like ``check``: the function, its handle kind and success or the error
     code, never the handle value.
     """
-    logging_on = _DEBUG not in _LEVELS or _LEVELS[_DEBUG]
+    logging_on = _log.levels.get(_DEBUG, True)
     if logging_on and _log.attach() is None:
         logging_on = False  # logging not imported: no handler can exist
     if result:
@@ -476,6 +477,13 @@ CHECKS: dict[str, Callable[[Any, str], int]] = {
 }
 """How each declared function's result is checked, as the prototype table says: the
 status path every call takes (``library.Api.call`` and the owners' call helpers)."""
+
+STATUS_FUNCTIONS: frozenset[str] = frozenset(
+    proto.name for proto in PROTOTYPES.values() if proto.result == "status"
+)
+"""The functions whose result is a ``SECURITY_STATUS``: for them 0 is ``SEC_E_OK``, which
+``check``'s one shortcut returns without the call (never for a kernel32 ``BOOL``, where
+0 is the failure)."""
 
 
 class InsufficientMemoryError(SspiError):

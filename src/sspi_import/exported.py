@@ -11,7 +11,7 @@ used here is refused where it is used, and a token the receiver pulls from the e
 (``for_any_process``) is pulled there (``_Received``). A worker pool unpickles its tasks
 outside the task, where an error breaks the pool instead of reaching ``future.result()``.
 
-``export_handle`` makes the ``ExportSecurityContext`` call for every export, of a
+``export_context`` makes the ``ExportSecurityContext`` call for every export, of a
 context of this library (through its owner: the call holds its lock, and a
 ``DELETE_OLD`` export consumes it) or of a handle from elsewhere.
 """
@@ -19,6 +19,7 @@ context of this library (through its owner: the call holds its lock, and a
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import struct
 import threading
@@ -40,7 +41,10 @@ from .processes import HasPid, target_pid
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["ExportedContext", "HasPid", "export_handle"]
+    from .adopt import ForeignContextHandle
+    from .context import SecurityContextBase
+
+__all__ = ["ExportFlags", "ExportedContext", "HasPid", "export_context"]
 
 _E = TypeVar("_E", bound="ExportedContext")
 _POINTER_BITS = MAX_HANDLE.bit_length()
@@ -49,10 +53,25 @@ _ALLOWED_FLAGS = C.SECPKG_CONTEXT_EXPORT_RESET_NEW | C.SECPKG_CONTEXT_EXPORT_DEL
 _VALID_FLAGS = {v: v for v in range(_ALLOWED_FLAGS + 1) if not v & ~_ALLOWED_FLAGS}
 
 
+class ExportFlags(enum.IntFlag):
+    """``fFlags`` of ``ExportSecurityContext``.
+
+    ``SECPKG_CONTEXT_EXPORT_TO_KERNEL`` is deliberately absent: it is for kernel-mode
+    callers only, and ``export_context`` refuses it before calling SSPI.
+    """
+
+    NONE = 0
+    """Export a copy; the source context stays usable."""
+    RESET_NEW = C.SECPKG_CONTEXT_EXPORT_RESET_NEW
+    """Reset the new context to its initial state (Microsoft's words for this flag)."""
+    DELETE_OLD = C.SECPKG_CONTEXT_EXPORT_DELETE_OLD
+    """Delete the source context: it is consumed and must never be deleted again."""
+
+
 def check_export_flags(flags: object) -> int:
     """The ``fFlags`` of an export: ``RESET_NEW``/``DELETE_OLD``, ``TO_KERNEL`` refused."""
-    if type(flags) is int or type(flags).__name__ == "ExportFlags":
-        value: int | None = _VALID_FLAGS.get(flags)  # type: ignore[call-overload]
+    if type(flags) is int or type(flags) is ExportFlags:
+        value: int | None = _VALID_FLAGS.get(flags)
         if value is not None:  # the usual call: one look-up
             return value
     number = integer(flags, "flags (ExportFlags)")
@@ -732,23 +751,39 @@ def _foreign_handle(context: object) -> SecHandle:
     )
 
 
-def export_handle(context: object, flags: object, package: str | None = None) -> ExportedContext:
-    """``ExportSecurityContext`` of ``context``; see ``handoff.export_context``.
+def export_context(
+    context: SecurityContextBase | ForeignContextHandle,
+    flags: ExportFlags | int = ExportFlags.NONE,
+) -> ExportedContext:
+    """Serialize ``context`` with ``ExportSecurityContext`` so another process can import it.
 
-    ``context`` is an owner (a context of this library: the call holds its lock, and
-    with ``DELETE_OLD`` consumes it) or a foreign handle (never taken over). What SSPI
-    hands out (the packed buffer, the token) is freed if anything goes wrong after the
-    call, an interrupt included; a completed export whose cleanup fails is returned
-    with a ``CleanupWarning``.
+    ``context`` is a context of this library, or a handle from elsewhere, which is not
+    taken over: a ctypes ``SecHandle``, a raw ``(dwLower, dwUpper)`` pair, the integer
+    pywin32's ``PyCtxtHandle.Detach()`` returns, or a pywin32 ``PyCtxtHandle`` (read in
+    place). With ``ExportFlags.DELETE_OLD`` SSPI deletes the source: a context of this
+    library is then marked closed and never deleted again (also if an interrupt lands
+    right after the call), and a pywin32 object is detached so that pywin32 never
+    deletes it either. The packed buffer SSPI allocates is copied once and freed with
+    ``FreeContextBuffer`` whatever happens.
+
+    The export holds the context's lock: it waits for a call another thread is making
+    on the context, and ``close()`` waits for it. An export SSPI completed is never
+    lost: if a cleanup step after it fails, the export is returned and a
+    ``CleanupWarning`` (carrying it as ``.result``) reports the failure; where warnings
+    are errors, that warning is raised instead, still carrying the export.
     """
+    # context is an owner (a context of this library: the call holds its lock, and with
+    # DELETE_OLD consumes it) or a foreign handle (never taken over). What SSPI hands out
+    # (the packed buffer, the token) is freed if anything goes wrong after the call, an
+    # interrupt included.
     fflags = 0 if flags == 0 and type(flags) is not bool else check_export_flags(flags)
     packed = SecBuffer()
     token = c_void_p()
     owner = context if isinstance(context, OwnedHandle) else None
+    package = None
     if owner is not None:
-        if package is None:
-            package = _package_to_import(owner)
-        lib = owner._library()
+        package = _package_to_import(owner)
+        lib = owner._lib or owner._library()  # a context always has its library
         try:
             if fflags & _DELETE_OLD:
                 owner._consume("ExportSecurityContext", fflags, packed, token)

@@ -11,16 +11,16 @@ owns) is reported as a ``CleanupWarning`` that carries the export.
 
 from __future__ import annotations
 
-import enum
+from ctypes import byref, c_void_p
 from typing import TYPE_CHECKING
 
 from ._buffers import encode_name, readable
 from ._checks import ulong
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
-from ._raw.structs import SecBuffer, SecHandle
-from .adopt import ForeignContextHandle
+from ._raw.structs import SecHandle
+from ._secbuffers import pack_buffer
 from .context import SecurityContextBase
-from .exported import ExportedContext, check_token, export_handle
+from .exported import ExportedContext, ExportFlags, check_token, export_context
 from .library import api
 
 if TYPE_CHECKING:
@@ -29,19 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["ExportFlags", "ImportedContext", "export_context"]
 
 
-class ExportFlags(enum.IntFlag):
-    """``fFlags`` of ``ExportSecurityContext``.
-
-    ``SECPKG_CONTEXT_EXPORT_TO_KERNEL`` is deliberately absent: it is for kernel-mode
-    callers only, and ``export_context`` refuses it before calling SSPI.
-    """
-
-    NONE = 0
-    """Export a copy; the source context stays usable."""
-    RESET_NEW = C.SECPKG_CONTEXT_EXPORT_RESET_NEW
-    """Reset the new context to its initial state (Microsoft's words for this flag)."""
-    DELETE_OLD = C.SECPKG_CONTEXT_EXPORT_DELETE_OLD
-    """Delete the source context: it is consumed and must never be deleted again."""
+_IMPORT = "ImportSecurityContextW_bare"
 
 
 class ImportedContext(SecurityContextBase):
@@ -83,9 +71,11 @@ class ImportedContext(SecurityContextBase):
             buffer_type = ulong(buffer_type, "buffer_type")
         self._package = package
         handle = SecHandle()
-        packed = SecBuffer(length, buffer_type, address)
-        # _own refuses a second __init__, before the call.
-        self._own(api(), handle, "ImportSecurityContextW", name, packed, token_value, handle)
+        # The bare binding converts nothing: the packed SecBuffer as bytes, the token as
+        # a pointer-sized value. _own refuses a second __init__, before the call.
+        packed = pack_buffer(length, buffer_type, address)
+        passed = None if token_value is None else c_void_p(token_value)
+        self._own(api(), handle, _IMPORT, name, packed, passed, byref(handle))
         del keepalive
 
     @classmethod
@@ -127,27 +117,3 @@ class ImportedContext(SecurityContextBase):
     def _describe(self, *, closed: bool) -> str:
         state = "closed" if closed else "open"
         return f"<ImportedContext package={self._package!r} {state}>"
-
-
-def export_context(
-    context: SecurityContextBase | ForeignContextHandle,
-    flags: ExportFlags | int = ExportFlags.NONE,
-) -> ExportedContext:
-    """Serialize ``context`` with ``ExportSecurityContext`` so another process can import it.
-
-    ``context`` is a context of this library, or a handle from elsewhere, which is not
-    taken over: a ctypes ``SecHandle``, a raw ``(dwLower, dwUpper)`` pair, the integer
-    pywin32's ``PyCtxtHandle.Detach()`` returns, or a pywin32 ``PyCtxtHandle`` (read in
-    place). With ``ExportFlags.DELETE_OLD`` SSPI deletes the source: a context of this
-    library is then marked closed and never deleted again (also if an interrupt lands
-    right after the call), and a pywin32 object is detached so that pywin32 never
-    deletes it either. The packed buffer SSPI allocates is copied once and freed with
-    ``FreeContextBuffer`` whatever happens.
-
-    The export holds the context's lock: it waits for a call another thread is making
-    on the context, and ``close()`` waits for it. An export SSPI completed is never
-    lost: if a cleanup step after it fails, the export is returned and a
-    ``CleanupWarning`` (carrying it as ``.result``) reports the failure; where warnings
-    are errors, that warning is raised instead, still carrying the export.
-    """
-    return export_handle(context, flags)

@@ -23,10 +23,11 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from . import _log
 from ._raw.functions import PROTOTYPES, Proto
 from ._raw.loader import ENV_VAR as ENV_VAR  # re-exported: tests and the CLI name it
 from ._raw.loader import bind, open_dll, provides_addresses
-from .errors import CHECKS, SspiUnavailableError, watch_logging
+from .errors import CHECKS, STATUS_FUNCTIONS, SspiUnavailableError, watch_logging
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -111,8 +112,10 @@ def call(lib: Any, function: str, *args: Any) -> int:
     owner (``_handle.OwnedHandle``), which holds its lock for them.
     """
     result = getattr(lib, function)(*args)
-    checked: int = CHECKS[function](result, function)
-    return checked
+    if result or function not in STATUS_FUNCTIONS or _log.levels.get(_log.DEBUG, True):
+        checked: int = CHECKS[function](result, function)
+        return checked
+    return 0
 
 
 _lock = threading.Lock()

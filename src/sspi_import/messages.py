@@ -38,14 +38,14 @@ from collections.abc import Callable, Iterable
 from ctypes import byref, c_uint32
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
-from ._buffers import MAX_BUFFER, Blob, WritableBlob, readable, writable
+from ._buffers import MAX_BUFFER, Blob, WritableBlob, copyable, readable, writable
 from ._checks import boolean, integer, size, ulong
-from ._cpython import fresh_bytes, fresh_copy, fresh_slice
+from ._cpython import fresh_bytes, fresh_copy, fresh_slices
 from ._handle import OwnedHandle
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.status_codes import SEC_E_INTERNAL_ERROR
 from ._raw.structs import SecHandle
-from ._secbuffers import MAX_BUFFERS, Descriptor, Descriptors
+from ._secbuffers import MAX_BUFFERS, Descriptor
 from .errors import InternalError, SspiError, UnencryptedMessageError
 
 if TYPE_CHECKING:
@@ -61,7 +61,6 @@ __all__ = [
 
 _TRAILER_LENGTH = struct.Struct("<I")
 _PREFIX = _TRAILER_LENGTH.size  # a sealed message starts with its trailer length
-_PADDING_ROOM = 64  # block sizes are 0, 1, 8 or 16; a larger one gets its own buffer
 _DATA = C.SECBUFFER_DATA
 _TOKEN = C.SECBUFFER_TOKEN
 _PADDING = C.SECBUFFER_PADDING
@@ -69,18 +68,6 @@ _STREAM = C.SECBUFFER_STREAM
 _NO_ENCRYPT = C.SECQOP_WRAP_NO_ENCRYPT
 _CONFIDENTIALITY = C.ISC_RET_CONFIDENTIALITY  # == ASC_RET_CONFIDENTIALITY (and the REQ bits)
 _ENCRYPT, _DECRYPT = "EncryptMessage", "DecryptMessage"
-
-
-def _trailer_length(message: Any, length: int) -> int:
-    """The trailer length a sealed message starts with, checked against its size."""
-    if length < _PREFIX:
-        raise ValueError("the message is shorter than its 4-byte trailer length")
-    trailer: int = _TRAILER_LENGTH.unpack_from(message)[0]
-    if _PREFIX + trailer > length:
-        raise ValueError(
-            f"the message says its trailer is {trailer} bytes but holds only {length - _PREFIX}"
-        )
-    return trailer
 
 
 def _copy_out(address: int, length: int) -> bytes:
@@ -97,14 +84,14 @@ def _assemble(t_len: int, t_at: int, d_len: int, d_at: int, p_len: int, p_at: in
     )
 
 
-def _data_place(fields: tuple[int, ...], function: str) -> tuple[int, int]:
-    """``(length, address)`` of the ``SECBUFFER_DATA`` buffer among two read back."""
-    length0, type0, at0, length1, type1, at1 = fields
+def _data_place(opened: tuple[int, ...]) -> tuple[int, int]:
+    """``(length, address)`` of the ``SECBUFFER_DATA`` buffer among two ``_open`` read back."""
+    length0, type0, at0, length1, type1, at1, _qop = opened
     if type1 == _DATA:  # where DecryptMessage leaves it; the first, by some providers
         return length1, at1
     if type0 == _DATA:
         return length0, at0
-    raise InternalError(SEC_E_INTERNAL_ERROR, function, "no data buffer came back")
+    raise InternalError(SEC_E_INTERNAL_ERROR, _DECRYPT, "no data buffer came back")
 
 
 def _wrap_qop(encrypt: object, qop: object) -> int:
@@ -120,12 +107,11 @@ def _whole_message(data: object) -> tuple[Any, int]:
     """``(source, length)`` for ``wrap``: any bytes-like object, empty included."""
     if type(data) is bytes:
         if len(data) > MAX_BUFFER:
-            readable(data, "message")  # raises
+            copyable(data, "message")  # raises
         return data, len(data)
     if isinstance(data, bytearray | memoryview) and memoryview(data).nbytes == 0:
         return b"", 0
-    source, _address, length = readable(data, "message")
-    return source, length
+    return copyable(data, "message")
 
 
 class BufferType(enum.IntEnum):
@@ -239,14 +225,14 @@ class MessageProtection(OwnedHandle[SecHandle]):
 
     What a context must tell about itself for that (``sizes``, ``package``,
     ``package_name``, ``flags``) is declared here and defined by ``SecurityContextBase``.
-    Each context reuses its own descriptors (``_secbuffers.Descriptors``) from one
-    message to the next.
+    Each context reuses one prepared descriptor (``_secbuffers``) from one message to
+    the next, filled and read back under its lock (``_call_bare``).
     """
 
     _sizes: ContextSizes | None = None  # the first sizes() answer, kept
     _seal: tuple[int, int, bytes] | None = None  # trailer, block size, head of a message
     _frame: tuple[int, bool] | None = None  # largest trailer, NTLM (exact): first decrypt
-    _descriptors: Descriptors | None = None
+    _desc: Descriptor | None = None  # for encrypt/decrypt, wrap/unwrap: _descriptor()
 
     # What every context defines ---------------------------------------------------------
 
@@ -284,10 +270,11 @@ class MessageProtection(OwnedHandle[SecHandle]):
         return seal
 
     def _descriptor(self) -> Descriptor:
-        descriptors = self._descriptors
-        if descriptors is None:
-            descriptors = self._descriptors = Descriptors(3, _PADDING_ROOM)
-        return descriptors.take()
+        """The context's descriptor for the message calls (``self._desc or`` this, first)."""
+        desc = Descriptor(3, bare=True)
+        desc.prepare()
+        self._desc = desc  # two threads may both make one: each call uses the one it read
+        return desc
 
     def _frame_rule(self) -> tuple[int, bool]:
         """What a WinRM frame's declared trailer length may be: ``(largest, exact)``.
@@ -307,11 +294,23 @@ class MessageProtection(OwnedHandle[SecHandle]):
         self._frame = rule
         return rule
 
-    def _check_trailer(self, declared: int) -> None:
-        """Refuse a declared trailer length that cannot be right, before SSPI sees it."""
+    def _trailer(self, message: Any, length: int) -> int:
+        """The trailer length a WinRM message declares, checked before SSPI sees it.
+
+        Refused if it cannot be right: past the message's end, or not what this
+        context's trailers can be (``_frame_rule``).
+        """
+        if length < _PREFIX:
+            raise ValueError("the message is shorter than its 4-byte trailer length")
+        declared: int = _TRAILER_LENGTH.unpack_from(message)[0]
+        if _PREFIX + declared > length:
+            raise ValueError(
+                f"the message says its trailer is {declared} bytes "
+                f"but holds only {length - _PREFIX}"
+            )
         limit, exact = self._frame or self._frame_rule()
         if declared == limit or not (exact or declared > limit):
-            return
+            return declared
         if exact:
             expected = f"an NTLM trailer is exactly {limit} bytes"
         else:
@@ -338,16 +337,6 @@ class MessageProtection(OwnedHandle[SecHandle]):
         """Fail early, before plaintext is copied; the call itself checks again, locked."""
         if self._handle is None:
             raise self._closed_error()
-
-    # The two calls: EncryptMessage and DecryptMessage, through the bare bindings --------
-
-    def _encrypt(self, desc: Descriptor, qop: int = 0, seq_no: int = 0) -> None:
-        self._call_bare(self._lib.EncryptMessage_bare, _ENCRYPT, qop, desc.pointer, seq_no)
-
-    def _decrypt(self, desc: Descriptor, seq_no: int = 0) -> int:
-        """``DecryptMessage``; returns the QOP the provider reported (``pfQOP``)."""
-        self._call_bare(self._lib.DecryptMessage_bare, _DECRYPT, desc.pointer, seq_no, desc.ulong)
-        return desc.out()
 
     # Detached signatures ---------------------------------------------------------------
 
@@ -413,7 +402,7 @@ class MessageProtection(OwnedHandle[SecHandle]):
         The trailer and the ciphertext cannot be changed undetected.
         """
         trailer, block, head = self._seal or self._sealing()
-        source, _address, length = readable(data, "message")
+        source, length = copyable(data, "message")
         self._refuse_closed()  # before the plaintext is copied
         # Sealed in place in the bytes object returned: a new object that nobody else
         # has seen yet (_cpython.fresh_bytes).
@@ -425,17 +414,18 @@ class MessageProtection(OwnedHandle[SecHandle]):
         sealed, sealed_at = fresh
         token_at = sealed_at + _PREFIX
         data_at = token_at + trailer
-        desc = self._descriptor()
-        spare = None if block <= _PADDING_ROOM else bytearray(block)  # kept until the call
-        padding_at = desc.room_at if spare is None else _address_of(spare)
-        desc.fill(3, trailer, _TOKEN, token_at, length, _DATA, data_at, block, _PADDING, padding_at)
+        desc = self._desc or self._descriptor()
+        spare = bytearray(block) if block else None  # the padding's, read after the lock
+        padding_at = 0 if spare is None else _address_of(spare)
+        fields = (trailer, _TOKEN, token_at, length, _DATA, data_at, block, _PADDING, padding_at)
         try:
-            self._encrypt(desc)
+            t_len, t_at, d_len, d_at, p_len, p_at = self._call_bare(
+                self._lib.EncryptMessage_bare, _ENCRYPT, 0, desc.pointer, 0,
+                desc.fills[3], fields, desc.places_of[3],
+            )  # fmt: skip
         except BaseException:
             ctypes.memset(data_at, 0, length)  # still the plaintext
             raise
-        t_len, t_at, d_len, d_at, p_len, p_at = desc.places(3)
-        self._descriptors.give(desc)  # type: ignore[union-attr]  # made by _descriptor
         if (
             t_len == trailer
             and t_at == token_at
@@ -464,7 +454,7 @@ class MessageProtection(OwnedHandle[SecHandle]):
         """
         trailer, block, _head = self._seal or self._sealing()
         target, base, room = writable(out, "output buffer")
-        source, _address, length = readable(data, "message")
+        source, length = copyable(data, "message")
         needed = _PREFIX + trailer + length + block
         if room < needed:
             raise ValueError(
@@ -480,17 +470,17 @@ class MessageProtection(OwnedHandle[SecHandle]):
         target[start : start + length] = source
         del source
         _TRAILER_LENGTH.pack_into(target, 0, trailer)
-        desc = self._descriptor()
-        desc.fill(
-            3, trailer, _TOKEN, token_at, length, _DATA, data_at, block, _PADDING, data_at + length
-        )
+        desc = self._desc or self._descriptor()
+        padding_at = data_at + length
+        fields = (trailer, _TOKEN, token_at, length, _DATA, data_at, block, _PADDING, padding_at)
         try:
-            self._encrypt(desc)
+            t_len, t_at, d_len, d_at, p_len, p_at = self._call_bare(
+                self._lib.EncryptMessage_bare, _ENCRYPT, 0, desc.pointer, 0,
+                desc.fills[3], fields, desc.places_of[3],
+            )  # fmt: skip
         except BaseException:
             ctypes.memset(data_at, 0, length)  # the plaintext we copied there
             raise
-        t_len, t_at, d_len, d_at, p_len, p_at = desc.places(3)
-        self._descriptors.give(desc)  # type: ignore[union-attr]  # made by _descriptor
         exact = t_len == trailer and t_at == token_at and d_len == length and d_at == data_at
         if exact and (not p_len or (p_at == data_at + length and p_len <= block)):
             written: int = needed - block + p_len
@@ -517,28 +507,30 @@ class MessageProtection(OwnedHandle[SecHandle]):
         ``data`` is not changed; to decrypt a writable buffer where it is, without a
         copy, use ``decrypt_in_place``.
         """
-        source, address, length = readable(data, "message")
-        trailer = _trailer_length(source, length)
-        self._check_trailer(trailer)
+        source, length = copyable(data, "message")
+        trailer = self._trailer(source, length)
         start = _PREFIX + trailer
         body_size = length - start
         # Private copies of the trailer and of the ciphertext, new objects nobody else
         # has seen (_cpython); the ciphertext is decrypted in place and returned as it is.
         if type(source) is bytes:  # sliced: cheaper than a copy from the address
-            token = fresh_slice(source, _PREFIX, start)
-            fresh = fresh_slice(source, start, length)
-        else:
+            fresh = fresh_slices(source, _PREFIX, start, length)
+        else:  # the caller's writable buffer, copied from its address
+            address = _address_of(source)
             token = fresh_copy(address + _PREFIX, trailer)
-            fresh = fresh_copy(address + start, body_size)
-        if token is None or fresh is None:  # too short to be new objects, or not CPython
+            ciphertext = fresh_copy(address + start, body_size)
+            fresh = None if token is None or ciphertext is None else (*token, *ciphertext)
+        if fresh is None:  # too short to be new objects, or not CPython
             return self._decrypt_copy(source)
-        body, body_at = fresh
-        desc = self._descriptor()
-        desc.fill(2, trailer, _TOKEN, token[1], body_size, _DATA, body_at)
+        _token, token_at, body, body_at = fresh
+        desc = self._desc or self._descriptor()
+        fields = (trailer, _TOKEN, token_at, body_size, _DATA, body_at)
         try:
-            self._decrypt(desc)
-            d_len, d_at = _data_place(desc.read(2), _DECRYPT)
-            self._descriptors.give(desc)  # type: ignore[union-attr]  # made by _descriptor
+            opened = self._call_bare(
+                self._lib.DecryptMessage_bare, _DECRYPT, desc.pointer, 0, desc.ulong,
+                desc.fills[2], fields, desc.read_out[2],
+            )  # fmt: skip
+            d_len, d_at = _data_place(opened)
             if d_at == body_at and d_len == body_size:
                 return body
             plain = ctypes.string_at(d_at, d_len)
@@ -573,16 +565,17 @@ class MessageProtection(OwnedHandle[SecHandle]):
         trailer length cannot be right for this context (as ``decrypt``).
         """
         view, base, length = writable(buffer, "message")
-        trailer = _trailer_length(view, length)
-        self._check_trailer(trailer)
+        trailer = self._trailer(view, length)
         start = _PREFIX + trailer
         body_size = length - start
-        desc = self._descriptor()
-        desc.fill(2, trailer, _TOKEN, base + _PREFIX, body_size, _DATA, base + start)
+        desc = self._desc or self._descriptor()
+        fields = (trailer, _TOKEN, base + _PREFIX, body_size, _DATA, base + start)
         try:
-            self._decrypt(desc)
-            d_len, d_at = _data_place(desc.read(2), _DECRYPT)
-            self._descriptors.give(desc)  # type: ignore[union-attr]  # made by _descriptor
+            opened = self._call_bare(
+                self._lib.DecryptMessage_bare, _DECRYPT, desc.pointer, 0, desc.ulong,
+                desc.fills[2], fields, desc.read_out[2],
+            )  # fmt: skip
+            d_len, d_at = _data_place(opened)
             if d_len and not base <= d_at <= base + length - d_len:
                 # The provider put the plaintext elsewhere: bring it into the buffer.
                 if d_len > body_size:
@@ -620,14 +613,14 @@ class MessageProtection(OwnedHandle[SecHandle]):
         trailer, block, _head = self._seal or self._sealing()
         source, length = _whole_message(data)
         self._refuse_closed()  # before the plaintext is copied
-        desc = self._descriptor()
+        desc = self._desc or self._descriptor()
         fresh = fresh_bytes(bytes(trailer), source) if trailer and length else None
         spare = None
         if fresh is not None:  # sealed in place in the bytes object returned
             sealed: Any = fresh[0]
             base = fresh[1]
-            spare = None if block <= _PADDING_ROOM else bytearray(block)  # kept for the call
-            padding_at = desc.room_at if spare is None else _address_of(spare)
+            spare = bytearray(block) if block else None  # the padding's, read after the lock
+            padding_at = 0 if spare is None else _address_of(spare)
         else:  # empty data, or not CPython: seal in a bytearray, copy out once
             sealed = bytearray(trailer + length + block)
             sealed[trailer : trailer + length] = source
@@ -635,14 +628,15 @@ class MessageProtection(OwnedHandle[SecHandle]):
             padding_at = base + trailer + length
         del source
         data_at = base + trailer
-        desc.fill(3, trailer, _TOKEN, base, length, _DATA, data_at, block, _PADDING, padding_at)
+        fields = (trailer, _TOKEN, base, length, _DATA, data_at, block, _PADDING, padding_at)
         try:
-            self._encrypt(desc, fqop)
+            t_len, t_at, d_len, d_at, p_len, p_at = self._call_bare(
+                self._lib.EncryptMessage_bare, _ENCRYPT, fqop, desc.pointer, 0,
+                desc.fills[3], fields, desc.places_of[3],
+            )  # fmt: skip
         except BaseException:
             ctypes.memset(data_at, 0, length)  # still the plaintext
             raise
-        t_len, t_at, d_len, d_at, p_len, p_at = desc.places(3)
-        self._descriptors.give(desc)  # type: ignore[union-attr]  # made by _descriptor
         in_place = t_len == trailer and t_at == base and d_len == length and d_at == data_at
         if in_place and type(sealed) is bytes and not p_len:
             return sealed  # sealed where it is
@@ -675,19 +669,21 @@ class MessageProtection(OwnedHandle[SecHandle]):
         (``MessageAlteredError`` on tampering) when SSPI rejects it.
         """
         allow = boolean(allow_unencrypted, "allow_unencrypted")
-        source, _address, length = readable(message, "message")
+        source, length = copyable(message, "message")
         self._refuse_closed()
         work = bytearray(source)
         del source
         base = _address_of(work)
-        desc = self._descriptor()
-        desc.fill(2, length, _STREAM, base, 0, _DATA, 0)
+        desc = self._desc or self._descriptor()
         try:
-            qop = self._decrypt(desc)
+            opened = self._call_bare(
+                self._lib.DecryptMessage_bare, _DECRYPT, desc.pointer, 0, desc.ulong,
+                desc.fills[2], (length, _STREAM, base, 0, _DATA, 0), desc.read_out[2],
+            )  # fmt: skip
+            qop = opened[6]
             if qop & _NO_ENCRYPT and not allow and self._confidential():
                 raise UnencryptedMessageError(qop)
-            d_len, d_at = _data_place(desc.read(2), _DECRYPT)
-            self._descriptors.give(desc)  # type: ignore[union-attr]  # made by _descriptor
+            d_len, d_at = _data_place(opened)
             if not d_len:
                 return b""
             if base <= d_at and d_at + d_len <= base + length:
@@ -799,11 +795,17 @@ class MessageProtection(OwnedHandle[SecHandle]):
                 if view is None:
                     private.append((start, len(room)))
             desc = Descriptor(len(items), bare=True)
-            desc.fill(len(items), *fields)
+            counted = (len(items), *fields)  # fill's arguments: the count, then the fields
             if function == _ENCRYPT:
-                self._encrypt(desc, qop, seq_no)
+                self._call_bare(
+                    self._lib.EncryptMessage_bare, _ENCRYPT, qop, desc.pointer, seq_no,
+                    desc.fill, counted, desc.out,
+                )  # fmt: skip
             else:
-                qop = self._decrypt(desc, seq_no)
+                qop = self._call_bare(
+                    self._lib.DecryptMessage_bare, _DECRYPT, desc.pointer, seq_no, desc.ulong,
+                    desc.fill, counted, desc.out,
+                )  # fmt: skip
                 if qop & _NO_ENCRYPT and not allow_unencrypted and self._confidential():
                     raise UnencryptedMessageError(qop)
             left = desc.read(len(items))

@@ -80,8 +80,10 @@ def _proto(
 def _bare(declared: Proto) -> Proto:
     """``<name>_bare``: the same C function (restype, calling convention), no argtypes.
 
-    For the per-message hot path only: with argtypes, ctypes makes a Python-level
-    ``from_param`` call per argument, a third of a 64-byte encrypt+decrypt. Nothing is
+    For the hot paths only (the message calls, and the import, whose ``SecBuffer`` is
+    then a ``struct``-packed ``bytes``: ctypes passes a ``bytes`` as the address of its
+    data): with argtypes, ctypes makes a Python-level ``from_param`` call per argument,
+    a third of a 64-byte encrypt+decrypt. Nothing is
     converted, so the caller passes exactly what C expects (``byref()`` for a pointer,
     an ``int`` only for a 32-bit integer, ``None`` for NULL). The declared prototype
     stays the one the ABI tests hold against the headers; the result is checked as
@@ -108,6 +110,12 @@ CONTEXT, CREDENTIALS, BUFFER, TOKEN, PROCESS = (
     "process",
 )
 
+_IMPORT = _proto(
+    "ImportSecurityContextW",
+    SECURITY_STATUS,
+    (LPWSTR, PSecBuffer, c_void_p, PCtxtHandle),
+    handle=CONTEXT,
+)
 _ENCRYPT = _proto(
     "EncryptMessage", SECURITY_STATUS, (PCtxtHandle, ULONG, PSecBufferDesc, ULONG), handle=CONTEXT
 )
@@ -125,12 +133,8 @@ PROTOTYPES: dict[str, Proto] = {
             (PCtxtHandle, ULONG, PSecBuffer, POINTER(c_void_p)),
             handle=CONTEXT,
         ),
-        _proto(
-            "ImportSecurityContextW",
-            SECURITY_STATUS,
-            (LPWSTR, PSecBuffer, c_void_p, PCtxtHandle),
-            handle=CONTEXT,
-        ),
+        _IMPORT,
+        _bare(_IMPORT),  # ImportSecurityContextW_bare: its SecBuffer packed by struct
         _proto("DeleteSecurityContext", SECURITY_STATUS, (PCtxtHandle,), handle=CONTEXT),
         _proto("FreeContextBuffer", SECURITY_STATUS, (c_void_p,), handle=BUFFER),
         # credentials and handshake
