@@ -624,6 +624,29 @@ def lib_round_trip_in_place(client: Any, server: Any, message: bytes) -> Case:
     return timed(body)
 
 
+def lib_minimal_round_trip_in_place(client: Any, server: Any, message: bytes) -> Case:
+    """sspilib.raw's minimal loop, step for step, with ``encrypt_into``/``decrypt_in_place``.
+
+    One buffer reused from call to call; the message copied into it once (by
+    ``encrypt_into``, as ``data[:] = message`` there), sealed and opened in place, and the
+    plaintext compared where it is (``bytearray.startswith``: a ``memcmp``, as the minimal
+    loop's ``data != message``), never copied out. The bytes API (``encrypt``/``decrypt``)
+    copies once more by its nature: it returns new ``bytes`` both ways.
+    """
+    out = bytearray(client.encrypted_size(len(message)))
+    whole = memoryview(out)  # held for the case's life: out is never resized
+    start = 4 + client.sizes().security_trailer  # where the plaintext is (NTLM: no padding)
+
+    def body() -> None:
+        with whole[: client.encrypt_into(message, out)] as sealed:
+            plain = server.decrypt_in_place(sealed)
+            if len(plain) != len(message) or not out.startswith(message, start):
+                raise AssertionError("sspi_import in-place round trip changed the message")
+            plain.release()
+
+    return timed(body)
+
+
 def bench_sspilib(number: int, rounds: int) -> dict[str, Any]:
     try:
         path = sspi_import.find_sspi_rs()

@@ -47,6 +47,11 @@ PAIRS: dict[str, tuple[str, str]] = {
     "in place 64 B / sspilib": ("lib in place 64", "sspilib rt 64"),
     "round trip 64 KiB / sspilib": ("lib rt 65536", "sspilib rt 65536"),
     "in place 64 KiB / sspilib": ("lib in place 65536", "sspilib rt 65536"),
+    # encrypt_into + decrypt_in_place, step for step like the minimal loop (one copy)
+    "in place 64 B / sspilib minimal": ("lib min-in-place 64", "sspilib-min rt 64"),
+    "in place 1 KiB / sspilib minimal": ("lib min-in-place 1024", "sspilib-min rt 1024"),
+    "in place 16 KiB / sspilib minimal": ("lib min-in-place 16384", "sspilib-min rt 16384"),
+    "in place 64 KiB / sspilib minimal": ("lib min-in-place 65536", "sspilib-min rt 65536"),
 }
 CALLS = {
     "stub": (200, 1200),
@@ -126,6 +131,8 @@ def _round_trip_case(name: str) -> Case:
     ours = sspi_import.loopback("NTLM", Identity("user", "DOMAIN.LOCAL", "Password01"))
     if kind == ["lib", "rt"]:
         return bench.lib_round_trip(*ours, message)
+    if kind == ["lib", "min-in-place"]:
+        return bench.lib_minimal_round_trip_in_place(*ours, message)
     return bench.lib_round_trip_in_place(*ours, message)
 
 

@@ -19,7 +19,7 @@ Start-up and per-call cost, the two reasons this module exists:
   ``isEnabledFor``'s. Until ``attach`` found the logger (and with a ``logging`` without
   ``_cache``, the probe in ``attach``) ``levels`` is a dict nobody fills: always "ask".
   ``errors.check`` and the call helpers that skip it for ``SEC_E_OK`` (``_handle``,
-  ``library.call``) test exactly this; ``tests/test_log.py`` holds the trick against
+  ``library.call``) test exactly this; ``tests/test_logging.py`` holds the trick against
   ``isEnabledFor`` and its fallback.
 """
 
