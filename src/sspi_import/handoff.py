@@ -1,12 +1,13 @@
 """Handing a context to another process: ``export_context``, ``ImportedContext``, ``ExportFlags``.
 
-Ownership is decided here: an ``ImportedContext`` owns the handle it imported and
-deletes it exactly once; the buffer SSPI allocates for the packed context is copied once
-into ``bytes`` and freed with ``FreeContextBuffer`` before ``export_context`` returns;
-the token an export hands out goes to the ``ExportedContext`` (``exported``, which makes
-the call). An export that SSPI completed always reaches the caller: a cleanup step that
-fails after it (``FreeContextBuffer``, closing the credentials a ``loopback`` context
-owns) is reported as a ``CleanupWarning`` that carries the export.
+An ``ImportedContext`` owns the handle it imported and deletes it exactly once.
+``export_context`` and ``ExportFlags`` are defined in ``exported``, beside what an export
+produces, and named here with the import they pair with: the buffer SSPI allocates for
+the packed context is copied once into ``bytes`` and freed with ``FreeContextBuffer``
+before ``export_context`` returns, and the token an export hands out goes to the
+``ExportedContext``. An export that SSPI completed always reaches the caller: a cleanup
+step that fails after it (``FreeContextBuffer``, closing the credentials a ``loopback``
+context owns) is reported as a ``CleanupWarning`` that carries the export.
 """
 
 from __future__ import annotations
