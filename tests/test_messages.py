@@ -573,3 +573,29 @@ def test_the_shared_descriptor_is_filled_only_under_the_lock(
         assert after == before  # and wrote nothing there meanwhile
         assert server.decrypt(first) == b"the first call"
         assert server.decrypt(others[0]) == b"the other call"
+
+
+@pytest.mark.parametrize("method", ["encrypt", "wrap"])
+def test_without_a_block_the_padding_buffer_is_empty_at_a_valid_address(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """A zero-length buffer still points at valid memory: no provider is handed NULL."""
+    client, server = pair
+    trailer, _block, head = client._seal or client._sealing()
+    client._seal = (trailer, 0, head)  # a stream cipher's context (sspi-rs NTLM says so)
+    given: list[tuple[int, int]] = []
+    real = client._lib.EncryptMessage_bare
+
+    def spy(handle: object, qop: int, desc: Any, seq: int) -> int:
+        padding = _buffers_at(desc)[2]
+        given.append((padding.pvBuffer or 0, padding.cbBuffer))
+        return real(handle, qop, desc, seq)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(client._lib, "EncryptMessage_bare", spy)
+    message = getattr(client, method)(b"no padding")
+    monkeypatch.undo()
+    opened = server.decrypt(message) if method == "encrypt" else server.unwrap(message)
+    assert opened == b"no padding"
+    ((address, length),) = given
+    assert length == 0
+    assert address != 0

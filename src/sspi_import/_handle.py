@@ -304,9 +304,10 @@ class OwnedHandle(Closeable, Generic[H]):
         For the message calls, through a bare binding (``_raw.functions._bare``: ``fn``
         converts nothing; ``byref(handle)`` is made once per owner and kept). ``fill``
         writes the call's descriptor and ``read`` reads it back (what the provider
-        left), both C functions: so one descriptor per owner serves every call, since
-        the lock serializes them. Returns what ``read`` returned; the status is checked
-        after the lock is released, and a failure raises instead.
+        left); neither runs user code (a prepared descriptor's are C functions). So one
+        descriptor per owner serves every call, since the lock serializes them. Returns
+        what ``read`` returned; the status is checked after the lock is released, and a
+        failure raises instead.
         """
         lock = self._lock
         if lock is None or self._generation != _generation:

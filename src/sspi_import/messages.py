@@ -85,7 +85,7 @@ def _assemble(t_len: int, t_at: int, d_len: int, d_at: int, p_len: int, p_at: in
 
 
 def _data_place(opened: tuple[int, ...]) -> tuple[int, int]:
-    """``(length, address)`` of the ``SECBUFFER_DATA`` buffer among two ``_open`` read back."""
+    """``(length, address)`` of the ``SECBUFFER_DATA`` buffer, from a decrypt's ``read_out[2]``."""
     length0, type0, at0, length1, type1, at1, _qop = opened
     if type1 == _DATA:  # where DecryptMessage leaves it; the first, by some providers
         return length1, at1
@@ -415,8 +415,10 @@ class MessageProtection(OwnedHandle[SecHandle]):
         token_at = sealed_at + _PREFIX
         data_at = token_at + trailer
         desc = self._desc or self._descriptor()
-        spare = bytearray(block) if block else None  # the padding's, read after the lock
-        padding_at = 0 if spare is None else _address_of(spare)
+        # Padding is read after the lock: a buffer of this call's (no block: an empty one,
+        # at a valid address, as encrypt_into places it).
+        spare = bytearray(block) if block else None
+        padding_at = data_at + length if spare is None else _address_of(spare)
         fields = (trailer, _TOKEN, token_at, length, _DATA, data_at, block, _PADDING, padding_at)
         try:
             t_len, t_at, d_len, d_at, p_len, p_at = self._call_bare(
@@ -619,8 +621,8 @@ class MessageProtection(OwnedHandle[SecHandle]):
         if fresh is not None:  # sealed in place in the bytes object returned
             sealed: Any = fresh[0]
             base = fresh[1]
-            spare = bytearray(block) if block else None  # the padding's, read after the lock
-            padding_at = 0 if spare is None else _address_of(spare)
+            spare = bytearray(block) if block else None  # as in encrypt
+            padding_at = base + trailer + length if spare is None else _address_of(spare)
         else:  # empty data, or not CPython: seal in a bytearray, copy out once
             sealed = bytearray(trailer + length + block)
             sealed[trailer : trailer + length] = source
