@@ -149,5 +149,5 @@ def _read_out(count: int, ulong_at: int) -> Any:
     after = HEADER + BUFFER * count
     reader = struct.Struct(f"@{HEADER}x" + _ITEM * count + f"{ulong_at - after}xI")
     if reader.size != ulong_at + _ULONG.size:  # pragma: no cover - held by the layout test
-        raise ImportError("the descriptor's ULONG is not where struct puts it")
+        raise RuntimeError("the descriptor's ULONG is not where struct reads it")
     return reader.unpack_from
