@@ -507,6 +507,25 @@ def test_decrypt_when_the_provider_moves_the_data(
     plain.release()
 
 
+def _padding_given(
+    client: SecurityContext, block: int, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[int, int]]:
+    """Make ``client`` say its block size is ``block``; record each ``EncryptMessage``'s
+    padding buffer as ``(address, length)`` (a NULL address as 0)."""
+    trailer, _block, head = client._seal or client._sealing()
+    client._seal = (trailer, block, head)
+    given: list[tuple[int, int]] = []
+    real = client._lib.EncryptMessage_bare
+
+    def spy(handle: object, qop: int, desc: Any, seq: int) -> int:
+        padding = _buffers_at(desc)[2]
+        given.append((padding.pvBuffer or 0, padding.cbBuffer))
+        return real(handle, qop, desc, seq)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(client._lib, "EncryptMessage_bare", spy)
+    return given
+
+
 @pytest.mark.parametrize("method", ["encrypt", "wrap"])
 def test_the_padding_gets_a_buffer_of_the_call_not_of_the_shared_descriptor(
     sspi_fake: FakeSspi, monkeypatch: pytest.MonkeyPatch, method: str
@@ -515,17 +534,7 @@ def test_the_padding_gets_a_buffer_of_the_call_not_of_the_shared_descriptor(
     already be filling the context's one descriptor: so it is never placed there."""
     client, server = sspi_import.loopback("NTLM")
     with client, server:
-        trailer, _block, head = client._seal or client._sealing()
-        client._seal = (trailer, 8, head)  # as a block cipher's context would say
-        given: list[tuple[int, int]] = []
-        real = client._lib.EncryptMessage_bare
-
-        def spy(handle: object, qop: int, desc: Any, seq: int) -> int:
-            padding = _buffers_at(desc)[2]
-            given.append((padding.pvBuffer, padding.cbBuffer))
-            return real(handle, qop, desc, seq)  # type: ignore[no-any-return]
-
-        monkeypatch.setattr(client._lib, "EncryptMessage_bare", spy)
+        given = _padding_given(client, 8, monkeypatch)  # as a block cipher's context says
         message = getattr(client, method)(b"own padding buffer")
         opened = server.decrypt(message) if method == "encrypt" else server.unwrap(message)
         assert opened == b"own padding buffer"
@@ -533,6 +542,7 @@ def test_the_padding_gets_a_buffer_of_the_call_not_of_the_shared_descriptor(
         assert desc is not None
         ((address, length),) = given
         assert length == 8
+        assert address != 0
         assert not desc.address <= address < desc.address + ctypes.sizeof(desc.memory)
 
 
@@ -581,17 +591,7 @@ def test_without_a_block_the_padding_buffer_is_empty_at_a_valid_address(
 ) -> None:
     """A zero-length buffer still points at valid memory: no provider is handed NULL."""
     client, server = pair
-    trailer, _block, head = client._seal or client._sealing()
-    client._seal = (trailer, 0, head)  # a stream cipher's context (sspi-rs NTLM says so)
-    given: list[tuple[int, int]] = []
-    real = client._lib.EncryptMessage_bare
-
-    def spy(handle: object, qop: int, desc: Any, seq: int) -> int:
-        padding = _buffers_at(desc)[2]
-        given.append((padding.pvBuffer or 0, padding.cbBuffer))
-        return real(handle, qop, desc, seq)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(client._lib, "EncryptMessage_bare", spy)
+    given = _padding_given(client, 0, monkeypatch)  # a stream cipher's (sspi-rs NTLM says so)
     message = getattr(client, method)(b"no padding")
     monkeypatch.undo()
     opened = server.decrypt(message) if method == "encrypt" else server.unwrap(message)
