@@ -113,7 +113,13 @@ class Interrupter:
 
 
 class LineInterrupter(Interrupter):
-    """Raise at the ``at``-th line event of library code (except a ``with`` exit line)."""
+    """Raise at the ``at``-th line event of library code (except a ``with`` exit line).
+
+    Also skipped: a line event at a ``NOP`` (a ``try:`` line, since 3.11). It cannot raise,
+    so the compiler leaves it out of the exception table: an exception a tracer raises
+    there skips the handlers around it (a ``with``'s ``__exit__`` included). No signal
+    lands on it: a ``NOP`` is not an eval-breaker point.
+    """
 
     def _trace(self, frame: types.FrameType, event: str, arg: Any) -> Any:
         if event == "call" and not _ours(frame):
@@ -121,9 +127,12 @@ class LineInterrupter(Interrupter):
         if event == "call":
             frame.f_trace_lines = True
             return self._trace
-        if event == "line" and not self._with_exit(frame):
+        if event == "line" and not self._with_exit(frame) and not self._nop(frame):
             self._point(frame, "line")
         return self._trace
+
+    def _nop(self, frame: types.FrameType) -> bool:
+        return self._opname(frame.f_code, frame.f_lasti) == "NOP"
 
     def _with_exit(self, frame: types.FrameType) -> bool:
         # A line event at the first of the instructions that call a with-statement's __exit__.

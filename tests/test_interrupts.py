@@ -26,6 +26,7 @@ from __future__ import annotations
 import _thread
 import gc
 import os
+import pathlib
 import signal
 import sys
 import threading
@@ -231,6 +232,49 @@ def test_messages(fake: FakeSspi, kind: type[Interrupter]) -> None:
             client.encrypt_into(b"into", sealed)
 
         assert _run(operation, fake, kind, client, server) > 10
+
+
+@pytest.mark.parametrize("method", ["encrypt", "wrap"])
+def test_the_plaintext_copy_is_wiped_wherever_a_seal_stops(
+    fake: FakeSspi, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """encrypt and wrap copy the plaintext into the object they return, and seal it
+    there: an interrupt anywhere after the copy leaves zeros, not the plaintext, but for
+    the one point Python cannot close, right as the copy is returned to them."""
+    from sspi_import import _cpython, messages
+
+    plain = b"the plaintext, to be wiped"
+    made: list[bytes] = []
+    real = _cpython.fresh_bytes
+
+    def recording(head: bytes, tail: Any) -> Any:
+        fresh = real(head, tail)
+        assert fresh is not None  # CPython
+        made.append(fresh[0])
+        return fresh
+
+    monkeypatch.setattr(messages, "fresh_bytes", recording)
+    source = pathlib.Path(messages.__file__).read_text().splitlines()
+    copied_at = {  # the line the copy returns to: there, the one point left open
+        n for n, line in enumerate(source, 1) if "fresh = fresh_bytes(" in line
+    }
+    client, server = sspi_import.loopback("NTLM", ALICE)
+    with client, server:
+        seal = getattr(client, method)
+        left: list[str] = []
+
+        def check(interrupter: Interrupter) -> None:
+            copy = made.pop() if made else None
+            if not interrupter.fired:
+                return
+            if copy is not None and plain in copy:
+                name, _, rest = interrupter.where.partition(":")
+                if not (name == method and int(rest.split()[0]) in copied_at):
+                    left.append(interrupter.where)
+
+        runs = list(every_point(lambda: seal(plain), check, kind=Interrupter))
+        assert len(runs) > 5
+        assert not left, f"the plaintext copy was left unwiped at: {left}"
 
 
 @pytest.mark.parametrize("kind", KINDS)

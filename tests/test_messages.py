@@ -599,3 +599,95 @@ def test_without_a_block_the_padding_buffer_is_empty_at_a_valid_address(
     ((address, length),) = given
     assert length == 0
     assert address != 0
+
+
+def _nested_at_read(context: SecurityContext, inner: Any) -> list[Any]:
+    """Make ``inner()`` run at the context's next message read, as a finalizer or a
+    signal handler can: on the same thread, after the provider call, before the read
+    (the owner's lock is an RLock, so the nested call gets in). Returns its results."""
+    desc = context._desc
+    assert desc is not None
+    done: list[Any] = []
+    started: list[bool] = []
+
+    def reader(real: Any) -> Any:
+        def read() -> Any:
+            if not started:  # the outer call's read; the nested call reads as usual
+                started.append(True)
+                done.append(inner())
+            return real()
+
+        return read
+
+    desc.places_of = tuple(reader(real) for real in desc.places_of)
+    desc.read_out = tuple(reader(real) for real in desc.read_out)
+    return done
+
+
+@pytest.mark.parametrize("method", ["encrypt", "decrypt", "wrap", "unwrap", "encrypt_into"])
+def test_a_call_nested_between_the_provider_call_and_the_read_leaves_the_outer_one_whole(
+    pair: Pair, method: str
+) -> None:
+    """The context's one descriptor holds the outer call's buffers until it reads them:
+    a call on the same context nested there (same thread) puts them back when done."""
+    client, server = pair
+    server.decrypt(client.encrypt(b"warm"))  # both descriptors exist
+    outer_data, inner_data = b"the outer message", b"the inner message, a longer one"
+    if method in ("encrypt", "wrap", "encrypt_into"):
+        seal = getattr(client, "wrap" if method == "wrap" else "encrypt")
+        open_ = server.unwrap if method == "wrap" else server.decrypt
+        inner = _nested_at_read(client, lambda: seal(inner_data))
+        if method == "encrypt_into":
+            out = bytearray(client.encrypted_size(len(outer_data)))
+            outer = bytes(out[: client.encrypt_into(outer_data, out)])
+        else:
+            outer = seal(outer_data)
+        # the outer call reached the provider first: it is opened first
+        assert open_(outer) == outer_data
+        assert open_(inner[0]) == inner_data
+    else:
+        seal = client.wrap if method == "unwrap" else client.encrypt
+        opened = getattr(server, method)
+        first, second = seal(outer_data), seal(inner_data)
+        inner = _nested_at_read(server, lambda: opened(second))
+        assert opened(first) == outer_data
+        assert inner == [inner_data]
+    assert not client._busy
+    assert not server._busy
+
+
+def test_a_released_memoryview_cannot_let_its_buffer_be_resized_during_the_call(
+    sspi_fake: FakeSspi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library calls SSPI through a view of its own: another thread releasing the
+    caller's memoryview meanwhile cannot free or move the memory SSPI writes."""
+    client, server = sspi_import.loopback("NTLM")
+    with client, server:
+        buffer = bytearray(client.encrypt(b"in place, under a released view"))
+        caller_view = memoryview(buffer)
+        real = server._lib.DecryptMessage_bare
+        resized: list[BaseException | None] = []
+
+        def spy(*args: Any) -> int:
+            caller_view.release()  # what another thread can do while the DLL runs
+            try:
+                buffer.clear()
+            except BufferError as exc:
+                resized.append(exc)
+            else:
+                resized.append(None)
+            return real(*args)  # type: ignore[no-any-return]
+
+        monkeypatch.setattr(server._lib, "DecryptMessage_bare", spy)
+        with server.decrypt_in_place(caller_view) as plain:
+            assert bytes(plain) == b"in place, under a released view"
+        assert len(resized) == 1
+        assert isinstance(resized[0], BufferError)
+
+
+def test_export_context_refuses_an_owner_that_is_not_a_context(sspi_fake: FakeSspi) -> None:
+    """Credentials own an SSPI handle too, but not one ExportSecurityContext takes."""
+    credentials = sspi_import.Credentials.acquire("NTLM", "outbound")
+    with credentials, pytest.raises(TypeError, match="not Credentials"):
+        sspi_import.export_context(credentials)  # type: ignore[arg-type]
+    assert not sspi_fake.misuses

@@ -101,7 +101,10 @@ def writable(data: object, what: str) -> tuple[memoryview, int, int]:
     if type(data) is bytearray:
         view = memoryview(data)
     elif type(data) is memoryview and not data.readonly and data.c_contiguous:
-        view = data if data.format == "B" and data.ndim == 1 else data.cast("B")
+        # A view of our own, never the caller's: its export of the buffer lasts while the
+        # call runs, even if another thread releases the caller's view meanwhile (which
+        # would let a bytearray be resized under SSPI).
+        view = memoryview(data) if data.format == "B" and data.ndim == 1 else data.cast("B")
     else:
         if isinstance(data, str) or not _is_buffer(data):
             raise TypeError(

@@ -9,7 +9,7 @@ it); other modules call what is offered here:
 
 - ``_own(lib, handle, function, *args)``: set up ownership, and make the call that
   writes a new handle (import, acquire), placed in the owner *before* the call;
-- ``_call(function, *args)``, ``_call_bare(fn, function, a, b, c, fill, fields, read)``
+- ``_call(function, *args)``, ``_call_bare(fn, function, a, b, c, fill, fields, read, scratch)``
   (a message call: its descriptor filled and read back under the lock),
   ``_call_in(function, prepare)``: a call on the handle, holding the owner's lock;
 - ``_consume(function, *args)``: a call that deletes the handle when it succeeds;
@@ -57,7 +57,7 @@ import os
 import warnings
 from _thread import RLock as _RLock  # threading.RLock is a Python function around it
 from collections.abc import Callable
-from ctypes import byref
+from ctypes import addressof, byref, memmove
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar
 
 from . import _log
@@ -149,6 +149,7 @@ class OwnedHandle(Closeable, Generic[H]):
     _pins = 0
     _parked: H | None = None  # closed while pinned: freed by the last release
     _pending = False  # True while a creating call has not confirmed the handle
+    _busy = False  # True from a _call_bare's fill to its read: its scratch is in use
     _generation = 0
 
     # What subclasses define -------------------------------------------------------
@@ -298,16 +299,20 @@ class OwnedHandle(Closeable, Generic[H]):
         fill: Callable[..., None],
         fields: tuple[int, ...],
         read: Callable[[], _R],
+        scratch: Any,
     ) -> _R:
         """``fill(*fields)``, ``fn(&handle, a, b, c)``, ``read()``, all holding the lock.
 
         For the message calls, through a bare binding (``_raw.functions._bare``: ``fn``
         converts nothing; ``byref(handle)`` is made once per owner and kept). ``fill``
-        writes the call's descriptor and ``read`` reads it back (what the provider
-        left); neither runs user code (a prepared descriptor's are C functions). So one
-        descriptor per owner serves every call, since the lock serializes them. Returns
-        what ``read`` returned; the status is checked after the lock is released, and a
-        failure raises instead.
+        writes the call's descriptor, ``scratch`` (a ctypes object), and ``read`` reads
+        it back (what the provider left); neither runs user code (a prepared
+        descriptor's are C functions). So one descriptor per owner serves every call:
+        the lock serializes the calls of other threads. A call nested on the same
+        thread, in a finalizer or a signal handler run between the outer call's
+        ``fill`` and ``read``, finds the owner busy and puts back the outer call's
+        buffers when it is done. Returns what ``read`` returned; the status is checked
+        after the lock is released, and a failure raises instead.
         """
         lock = self._lock
         if lock is None or self._generation != _generation:
@@ -319,9 +324,17 @@ class OwnedHandle(Closeable, Generic[H]):
             ref = self._ref
             if ref is None:
                 ref = self._ref = byref(handle)  # type: ignore[arg-type]
-            fill(*fields)
-            status = fn(ref, a, b, c)
-            result = read()
+            outer = bytes(scratch) if self._busy else None  # what a nested call puts back
+            self._busy = True
+            try:
+                fill(*fields)
+                status = fn(ref, a, b, c)
+                result = read()
+            finally:
+                if outer is None:
+                    self._busy = False
+                else:
+                    memmove(addressof(scratch), outer, len(outer))
         if status or function not in STATUS_FUNCTIONS or _log.levels.get(DEBUG, True):
             CHECKS[function](status, function)
         return result

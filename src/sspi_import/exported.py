@@ -30,12 +30,13 @@ from ._buffers import encode_name
 from ._checks import integer, ulong
 from ._cpython import is_pywin32_handle, peek_pywin32
 from ._foreign import foreign_pair
-from ._handle import Closeable, OwnedHandle
+from ._handle import Closeable
 from ._raw import constants as C  # noqa: N812 - C names, read like the header
 from ._raw.structs import SecBuffer, SecHandle
 from ._tokens import KIND, MAX_HANDLE, Token, duplicate, duplicating_library, take
 from .errors import SspiUnavailableError, report_cleanup
 from .library import api, call
+from .messages import MessageProtection
 from .processes import HasPid, target_pid
 
 if TYPE_CHECKING:
@@ -779,7 +780,7 @@ def export_context(
     fflags = 0 if flags == 0 and type(flags) is not bool else check_export_flags(flags)
     packed = SecBuffer()
     token = c_void_p()
-    owner = context if isinstance(context, OwnedHandle) else None
+    owner = context if isinstance(context, MessageProtection) else None  # not credentials
     package = None
     if owner is not None:
         package = _package_to_import(owner)

@@ -414,16 +414,18 @@ class MessageProtection(OwnedHandle[SecHandle]):
         sealed, sealed_at = fresh
         token_at = sealed_at + _PREFIX
         data_at = token_at + trailer
-        desc = self._desc or self._descriptor()
-        # Padding is read after the lock: a buffer of this call's (no block: an empty one,
-        # at a valid address, as encrypt_into places it).
-        spare = bytearray(block) if block else None
-        padding_at = data_at + length if spare is None else _address_of(spare)
-        fields = (trailer, _TOKEN, token_at, length, _DATA, data_at, block, _PADDING, padding_at)
-        try:
+        try:  # from here on, an interrupt finds the plaintext copy to wipe
+            desc = self._desc or self._descriptor()
+            # Padding is read after the lock: a buffer of this call's (no block: an empty
+            # one, at a valid address, as encrypt_into places it).
+            spare = bytearray(block) if block else None
+            padding_at = data_at + length if spare is None else _address_of(spare)
+            fields = (
+                trailer, _TOKEN, token_at, length, _DATA, data_at, block, _PADDING, padding_at
+            )  # fmt: skip
             t_len, t_at, d_len, d_at, p_len, p_at = self._call_bare(
                 self._lib.EncryptMessage_bare, _ENCRYPT, 0, desc.pointer, 0,
-                desc.fills[3], fields, desc.places_of[3],
+                desc.fills[3], fields, desc.places_of[3], desc.memory,
             )  # fmt: skip
         except BaseException:
             ctypes.memset(data_at, 0, length)  # still the plaintext
@@ -478,7 +480,7 @@ class MessageProtection(OwnedHandle[SecHandle]):
         try:
             t_len, t_at, d_len, d_at, p_len, p_at = self._call_bare(
                 self._lib.EncryptMessage_bare, _ENCRYPT, 0, desc.pointer, 0,
-                desc.fills[3], fields, desc.places_of[3],
+                desc.fills[3], fields, desc.places_of[3], desc.memory,
             )  # fmt: skip
         except BaseException:
             ctypes.memset(data_at, 0, length)  # the plaintext we copied there
@@ -530,7 +532,7 @@ class MessageProtection(OwnedHandle[SecHandle]):
         try:
             opened = self._call_bare(
                 self._lib.DecryptMessage_bare, _DECRYPT, desc.pointer, 0, desc.ulong,
-                desc.fills[2], fields, desc.read_out[2],
+                desc.fills[2], fields, desc.read_out[2], desc.memory,
             )  # fmt: skip
             d_len, d_at = _data_place(opened)
             if d_at == body_at and d_len == body_size:
@@ -575,7 +577,7 @@ class MessageProtection(OwnedHandle[SecHandle]):
         try:
             opened = self._call_bare(
                 self._lib.DecryptMessage_bare, _DECRYPT, desc.pointer, 0, desc.ulong,
-                desc.fills[2], fields, desc.read_out[2],
+                desc.fills[2], fields, desc.read_out[2], desc.memory,
             )  # fmt: skip
             d_len, d_at = _data_place(opened)
             if d_len and not base <= d_at <= base + length - d_len:
@@ -615,26 +617,27 @@ class MessageProtection(OwnedHandle[SecHandle]):
         trailer, block, _head = self._seal or self._sealing()
         source, length = _whole_message(data)
         self._refuse_closed()  # before the plaintext is copied
-        desc = self._desc or self._descriptor()
         fresh = fresh_bytes(bytes(trailer), source) if trailer and length else None
-        spare = None
         if fresh is not None:  # sealed in place in the bytes object returned
             sealed: Any = fresh[0]
             base = fresh[1]
-            spare = bytearray(block) if block else None  # as in encrypt
-            padding_at = base + trailer + length if spare is None else _address_of(spare)
-        else:  # empty data, or not CPython: seal in a bytearray, copy out once
+        else:  # empty data, or not CPython: sealed in a bytearray, copied out once
             sealed = bytearray(trailer + length + block)
-            sealed[trailer : trailer + length] = source
             base = _address_of(sealed)
-            padding_at = base + trailer + length
-        del source
         data_at = base + trailer
-        fields = (trailer, _TOKEN, base, length, _DATA, data_at, block, _PADDING, padding_at)
-        try:
+        try:  # from here on, an interrupt finds the plaintext copy to wipe
+            if fresh is None:
+                sealed[trailer : trailer + length] = source
+                spare = None
+            else:
+                spare = bytearray(block) if block else None  # as in encrypt
+            del source
+            padding_at = data_at + length if spare is None else _address_of(spare)
+            desc = self._desc or self._descriptor()
+            fields = (trailer, _TOKEN, base, length, _DATA, data_at, block, _PADDING, padding_at)
             t_len, t_at, d_len, d_at, p_len, p_at = self._call_bare(
                 self._lib.EncryptMessage_bare, _ENCRYPT, fqop, desc.pointer, 0,
-                desc.fills[3], fields, desc.places_of[3],
+                desc.fills[3], fields, desc.places_of[3], desc.memory,
             )  # fmt: skip
         except BaseException:
             ctypes.memset(data_at, 0, length)  # still the plaintext
@@ -681,6 +684,7 @@ class MessageProtection(OwnedHandle[SecHandle]):
             opened = self._call_bare(
                 self._lib.DecryptMessage_bare, _DECRYPT, desc.pointer, 0, desc.ulong,
                 desc.fills[2], (length, _STREAM, base, 0, _DATA, 0), desc.read_out[2],
+                desc.memory,
             )  # fmt: skip
             qop = opened[6]
             if qop & _NO_ENCRYPT and not allow and self._confidential():
@@ -801,12 +805,12 @@ class MessageProtection(OwnedHandle[SecHandle]):
             if function == _ENCRYPT:
                 self._call_bare(
                     self._lib.EncryptMessage_bare, _ENCRYPT, qop, desc.pointer, seq_no,
-                    desc.fill, counted, desc.out,
+                    desc.fill, counted, desc.out, desc.memory,
                 )  # fmt: skip
             else:
                 qop = self._call_bare(
                     self._lib.DecryptMessage_bare, _DECRYPT, desc.pointer, seq_no, desc.ulong,
-                    desc.fill, counted, desc.out,
+                    desc.fill, counted, desc.out, desc.memory,
                 )  # fmt: skip
                 if qop & _NO_ENCRYPT and not allow_unencrypted and self._confidential():
                     raise UnencryptedMessageError(qop)
