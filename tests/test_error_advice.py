@@ -131,3 +131,39 @@ def test_kdc_statuses_from_a_handshake_are_kerberos_errors(
     assert info.value.symbol == symbol
     assert info.value.function == "InitializeSecurityContextW"
     assert SECRET not in str(info.value)
+
+
+def test_credentials_without_an_identity_on_sspi_rs_say_to_pass_one(sspi_rs: object) -> None:
+    """sspi-rs has no logged-on user: the first thing a newcomer tries must say so."""
+    with pytest.raises(sspi_import.InvalidParameterError) as info:
+        sspi_import.loopback("NTLM")
+    assert "AcquireCredentialsHandleW" in str(info.value)
+    assert "pass an explicit Identity(user, domain, password)" in str(info.value)
+
+
+def test_an_import_with_a_token_of_another_process_says_how_to_move_it(
+    sspi_fake: FakeSspi,
+) -> None:
+    client, server = sspi_import.loopback("NTLM")
+    with client, server, server.export() as exported:
+        sspi_fake.fail("ImportSecurityContextW", "SEC_E_INVALID_HANDLE")
+        with pytest.raises(sspi_import.InvalidHandleError) as info:
+            sspi_import.ImportedContext.from_exported(exported)
+    assert "An import: the token handle passed with the blob" in str(info.value)
+    assert "for_process(pid)" in str(info.value)
+
+
+def test_an_acceptor_failing_without_a_code_names_sspi_rs_negotiate(sspi_fake: FakeSspi) -> None:
+    with (
+        Credentials.acquire("NTLM", "outbound") as out,
+        Credentials.acquire("NTLM", "inbound") as into,
+    ):
+        client = SecurityContext.initiator(out, "host/example")
+        server = SecurityContext.acceptor(into)
+        with client, server:
+            token = client.step(None)
+            sspi_fake.fail("AcceptSecurityContext", "SEC_E_INTERNAL_ERROR")
+            with pytest.raises(sspi_import.InternalError) as info:
+                server.step(token)
+    assert_fits(info.value, "SEC_E_INTERNAL_ERROR", "AcceptSecurityContext")
+    assert "sspi-rs's Negotiate acceptor" in str(info.value)

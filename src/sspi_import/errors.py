@@ -277,6 +277,19 @@ _CALL_ADVICE: dict[tuple[str, str], str] = {
         "principal, not @REALM, not none. Otherwise check the request flags and the "
         "input buffers."
     ),
+    ("SEC_E_INVALID_PARAMETER", "AcquireCredentialsHandleW"): (
+        "A parameter was refused: the package name, the usage (inbound, outbound) or the "
+        "identity. sspi-rs has no logged-on user to default to: pass an explicit "
+        "Identity(user, domain, password), as in loopback('NTLM', identity) or "
+        "Credentials.acquire('NTLM', 'outbound', identity). On Windows, check the "
+        "package name (the command sspi-import packages lists them) and the identity's fields."
+    ),
+    ("SEC_E_INTERNAL_ERROR", "AcceptSecurityContext"): (
+        "The package failed without a more specific code. sspi-rs's Negotiate acceptor "
+        "fails this way (docs/guides/real-peers.md): accept with NTLM on sspi-rs. On "
+        "Windows, make sure the LSA (lsass.exe) is reachable from this process; the "
+        "System event log may name the underlying cause."
+    ),
     ("SEC_E_UNSUPPORTED_FUNCTION", "QuerySecurityContextToken"): (
         "The provider cannot hand out an access token for this context (sspi-rs and Wine "
         "have no Windows access tokens); client_token() needs Windows SSPI and a server "

@@ -24,7 +24,7 @@ STATUS_CODES: tuple[tuple[str, int, str, str], ...] = (
         "SEC_E_INVALID_HANDLE",
         0x80090301,
         "The credential or context handle passed to the call is not valid.",
-        "The context was already deleted or closed, was exported with SECPKG_CONTEXT_EXPORT_DELETE_OLD (the old handle is gone after the export), or belongs to another process; handles are per-process, so send the exported blob and import it there instead.",
+        "An export: the context was already deleted or closed, was exported with SECPKG_CONTEXT_EXPORT_DELETE_OLD (the old handle is gone after the export), or belongs to another process; handles are per-process, so send the exported blob and import it there instead. An import: the token handle passed with the blob is not a handle of this process; have the exporter duplicate it for this process (ExportedContext.for_process(pid), or for_any_process() and ImportedContext.from_exported here), or import without a token.",
     ),
     (
         "SEC_E_UNSUPPORTED_FUNCTION",
