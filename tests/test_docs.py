@@ -151,7 +151,7 @@ def test_snippet_runs(snippet: Snippet, tmp_path: Path, monkeypatch: pytest.Monk
 
 def _run_snippet(snippet: Snippet) -> None:
     code = compile(snippet.code, f"{snippet.page}:{snippet.line}", "exec")
-    namespace: dict[str, Any] = {"__name__": "__snippet__"}
+    namespace: dict[str, Any] = {"__name__": "__main__"}  # as a script: its main guard runs
     provider = (
         contextlib.nullcontext() if "FakeSspi(" in snippet.code else FakeSspi(user="EXAMPLE\\alice")
     )
@@ -311,3 +311,45 @@ def test_readers_are_told_fakesspi_speaks_no_real_protocol() -> None:
     docstring = " ".join((FakeSspi.__doc__ or "").split())
     assert "**not** NTLM, Kerberos or SPNEGO messages" in docstring
     assert "no real client or server" in docstring
+
+
+POOLS = [s for s in RUNNABLE if 'get_context("spawn")' in s.code]
+
+
+def test_the_pool_examples_are_found() -> None:
+    assert len(POOLS) >= 2
+
+
+@pytest.mark.parametrize("snippet", [_param(s) for s in POOLS])
+def test_a_pool_example_runs_as_a_script(snippet: Snippet, tmp_path: Path) -> None:
+    """What a reader does: the block saved as a script and run, its workers spawned.
+
+    A ``spawn`` pool's workers import the script that started them, so its parent's part
+    must be behind ``if __name__ == "__main__":``; in-process (``test_snippet_runs``)
+    that cannot be seen. The parent gets the simulated provider the page says to install.
+    """
+    import subprocess
+
+    for block in FILES:
+        if block.page == snippet.page and block.file_name is not None:
+            (tmp_path / block.file_name).write_text(block.code, encoding="utf-8")
+    script = tmp_path / "example.py"
+    script.write_text(snippet.code, encoding="utf-8")
+    launcher = (
+        "import runpy\n"
+        "from sspi_import.testing import install_fake\n"
+        "install_fake()\n"
+        f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+    done = subprocess.run(
+        [sys.executable, "-c", launcher],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "served EXAMPLE\\alice"
