@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import pathlib
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import sspi_import
 from sspi_import import ExportFlags, adopt_context, export_context, library
 from sspi_import._raw.structs import SecHandle
 from sspi_import.adopt import handle_to_int
+from sspi_import.testing import FakeSspi
 from stubs import Stub
 
 
@@ -311,3 +313,15 @@ def test_pywin32_example_runs() -> None:
     assert "the child process imported the context of EXAMPLE\\alice" in result.stdout
     if sys.platform != "win32":
         assert "simulating it" in result.stdout
+
+
+def test_a_handle_the_provider_does_not_know_is_refused_and_not_deleted(
+    sspi_fake: FakeSspi,
+) -> None:
+    """The package lookup is the first call on the handle: an unknown one ends there."""
+    with pytest.raises(sspi_import.InvalidHandleError, match="QueryContextAttributesW"):
+        adopt_context((1, 2))
+    gc.collect()  # no owner is left behind to warn or to delete it later
+    assert [m.function for m in sspi_fake.misuses] == ["QueryContextAttributesW"]
+    sspi_fake.misuses.clear()
+    assert sspi_fake.outstanding().contexts == 0

@@ -30,7 +30,7 @@ from ._foreign import (
 )
 from ._raw.structs import SecHandle
 from .context import SecurityContextBase
-from .errors import SspiError, SspiUnavailableError
+from .errors import InvalidHandleError, SspiError, SspiUnavailableError
 from .library import api
 
 __all__ = [
@@ -101,12 +101,16 @@ def adopt_context(handle: ForeignContextHandle, package: str | None = None) -> A
     the context. A handle with either word all ones is refused (``SecIsValidHandle``).
     ``package`` is looked up from the context (``SECPKG_ATTR_PACKAGE_INFO``, or the
     negotiated package for Negotiate) when not given; a provider that cannot say leaves
-    it ``None``. Should that lookup fail otherwise (an interrupt, an access violation
-    reported as ``OSError``), the adopted context is deleted before the exception
-    propagates: the handle was taken over, and nothing else would free it.
+    it ``None``. That lookup also checks the handle: one the provider does not know
+    (``SEC_E_INVALID_HANDLE``: not a context of this process and library, or already
+    deleted) raises ``InvalidHandleError``, and nothing is adopted or deleted. Should the
+    lookup fail otherwise (an interrupt, an access violation reported as ``OSError``),
+    the adopted context is deleted before the exception propagates: the handle was taken
+    over, and nothing else would free it.
 
     The handle must be valid in this process and for the current library
-    (``use_library``); nothing checks that before the first call that uses it.
+    (``use_library``); with ``package`` given, nothing checks that before the first call
+    that uses it.
     """
     if package is not None:
         encode_name(package)  # the import rules, checked before anything is taken over
@@ -118,6 +122,10 @@ def adopt_context(handle: ForeignContextHandle, package: str | None = None) -> A
     if package is None:
         try:
             context._adopted_package = context.package_name
+        except InvalidHandleError:
+            # Not a context this provider knows: nothing to own, and nothing to delete.
+            context.detach()
+            raise
         except (SspiError, SspiUnavailableError):
             pass  # the provider may not tell (no attribute, no query): export works without
         except BaseException:
