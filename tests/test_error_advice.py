@@ -82,6 +82,7 @@ def test_query_failures_advise_on_the_query(
     [
         ("SEC_E_UNSUPPORTED_FUNCTION", sspi_import.UnsupportedFunctionError),
         ("SEC_E_INVALID_HANDLE", sspi_import.InvalidHandleError),
+        ("SEC_E_NO_IMPERSONATION", sspi_import.SspiError),
     ],
 )
 def test_impersonation_failures_advise_on_impersonation(
@@ -167,3 +168,11 @@ def test_an_acceptor_failing_without_a_code_names_sspi_rs_negotiate(sspi_fake: F
                 server.step(token)
     assert_fits(info.value, "SEC_E_INTERNAL_ERROR", "AcceptSecurityContext")
     assert "sspi-rs's Negotiate acceptor" in str(info.value)
+
+
+def test_impersonating_with_the_initiator_says_to_use_the_acceptor(sspi_fake: FakeSspi) -> None:
+    client, server = sspi_import.loopback("NTLM")
+    with client, server, pytest.raises(sspi_import.SspiError) as info, client.impersonate():
+        pass
+    assert_fits(info.value, "SEC_E_NO_IMPERSONATION", "ImpersonateSecurityContext")
+    assert "the acceptor's context, not the initiator's" in str(info.value)

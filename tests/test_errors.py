@@ -163,6 +163,13 @@ def test_explain_unknown_numbers_say_so() -> None:
     assert sspi_import.status_info(0x8009FFFF) is None
 
 
+def test_explain_suggests_the_hex_code_digits_without_0x_were() -> None:
+    """As the command line does: 80090306 is a decimal number nobody meant."""
+    assert sspi_import.explain("80090306").endswith("Did you mean 0x80090306 (SEC_E_NOT_OWNER)?")
+    assert "Did you mean" not in sspi_import.explain("12")  # 0x12 is no SSPI code either
+    assert "Did you mean" not in sspi_import.explain(80090306)  # an int was meant as given
+
+
 @pytest.mark.parametrize("garbage", ["", "hello", "0xZZ", "SEC_E_NOPE", "1e5", "0x1_0000_0000"])
 def test_explain_garbage_raises_value_error(garbage: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - message varies by form

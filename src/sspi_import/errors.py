@@ -174,13 +174,32 @@ def explain(code: int | str, function: str | None = None) -> str:
         raise TypeError(f"function must be a str or None, not {type(function).__name__}")
     value, info = _lookup(code)
     if info is None:
+        hint = ""
+        meant = _hex_reading(code) if isinstance(code, str) else None
+        if meant is not None:
+            hint = f" Did you mean 0x{meant.status:08X} ({meant.symbol})?"
         return (
             f"0x{value:08X} ({_signed(value)}): not an SSPI status code in winerror.h; "
-            "it may be a Win32 error or an NTSTATUS from the provider."
+            f"it may be a Win32 error or an NTSTATUS from the provider.{hint}"
         )
     text = f"{info.symbol} (0x{info.status:08X}, {info.winerror}): {info.meaning}"
     advice = _advice(info, function)
     return f"{text} {advice}" if advice else text
+
+
+_DECIMAL = re.compile(r"\s*\+?\d{1,8}\s*")
+"""Digits only, at most 8: a number that could be a hex code written without ``0x``."""
+
+
+def _hex_reading(text: str) -> StatusInfo | None:
+    """The known code that digits read as hex are (``"80090306"``), for a hint; else ``None``.
+
+    For input that reads as a decimal number but was most likely a hex code copied
+    without its ``0x``: ``explain`` and the command line's ``explain`` suggest it.
+    """
+    if not _DECIMAL.fullmatch(text):
+        return None
+    return _lookup("0x" + text.strip().lstrip("+"))[1]
 
 
 def _advice(info: StatusInfo, function: str | None) -> str:
@@ -249,7 +268,7 @@ _CALL_ADVICE: dict[tuple[str, str], str] = {
     ),
     ("SEC_E_UNSUPPORTED_FUNCTION", "QueryContextAttributesW"): (
         "The package does not answer this attribute for this context (providers differ: "
-        "sspi-rs does not report a Kerberos context's lifespan); use what the handshake "
+        "sspi-rs reports no context's lifespan, NTLM or Kerberos); use what the handshake "
         "returned (SecurityContext.expiry, .flags) or query another attribute."
     ),
     ("SEC_E_UNSUPPORTED_FUNCTION", "ImpersonateSecurityContext"): (
@@ -298,6 +317,11 @@ _CALL_ADVICE: dict[tuple[str, str], str] = {
     ("SEC_E_INVALID_HANDLE", "QuerySecurityContextToken"): (
         "The context handle is not valid for this call: it was deleted or closed, or it "
         "is not an established server-side context of this process."
+    ),
+    ("SEC_E_NO_IMPERSONATION", "ImpersonateSecurityContext"): (
+        "This context cannot impersonate: only an established server-side context holds "
+        "a client to impersonate (an imported one only if its export's token was passed "
+        "to the import); impersonate with the acceptor's context, not the initiator's."
     ),
     ("SEC_E_NO_IMPERSONATION", "QuerySecurityContextToken"): (
         "This context holds no client token: only an established server-side context has "

@@ -8,26 +8,20 @@ status code at all (the document is still printed, with that entry's ``error``).
 from __future__ import annotations
 
 import argparse
-import re
 from typing import Any
 
-from ..errors import _CLASSES, _lookup, _signed
+from ..errors import _CLASSES, _hex_reading, _lookup, _signed
 from ._output import SafeText, diagnose, dump_json, say
 
 SCHEMA = "sspi-import/explain/1"
 
-_DECIMAL = re.compile(r"\s*\+?\d{1,8}\s*")
-"""Digits only, at most 8: a number that could be a hex code written without ``0x``."""
-
 
 def _suggestion(text: str) -> dict[str, Any] | None:
     """For digits that read as an unknown decimal code but a known hex one: that code."""
-    if not _DECIMAL.fullmatch(text):
-        return None
-    value, info = _lookup("0x" + text.strip().lstrip("+"))
+    info = _hex_reading(text)
     if info is None:
         return None
-    return {"input": f"0x{value:08X}", "status": value, "symbol": info.symbol}
+    return {"input": f"0x{info.status:08X}", "status": info.status, "symbol": info.symbol}
 
 
 def explain_one(text: str) -> dict[str, Any]:
