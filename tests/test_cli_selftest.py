@@ -52,9 +52,11 @@ def test_selftest_on_sspi_rs(capsys: pytest.CaptureFixture[str], sspi_rs_path: P
     assert "SKIP  import (this process)  needs export, which failed" in lines
     assert lines[-1].startswith("FAIL: ")
     assert fits("\n".join(lines[1:])), out
-    # sign and export both fail with it; its meaning and pointer appear once, on stderr
+    # sign and export both fail with it; on stderr, once per call: sign's own advice (sspi-rs
+    # has no MakeSignature), and for export the status's general one, by its pointer
     assert out.count("SEC_E_UNSUPPORTED_FUNCTION") == 2
-    assert err.count("does not support the requested function") == 1
+    assert err.count("does not support the requested function") == 2
+    assert "sspi-rs implements neither MakeSignature nor VerifySignature" in " ".join(err.split())
     assert "sspi-import explain SEC_E_UNSUPPORTED_FUNCTION" in " ".join(err.split())
     assert "does not support" not in out
     assert fits(err), err
@@ -411,3 +413,21 @@ def test_selftest_redirected_on_windows_without_utf8_mode(tmp_path: Path) -> Non
         )
     assert b"UnicodeEncodeError" not in result.stderr
     assert result.returncode == 0, target.read_bytes()
+
+
+def test_a_failure_with_advice_of_its_own_call_gets_that_advice() -> None:
+    """Said on stderr once per status and call: the call's own advice where there is one
+    (``explain SYMBOL`` alone would give the general one), else where to look."""
+    internal, denied = 0x80090304, 0x8009030C  # SEC_E_INTERNAL_ERROR, SEC_E_LOGON_DENIED
+    accept = "AcceptSecurityContext"
+    steps = [
+        _selftest.Step("handshake", "handshake (Negotiate)", "FAIL", internal, "x", accept),
+        _selftest.Step("query", "query", "FAIL", internal, "x", accept),
+        _selftest.Step("export", "export", "FAIL", denied, "x", accept),
+    ]
+    err = io.StringIO()
+    _selftest._explain_failures(steps, _selftest.SafeText(err))
+    text = " ".join(err.getvalue().split())
+    assert text.count("SEC_E_INTERNAL_ERROR from AcceptSecurityContext:") == 1
+    assert "sspi-rs's Negotiate acceptor fails this way" in text
+    assert "For what to do: sspi-import explain SEC_E_LOGON_DENIED" in text

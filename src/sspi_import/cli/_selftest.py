@@ -25,7 +25,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..errors import SspiError, _lookup
+from ..errors import _CALL_ADVICE, SspiError, _lookup
 from ..exported import ExportedContext
 from ..handoff import ImportedContext
 from ..processes import start_python_child
@@ -95,6 +95,8 @@ class Step:
     """The unsigned status the step ended with (0 on PASS), ``None`` when no SSPI
     status applies (skipped, or a failure that is not an SSPI error)."""
     detail: str = ""
+    function: str | None = None
+    """The SSPI function that failed, where known: it picks the advice (not in JSON)."""
 
     @property
     def symbol(self) -> str | None:
@@ -169,7 +171,8 @@ class _Runner:
             detail = action()
         except Exception as exc:  # every failure becomes a FAIL line, nothing escapes
             status, text = _status_and_detail(exc)
-            self.steps.append(Step(step_id, self.name(step_id), "FAIL", status, text))
+            function = exc.function if isinstance(exc, SspiError) else None
+            self.steps.append(Step(step_id, self.name(step_id), "FAIL", status, text, function))
             self.failed.add(step_id)
             return
         self.steps.append(Step(step_id, self.name(step_id), "PASS", 0, detail))
@@ -415,15 +418,24 @@ def run(args: argparse.Namespace, out: SafeText, err: SafeText) -> int:
 
 
 def _explain_failures(steps: Sequence[Step], err: SafeText) -> None:
-    """Each failing status's meaning, once, on stderr (not in every step's line)."""
-    seen: list[int] = []
+    """Each failing status's meaning, once, on stderr (not in every step's line).
+
+    Where the failing call has advice of its own (``errors._CALL_ADVICE``), it is said
+    here: ``explain SYMBOL`` would give the status's general advice instead.
+    """
+    seen: list[tuple[int, str | None]] = []
     for step in steps:
-        if step.result == "FAIL" and step.status is not None and step.status not in seen:
-            seen.append(step.status)
-    for status in seen:
+        failure = (step.status, step.function)
+        if step.result == "FAIL" and step.status is not None and failure not in seen:
+            seen.append((step.status, step.function))
+    for status, function in seen:
         value, info = _lookup(status)
         if info is None:
             diagnose(err, "selftest", f"0x{value:08X} is not a status in winerror.h")
+            continue
+        specific = None if function is None else _CALL_ADVICE.get((info.symbol, function))
+        if specific is not None:
+            diagnose(err, "selftest", f"{info.symbol} from {function}: {info.meaning} {specific}")
             continue
         diagnose(
             err,
