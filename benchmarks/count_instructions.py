@@ -44,6 +44,8 @@ PAIRS: dict[str, tuple[str, str]] = {
     "round trip 64 KiB / sspilib minimal": ("lib rt 65536", "sspilib-min rt 65536"),
     "NTLM loopback handshake / sspilib": ("lib loopback", "sspilib loopback"),
     "round trip 64 B / sspilib": ("lib rt 64", "sspilib rt 64"),
+    "round trip 1 KiB / sspilib": ("lib rt 1024", "sspilib rt 1024"),
+    "round trip 16 KiB / sspilib": ("lib rt 16384", "sspilib rt 16384"),
     "in place 64 B / sspilib": ("lib in place 64", "sspilib rt 64"),
     "round trip 64 KiB / sspilib": ("lib rt 65536", "sspilib rt 65536"),
     "in place 64 KiB / sspilib": ("lib in place 65536", "sspilib rt 65536"),
