@@ -33,6 +33,7 @@ OWNER_STATE = {
     "_pins",
     "_parked",
     "_pending",
+    "_busy",
     "_generation",
 }
 SDK_CONSTANT = re.compile(

@@ -25,7 +25,8 @@ The rules that make it hold, in one place:
   ``RLock``: a finalizer that releases a pin or reverts an impersonation may run (the
   garbage collector runs in any allocation) on a thread that holds that very lock.
   So calls on one owner are serialized, and ``close()``/``detach()`` wait for a running
-  call and never pull the handle from under it; nothing relies on the GIL.
+  call and never pull the handle from under it; nothing relies on the GIL. A message
+  call nested that way in another (``_busy``) puts back the descriptor they share.
 - No user code runs while the lock is held: statuses are checked (and so logged, where
   a logging handler may read the context) after it is released. Every helper ends with
   ``errors.check``'s one shortcut (``SEC_E_OK`` of a status function, with no DEBUG
