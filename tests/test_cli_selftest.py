@@ -16,6 +16,7 @@ import pytest
 from cli_contract import fits, run, run_json, validate
 from sspi_import import SspiUnavailableError, library
 from sspi_import.cli import _provider, _selftest
+from sspi_import.cli._output import SafeText
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 USER, DOMAIN = (
@@ -426,7 +427,7 @@ def test_a_failure_with_advice_of_its_own_call_gets_that_advice() -> None:
         _selftest.Step("export", "export", "FAIL", denied, "x", accept),
     ]
     err = io.StringIO()
-    _selftest._explain_failures(steps, _selftest.SafeText(err))
+    _selftest._explain_failures(steps, SafeText(err))
     text = " ".join(err.getvalue().split())
     assert text.count("SEC_E_INTERNAL_ERROR from AcceptSecurityContext:") == 1
     assert "sspi-rs's Negotiate acceptor fails this way" in text
