@@ -90,3 +90,80 @@ def test_for_process_needs_a_duplicating_library(stub: Any) -> None:
         assert exported.token == 0x1234
         with pytest.raises(sspi_import.SspiUnavailableError, match="FakeSspi"):
             exported.for_process(1)
+
+
+# Found by a review of the hand-off (a closed export, copies, payload limits) -------------
+
+
+@pytest.mark.parametrize("use", ["for_process", "for_any_process", "from_exported"])
+def test_a_closed_export_is_not_copied_or_imported_without_its_token(
+    fake: FakeSspi, use: str
+) -> None:
+    """Closed too early, the export says so: a copy or an import would go without the
+    client's token, and the mistake would surface far away (impersonation failing)."""
+    import os
+
+    client, server = sspi_import.loopback("NTLM")
+    with client, server:
+        exported = server.export()
+        exported.close()
+        uses: dict[str, Any] = {
+            "for_process": lambda: exported.for_process(os.getpid()),
+            "for_any_process": exported.for_any_process,
+            "from_exported": lambda: ImportedContext.from_exported(exported),
+        }
+        with pytest.raises(ValueError, match="token was closed"):
+            uses[use]()
+
+
+def test_an_export_that_never_had_a_token_still_copies_plainly(fake: FakeSspi) -> None:
+    client, server = sspi_import.loopback("NTLM")
+    with client, server:
+        exported = sspi_import.export_context(client)  # an initiator's: no client token
+        assert exported.token is None
+        assert exported.for_any_process().token is None
+        with ImportedContext.from_exported(exported) as imported:
+            assert imported.package == "NTLM"
+
+
+def test_detach_on_a_copy_says_why_it_cannot_be_used_here(fake: FakeSspi) -> None:
+    client, server = sspi_import.loopback("NTLM")
+    with client, server, server.export() as exported:
+        with pytest.raises(ValueError, match="made by for_any_process"):
+            exported.for_any_process().detach()
+        payload = exported.for_process(1).to_bytes()  # duplicated for another process
+        with pytest.raises(ValueError, match="duplicated for process 1"):
+            ExportedContext.from_bytes(payload).detach()
+
+
+def test_a_package_name_the_layout_cannot_carry_is_refused_at_once(fake: FakeSspi) -> None:
+    with pytest.raises(ValueError, match="longer than 65,535 UTF-8 bytes"):
+        ExportedContext("\u00e9" * 0x8000, b"blob")  # 32,768 characters, 65,536 bytes
+    assert ExportedContext("N" * 0xFFFF, b"blob").package == "N" * 0xFFFF
+
+
+def test_long_names_are_checked_but_not_kept(fake: FakeSspi) -> None:
+    from sspi_import import _buffers
+
+    name = "P" * 65
+    ExportedContext(name, b"blob")
+    assert name not in _buffers._NAMES
+    assert _buffers.encode_name(name) == name.encode("utf-16-le") + b"\0\0"
+
+
+def test_export_flags_take_no_float(fake: FakeSspi) -> None:
+    client, server = sspi_import.loopback("NTLM")
+    with client, server:
+        for flags in (0.0, 1.0):
+            with pytest.raises(TypeError, match="must be an int"):
+                sspi_import.export_context(server, flags)  # type: ignore[arg-type]
+
+
+def test_a_received_copy_with_a_bad_package_pulls_nothing(fake: FakeSspi) -> None:
+    client, server = sspi_import.loopback("NTLM")
+    with client, server, server.export() as exported:
+        received = ExportedContext.from_bytes(exported.for_any_process().to_bytes())
+        with pytest.raises(TypeError):
+            ImportedContext.from_exported(received, package=123)  # type: ignore[arg-type]
+        assert fake.calls("DuplicateHandle") == 0
+        received.close()

@@ -271,8 +271,8 @@ def test_a_pull_copy_sent_on_unused_is_pulled_by_the_next_receiver(sspi_fake: Fa
         assert sspi_fake.calls("DuplicateHandle") == 1
         received.close()  # before any use: drops the pull, closes nothing
         assert received.closed
-        with ImportedContext.from_exported(received):  # imported without a token: none left
-            pass
+        with pytest.raises(ValueError, match="token was closed"):  # not imported without it
+            ImportedContext.from_exported(received)
         assert sspi_fake.calls("DuplicateHandle") == 1
 
 

@@ -5,9 +5,11 @@ pid checks every ``for_process`` makes (``target_pid``).
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import pytest
 
+import sspi_import
 from sspi_import import ExportedContext
 from sspi_import.testing import FakeSspi
 
@@ -46,3 +48,9 @@ def test_for_process_arguments(fake: FakeSspi) -> None:
         exported.for_process(True)
     with pytest.raises(ValueError, match="not a process id"):
         exported.for_process(0)
+
+
+@pytest.mark.parametrize("kwargs", [{"shell": True}, {"executable": "/bin/sh"}])
+def test_start_python_child_refuses_what_would_change_its_pid(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(TypeError, match="is the interpreter's"):
+        sspi_import.start_python_child(["-c", "pass"], **kwargs)

@@ -154,8 +154,8 @@ def encode_name(name: object, what: str = "package name") -> bytes:
         encoded = name.encode("utf-16-le") + b"\0\0"
     except UnicodeEncodeError:
         raise ValueError(f"the {what} contains a lone surrogate; it cannot be UTF-16") from None
-    if len(_NAMES) < 256:  # bounded: names come from code, rarely from users
-        _NAMES[name] = encoded
+    if len(_NAMES) < 256 and len(name) <= 64:  # bounded: names come from code, rarely
+        _NAMES[name] = encoded  # from users (a received payload's, of any length)
     return encoded
 
 

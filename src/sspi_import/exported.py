@@ -131,6 +131,8 @@ class ExportedContext(Closeable):
             raise TypeError("this ExportedContext is already set up; make a new object")
         if package is not None:
             encode_name(package)  # the same rules as for import
+            if len(package) > 0x3FFF and len(package.encode("utf-8")) > 0xFFFF:
+                raise ValueError("the package name is longer than 65,535 UTF-8 bytes")
         if type(blob) is not bytes:
             raise TypeError(f"blob must be bytes, not {type(blob).__name__}")
         if not blob:
@@ -186,6 +188,7 @@ class ExportedContext(Closeable):
 
     def detach(self) -> int:
         """Give up the token and return it; the caller must close it."""
+        self._check_importable()  # a copy that must not be used here says why
         token = self._token
         if token is None:
             raise ValueError(f"the {KIND} is closed; there is no handle to detach")
@@ -258,8 +261,8 @@ class ExportedContext(Closeable):
         for the receiving process (``for_process``), which owns it once read back, or be
         left for the receiver to pull (``for_any_process``).
         """
-        token, pid, extra = self._transfer_token()
         package = b"" if self._package is None else self._package.encode("utf-8")
+        token, pid, extra = self._transfer_token()  # last: it may hand the token over
         flags = (_HAS_TOKEN if token else 0) | (_HAS_PACKAGE if self._package is not None else 0)
         head = _LAYOUT.pack(
             _MAGIC,
@@ -330,6 +333,26 @@ class ExportedContext(Closeable):
             return None
         return token
 
+    def _token_to_use(self) -> Token | None:
+        """The open token for a copy or an import; ``None`` only when there never was one.
+
+        Once it was closed or detached, a copy or an import would go without it, and the
+        imported context without its client's token: refused, saying so.
+        """
+        token = self._open_token()
+        if token is None and self._token is not None:
+            raise self._closed_token()
+        return token
+
+    @staticmethod
+    def _closed_token() -> ValueError:
+        return ValueError(
+            "this ExportedContext's token was closed (or detached): a copy or an import "
+            "now would go without it, and the imported context could not impersonate its "
+            "client. Copy and import before closing it (with a pool: close it in the "
+            "task's done callback); for another hand-off, export the context again"
+        )
+
     def for_process(self, process: int | HasPid) -> ExportedContext:
         """A copy for another process, with the token duplicated into that process.
 
@@ -338,7 +361,8 @@ class ExportedContext(Closeable):
         with ``OpenProcess`` + ``DuplicateHandle(DUPLICATE_SAME_ACCESS)``; the copy's
         token is valid in the target process only, so the copy never closes it here
         (``closed`` is ``True``) and refuses to be imported here; send it (pickle or
-        ``to_bytes``) and the receiver owns it. With no token, the copy is a plain copy.
+        ``to_bytes``) and the receiver owns it. With no token, the copy is a plain copy;
+        once the token was closed or detached, ``ValueError`` (a copy would go without it).
         Off Windows duplicating needs a library that simulates it
         (``sspi_import.testing.FakeSspi`` does); otherwise ``SspiUnavailableError``.
         The original keeps its own token: close it when done.
@@ -352,7 +376,7 @@ class ExportedContext(Closeable):
         ``start_python_child`` (or ``multiprocessing``), or send ``for_any_process()``.
         """
         pid = target_pid(process)
-        token = self._open_token()
+        token = self._token_to_use()
         if token is None:  # no token to duplicate: a plain copy
             return self._copy_as(ExportedContext)
         lib = duplicating_library(token._library())
@@ -387,9 +411,10 @@ class ExportedContext(Closeable):
         ``PROCESS_DUP_HANDLE`` on this process (the same user has it; it lets the
         receiver duplicate *any* handle of this process, so send to workers you trust
         as much as this process). The copy owns nothing (``closed`` is ``True``) and
-        refuses to be imported here. With no token, a plain copy.
+        refuses to be imported here. With no token, a plain copy; once the token was
+        closed or detached, ``ValueError``.
         """
-        token = self._open_token()
+        token = self._token_to_use()
         if token is None:
             return self._copy_as(ExportedContext)
         token._check_usable()  # not the parent's token, in a fork child
@@ -703,6 +728,12 @@ class _Received(ExportedContext):
             self._pull()
         return super()._open_token()
 
+    def _token_to_use(self) -> Token | None:
+        token = self._open_token()
+        if token is None:  # a pull copy always carries a token: it was dropped or closed
+            raise self._closed_token()
+        return token
+
     def _pull(self) -> None:
         """Duplicate the exporter's handle into this process and own it (once)."""
         pid, value = self._from_pid, self._from_value
@@ -777,7 +808,7 @@ def export_context(
     # DELETE_OLD consumes it) or a foreign handle (never taken over). What SSPI hands out
     # (the packed buffer, the token) is freed if anything goes wrong after the call, an
     # interrupt included.
-    fflags = 0 if flags == 0 and type(flags) is not bool else check_export_flags(flags)
+    fflags = 0 if flags is ExportFlags.NONE else check_export_flags(flags)
     packed = SecBuffer()
     token = c_void_p()
     owner = context if isinstance(context, MessageProtection) else None  # not credentials

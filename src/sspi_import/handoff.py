@@ -90,7 +90,8 @@ class ImportedContext(SecurityContextBase):
         A received ``for_any_process()`` copy pulls its token from the exporter here
         (``ExportedContext.from_bytes`` says what that raises when it cannot). The token
         is held open for the import: another thread's ``close()`` of ``exported`` waits
-        for it to be imported.
+        for it to be imported. An export whose token was closed or detached is refused
+        with ``ValueError``, not imported without it.
         """
         if not isinstance(exported, ExportedContext):
             raise TypeError(f"expected an ExportedContext, not {type(exported).__name__}")
@@ -101,7 +102,8 @@ class ImportedContext(SecurityContextBase):
                 "the exported context does not say which package it belongs to; "
                 "pass it: ImportedContext.from_exported(exported, package='NTLM')"
             )
-        token = exported._open_token()
+        encode_name(name)  # refused before a received copy pulls its token
+        token = exported._token_to_use()
         if token is None:
             return cls(name, exported.blob, None, buffer_type=exported.buffer_type)
         value, pin = token._pin()

@@ -46,12 +46,20 @@ def start_python_child(args: Sequence[str], **popen_kwargs: Any) -> subprocess.P
     which is what ``multiprocessing`` does (CPython ``popen_spawn_win32.py``,
     bpo-35797): the child still runs in the venv, and its pid is the worker's.
     Elsewhere (and outside a venv) it is ``Popen([sys.executable, *args])``.
-    ``popen_kwargs`` go to ``subprocess.Popen`` (``env`` is copied, not changed).
+    ``popen_kwargs`` go to ``subprocess.Popen`` (``env`` is copied, not changed), but for
+    ``shell`` and ``executable``, refused with ``TypeError``: either would make ``.pid``
+    another program's (a shell's), which is what this function is there to prevent.
     """
     import subprocess  # here: only the processes that start children pay for the import
 
     if isinstance(args, (str, bytes)):
         raise TypeError("args must be a sequence of arguments, not one string")
+    for name in ("shell", "executable"):
+        if name in popen_kwargs:
+            raise TypeError(
+                f"start_python_child() takes no {name}=: the child is this Python, so that "
+                "its .pid is the interpreter's; use subprocess.Popen for another program"
+            )
     executable, env = _python_for_children(popen_kwargs.pop("env", None))
     return subprocess.Popen([executable, *args], env=env, **popen_kwargs)
 
