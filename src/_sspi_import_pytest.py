@@ -76,16 +76,28 @@ def sspi_fake(request: pytest.FixtureRequest) -> Iterator[FakeSspi]:
 
 
 @pytest.fixture
-def sspi_faults_factory() -> Iterator[FaultInjectorFactory]:
+def sspi_faults_factory(request: pytest.FixtureRequest) -> Iterator[FaultInjectorFactory]:
     """Install a ``FaultInjector`` over the library given; the old one comes back after."""
     from sspi_import.testing._fixtures import faults_factory
 
+    _fake_first(request)
     yield from faults_factory()
 
 
 @pytest.fixture
-def sspi_faults() -> Iterator[FaultInjector]:
+def sspi_faults(request: pytest.FixtureRequest) -> Iterator[FaultInjector]:
     """A ``FaultInjector`` over the default real provider; skips where there is none."""
     from sspi_import.testing._fixtures import faults
 
+    _fake_first(request)
     yield from faults()
+
+
+def _fake_first(request: pytest.FixtureRequest) -> None:
+    """Set ``sspi_fake`` up first when the test asks for both, whatever the order.
+
+    Each puts back the library it found, so they must be undone in the reverse order:
+    an injector set up before the fake would put the test's fake back after it.
+    """
+    if "sspi_fake" in request.fixturenames:
+        request.getfixturevalue("sspi_fake")

@@ -450,3 +450,52 @@ def test_naming_the_documented_module_beside_the_entry_point_works(
         env={k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"},
     ).stdout
     assert markers.count("@pytest.mark.windows_sspi:") == 1, markers
+
+
+LEAK_AND_ITS_CREDENTIALS = """
+import sspi_import
+
+
+def test_a_leaks_a_context_and_its_credentials(sspi_fake):
+    credentials = sspi_import.Credentials.acquire("NTLM", "outbound")
+    context = sspi_import.SecurityContext.initiator(credentials, "host/x")
+    context.step(None)
+
+
+def test_b_does_nothing(sspi_fake):
+    pass
+"""
+
+
+def test_a_leak_is_reported_whole_in_its_own_test(tmp_path: pathlib.Path) -> None:
+    """The context's warning must not keep the context alive: what it holds (its
+    credentials) is then freed, and reported, in the same test, not in the next one."""
+    result = _run(tmp_path, LEAK_AND_ITS_CREDENTIALS, warning_options=())
+    output = " ".join((result.stdout + result.stderr).split())
+    assert "2 passed, 1 error" in output, output  # test_a passed, its teardown did not
+    assert "ERROR test_downstream.py::test_a_leaks_a_context_and_its_credentials" in output
+    assert "unclosed <Credentials" in output
+    assert "ERROR test_downstream.py::test_b_does_nothing" not in output
+
+
+FAKE_AFTER_FACTORY = """
+import sspi_import
+from sspi_import import library
+
+
+def test_1(sspi_faults_factory, sspi_fake):
+    sspi_faults_factory(sspi_fake)
+
+
+def test_2():
+    assert library._api is None, library._api
+"""
+
+
+def test_the_fake_and_an_injector_are_undone_in_order_whatever_the_arguments(
+    tmp_path: pathlib.Path,
+) -> None:
+    result = _run(tmp_path, FAKE_AFTER_FACTORY)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "2 passed" in output, output

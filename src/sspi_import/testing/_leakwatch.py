@@ -82,7 +82,14 @@ class LeakWatch:
         if message.message is self._probe:
             self._probed = True
         elif is_ours(message.category, message.filename):
-            self.leaked.append(message)
+            # Without its source (the owner the finalizer warned about): kept, it would
+            # keep that owner alive, and what it holds (its credentials) would be reported
+            # in a later test, or never.
+            self.leaked.append(
+                warnings.WarningMessage(
+                    message.message, message.category, message.filename, message.lineno
+                )
+            )
         else:
             self._impl(message)  # the same object: source, file and line included
 
