@@ -176,3 +176,10 @@ def test_impersonating_with_the_initiator_says_to_use_the_acceptor(sspi_fake: Fa
         pass
     assert_fits(info.value, "SEC_E_NO_IMPERSONATION", "ImpersonateSecurityContext")
     assert "the acceptor's context, not the initiator's" in str(info.value)
+
+
+def test_a_package_name_in_the_wrong_case_on_sspi_rs_says_so(sspi_rs: object) -> None:
+    with pytest.raises(sspi_import.PackageNotFoundError) as info:
+        Credentials.acquire("ntlm", "outbound", Identity("u", "D", "p"))
+    assert_fits(info.value, "SEC_E_SECPKG_NOT_FOUND", "AcquireCredentialsHandleW")
+    assert "exact case" in str(info.value)

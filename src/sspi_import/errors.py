@@ -303,6 +303,18 @@ _CALL_ADVICE: dict[tuple[str, str], str] = {
         "Credentials.acquire('NTLM', 'outbound', identity). On Windows, check the "
         "package name (the command sspi-import packages lists them) and the identity's fields."
     ),
+    ("SEC_E_SECPKG_NOT_FOUND", "AcquireCredentialsHandleW"): (
+        "The provider has no security package of that name: check its spelling (sspi-rs "
+        "takes names in their exact case: NTLM, Kerberos, Negotiate). The command "
+        "sspi-import packages lists the provider's packages."
+    ),
+    **dict.fromkeys(
+        (("SEC_E_INVALID_HANDLE", f) for f in ("DeleteSecurityContext", "FreeCredentialsHandle")),
+        "The provider does not know this handle (any more): it was freed already by "
+        "another owner of the same handle (one adopted from pywin32 or as a raw pair "
+        "while its first owner kept it and freed it), or it belongs to another process or "
+        "library.",
+    ),
     ("SEC_E_INTERNAL_ERROR", "AcceptSecurityContext"): (
         "The package failed without a more specific code. sspi-rs's Negotiate acceptor "
         "fails this way (docs/guides/real-peers.md): accept with NTLM on sspi-rs. On "
