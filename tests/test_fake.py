@@ -45,3 +45,24 @@ def test_use_library_accepts_it_and_every_prototype_is_simulated() -> None:
 def test_constructor_validates_packages() -> None:
     with pytest.raises(ValueError, match="packages"):
         FakeSspi(packages=())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"packages": "NTLM"}, TypeError, "not one str"),
+        ({"packages": ("Negotiate",)}, ValueError, "Negotiate needs NTLM or Kerberos"),
+        ({"user": ""}, ValueError, "user must be a non-empty str"),
+        ({"password": b"p"}, TypeError, "password must be a str"),
+        ({"lifetime": float("inf")}, ValueError, "finite number of seconds"),
+        ({"lifetime": float("nan")}, ValueError, "finite number of seconds"),
+        ({"lifetime": -1}, ValueError, "finite number of seconds"),
+        ({"lifetime": True}, TypeError, "number of seconds"),
+    ],
+)
+def test_settings_that_would_break_every_later_call_are_refused_at_once(
+    kwargs: dict[str, object], error: type[Exception], words: str
+) -> None:
+    """Accepted, each made every handshake fail later with an internal error."""
+    with pytest.raises(error, match=words):
+        FakeSspi(**kwargs)  # type: ignore[arg-type]

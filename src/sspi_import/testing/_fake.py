@@ -65,6 +65,9 @@ class FakeSspi(Guard, Handshake, Attributes, Messages, Transfer, Kernel32):
     this library runs, but no real client or server (requests-ntlm, ``curl --ntlm``, a
     browser, pyspnego, Windows) can talk to it; given a real NTLM message, its acceptor
     answers ``SEC_E_INVALID_TOKEN``. Test against real peers with sspi-rs or on Windows.
+    Channel bindings are taken and not compared: bindings that differ, or that only one
+    side gave, authenticate here, where Windows and sspi-rs refuse them
+    (``BadBindingsError``); test Extended Protection with sspi-rs or on Windows.
 
     Memory stays bounded however many handles a suite opens and closes: handle values
     are never reused, so a stale one is recognised by its number, and only the last
@@ -81,12 +84,26 @@ class FakeSspi(Guard, Handshake, Attributes, Messages, Transfer, Kernel32):
         lifetime: float = 10 * 3600.0,
         complete_needed: bool = False,
     ) -> None:
+        if user is not None and (not isinstance(user, str) or not user):
+            raise ValueError("user must be a non-empty str such as 'EXAMPLE\\alice', or None")
+        if password is not None and not isinstance(password, str):
+            raise TypeError(f"password must be a str or None, not {type(password).__name__}")
+        if isinstance(packages, str):
+            raise TypeError(
+                f"packages must be a sequence of names, not one str: packages=({packages!r},)"
+            )
         self.user = user
         self.packages: tuple[str, ...] = tuple(packages)
         if not self.packages or not all(isinstance(p, str) and p for p in self.packages):
             raise ValueError("packages must be a non-empty sequence of package names")
+        if "Negotiate" in self.packages and not {"NTLM", "Kerberos"} & set(self.packages):
+            raise ValueError("Negotiate needs NTLM or Kerberos among the packages to negotiate")
         if not isinstance(machine, str) or not machine:
             raise ValueError("machine must be a non-empty str")
+        if isinstance(lifetime, bool) or not isinstance(lifetime, int | float):
+            raise TypeError(f"lifetime must be a number of seconds, not {type(lifetime).__name__}")
+        if not 0 <= lifetime < float("inf"):  # 0: contexts expire at once (nan: refused)
+            raise ValueError(f"lifetime must be a finite number of seconds, not {lifetime}")
         self.machine = machine
         self.password = password
         self.lifetime = lifetime
