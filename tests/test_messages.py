@@ -691,3 +691,36 @@ def test_export_context_refuses_an_owner_that_is_not_a_context(sspi_fake: FakeSs
     with credentials, pytest.raises(TypeError, match="not Credentials"):
         sspi_import.export_context(credentials)  # type: ignore[arg-type]
     assert not sspi_fake.misuses
+
+
+@pytest.mark.parametrize("provider", ["sspi_rs", "sspi_fake"])
+def test_protecting_a_message_before_the_handshake_is_done_is_refused_plainly(
+    request: pytest.FixtureRequest, provider: str
+) -> None:
+    """Not the provider's answer (sspi-rs: an out-of-sequence error; the fake: an invalid
+    handle), which points away from the cause."""
+    request.getfixturevalue(provider)
+    identity = ALICE if provider == "sspi_rs" else None
+    with (
+        sspi_import.Credentials.acquire("NTLM", "outbound", identity) as out,
+        sspi_import.Credentials.acquire("NTLM", "inbound", identity) as into,
+        SecurityContext.initiator(out, "host/example") as client,
+        SecurityContext.acceptor(into) as server,
+    ):
+        challenge = server.step(client.step(None))
+        assert challenge is not None
+        assert not client.complete
+        assert not server.complete
+        calls = [
+            lambda: client.encrypt(b"early"),
+            lambda: client.wrap(b"early"),
+            lambda: server.decrypt(b"\x10\0\0\0" + bytes(40)),
+            lambda: server.unwrap(bytes(40)),
+        ]
+        for call in calls:
+            with pytest.raises(ValueError, match="the handshake is not complete"):
+                call()
+        last = client.step(challenge)
+        assert last is not None
+        server.step(last)
+        assert server.decrypt(client.encrypt(b"after")) == b"after"

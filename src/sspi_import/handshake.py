@@ -647,6 +647,16 @@ class SecurityContext(SecurityContextBase):
             if self._owns_credentials:
                 self._credentials.close()
 
+    def _check_ready(self) -> None:
+        # Before the first message call only (what it sets up is kept): no cost after. The
+        # provider's own answer points elsewhere (sspi-rs: sequence numbers).
+        if self._handle is not None and not self.complete:
+            raise ValueError(
+                "the handshake is not complete (complete is False): call step() with the "
+                "peer's tokens until it is, then protect messages; a context whose step "
+                "failed cannot protect messages"
+            )
+
     def _describe(self, *, closed: bool) -> str:
         side = "initiator" if self._initiator else "acceptor"
         if closed:

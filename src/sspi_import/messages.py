@@ -261,8 +261,16 @@ class MessageProtection(OwnedHandle[SecHandle]):
         sizes = self._sizes
         return sizes if sizes is not None else self.sizes()
 
+    def _check_ready(self) -> None:
+        """Refuse message protection on a context not ready for it (a handshake underway).
+
+        Called where a context's first message call sets up what later ones reuse
+        (``_sealing``, ``_frame_rule``, ``_descriptor``), so it costs them nothing.
+        """
+
     def _sealing(self) -> tuple[int, int, bytes]:
         """``(trailer, block size, trailer length || trailer room)``: what encrypt needs."""
+        self._check_ready()
         sizes = self._cached_sizes()
         trailer = sizes.security_trailer
         seal = (trailer, sizes.block_size, _TRAILER_LENGTH.pack(trailer) + bytes(trailer))
@@ -271,6 +279,7 @@ class MessageProtection(OwnedHandle[SecHandle]):
 
     def _descriptor(self) -> Descriptor:
         """The context's descriptor for the message calls (``self._desc or`` this, first)."""
+        self._check_ready()
         desc = Descriptor(3, bare=True)
         desc.prepare()
         self._desc = desc  # two threads may both make one: each call uses the one it read
@@ -283,6 +292,7 @@ class MessageProtection(OwnedHandle[SecHandle]):
         exactly that, since an NTLM signature has one size (16 bytes on Windows and
         sspi-rs). Asked once per context.
         """
+        self._check_ready()
         limit = self._cached_sizes().security_trailer
         package = self.package
         if package is None or package.lower() == "negotiate":
