@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -711,7 +711,7 @@ def test_protecting_a_message_before_the_handshake_is_done_is_refused_plainly(
         assert challenge is not None
         assert not client.complete
         assert not server.complete
-        calls = [
+        calls: list[Callable[[], bytes]] = [
             lambda: client.encrypt(b"early"),
             lambda: client.wrap(b"early"),
             lambda: server.decrypt(b"\x10\0\0\0" + bytes(40)),
