@@ -106,7 +106,7 @@ class FakeSspi(Guard, Handshake, Attributes, Messages, Transfer, Kernel32):
             raise ValueError(f"lifetime must be a finite number of seconds, not {lifetime}")
         self.machine = machine
         self.password = password
-        self.lifetime = lifetime
+        self.lifetime: float = lifetime
         self.complete_needed = complete_needed
         self._init_state()
         self._init_guard()
