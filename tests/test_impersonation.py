@@ -210,3 +210,103 @@ def test_a_context_collected_while_impersonating_is_reverted_before_it_is_delete
         assert fake.impersonating is None
         assert fake.outstanding().contexts == 1  # the client's only
         assert fake.outstanding().impersonations == 0
+
+
+# Blocks that end out of order, or on another thread (found by a review) -----------------
+
+
+def test_blocks_on_one_context_ending_out_of_order_keep_the_client_until_the_last(
+    fake: FakeSspi, calls: Calls, server: SecurityContext
+) -> None:
+    """A generator suspended in a block, another block opened meanwhile: the first one
+    entered ends first. The one still open keeps running as the client."""
+
+    def stream() -> Generator[None, None, None]:
+        with server.impersonate():
+            yield
+
+    suspended = stream()
+    next(suspended)
+    with server.impersonate():
+        suspended.close()  # the block entered first ends here
+        assert fake.impersonating == ALICE  # this block's code still runs as the client
+        assert calls.take() == ["ImpersonateSecurityContext"]
+    assert fake.impersonating is None
+    assert calls.take() == ["RevertSecurityContext"]
+    with server.impersonate():  # and the bookkeeping is whole: a new block impersonates
+        assert calls.take() == ["ImpersonateSecurityContext"]
+    assert calls.take() == ["RevertSecurityContext"]
+
+
+def test_two_tasks_impersonating_on_one_context_keep_the_client_until_both_end(
+    fake: FakeSspi, calls: Calls, server: SecurityContext
+) -> None:
+    import asyncio
+
+    seen: dict[str, object] = {}
+
+    async def serve(name: str, go: asyncio.Event, done: asyncio.Event | None) -> None:
+        with server.impersonate():
+            await go.wait()
+            seen[name] = fake.impersonating
+        if done is not None:
+            done.set()
+
+    async def main() -> None:
+        first, second, first_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        a = asyncio.create_task(serve("a", first, first_done))
+        b = asyncio.create_task(serve("b", second, None))
+        await asyncio.sleep(0)
+        first.set()
+        await first_done.wait()  # a's block ended while b's is open
+        second.set()
+        await asyncio.gather(a, b)
+
+    asyncio.run(main())
+    assert seen == {"a": ALICE, "b": ALICE}
+    assert fake.impersonating is None
+    assert calls.take() == ["ImpersonateSecurityContext", "RevertSecurityContext"]
+
+
+def test_a_block_ended_on_another_thread_reverts_nothing_there(fake: FakeSspi) -> None:
+    """A revert acts on the calling thread: ending a block resumed elsewhere must not
+    end that thread's impersonation (nor forget it)."""
+    contexts = [sspi_import.loopback("NTLM") for _ in range(3)]
+    servers = [server for _client, server in contexts]
+    errors: list[str] = []  # texts: a traceback would keep the abandoned block alive
+
+    def body() -> Generator[None, None, None]:
+        with servers[0].impersonate():
+            yield
+
+    suspended = [body()]  # a box: dropped at the end, to be collected
+    entered = threading.Thread(target=lambda: next(suspended[0]))
+    entered.start()
+    entered.join(TIMEOUT)
+
+    def elsewhere() -> None:
+        with servers[1].impersonate():
+            reverts = fake.calls("RevertSecurityContext")
+            try:
+                suspended[0].close()
+            except RuntimeError as exc:
+                errors.append(str(exc))
+            assert fake.calls("RevertSecurityContext") == reverts  # nothing reverted here
+            try:
+                with servers[2].impersonate():
+                    pass
+            except RuntimeError as exc:  # this thread's own block is still known
+                errors.append(str(exc))
+
+    other = threading.Thread(target=elsewhere)
+    other.start()
+    other.join(TIMEOUT)
+    assert len(errors) == 2
+    assert "ending on another thread" in errors[0]
+    assert "another context" in errors[1]
+    suspended.clear()
+    gc.collect()  # the abandoned block's finalizer, on this third thread: no revert here
+    for client, server in contexts:
+        client.close()
+        server.close()
+    fake.misuses.clear()

@@ -243,10 +243,12 @@ class SecurityContextBase(MessageProtection):
         the body raises. Impersonation is per thread: only the calling thread runs as
         the client; other threads may use the context meanwhile, and closing it inside
         the body is safe (it is deleted after the revert). ``detach()`` and an export
-        with ``DELETE_OLD`` are refused until the body ends. Nested blocks on one
-        context keep the client's identity until the outermost ends; a block for
-        another context inside one is refused (its end would revert to the service's
-        own identity, not to the outer client's).
+        with ``DELETE_OLD`` are refused until the body ends. Blocks on one context open
+        on one thread keep the client's identity until the last of them ends, in
+        whatever order; a block for another context inside one is refused (its end
+        would revert to the service's own identity, not to the outer client's). A
+        block ended on another thread than the one that entered it raises
+        ``RuntimeError`` and reverts nothing there.
         """
         return Impersonation(self)
 
@@ -294,29 +296,54 @@ class SecurityContextBase(MessageProtection):
         return token
 
 
-class _Impersonating(threading.local):
-    """Per thread: the outermost ``Impersonation`` running, and how deep the blocks go.
+class _Client:
+    """One thread's impersonation: the context, the pin that keeps it, the blocks open."""
 
-    A weak reference, so that one abandoned by an interrupt (its ``__exit__`` never ran)
-    does not outlive its finalizer, which reverts; ``_pin`` tells whether it is live.
+    __slots__ = ("__weakref__", "blocks", "context", "pin", "thread")
+
+    def __init__(self, context: SecurityContextBase, thread: object) -> None:
+        self.context = context
+        self.pin: Pin | None = None
+        self.blocks = 1
+        self.thread = thread  # the entering thread's _Impersonating.thread
+
+
+class _Impersonating(threading.local):
+    """Per thread: whom it runs as (``None``, or a ``_Client`` with no block open: itself).
+
+    A weak reference: the blocks own their ``_Client``, so that blocks abandoned by an
+    interrupt, and their context, can be collected (their finalizers revert).
     """
 
-    active: weakref.ref[Impersonation] | None = None
-    depth = 0
+    client: weakref.ref[_Client] | None = None
+
+    def __init__(self) -> None:
+        # This thread's own mark (an ident is reused once its thread has ended).
+        self.thread = object()
+
+    def current(self) -> _Client | None:
+        """The ``_Client`` of this thread's open blocks, if any."""
+        ref = self.client
+        client = None if ref is None else ref()
+        return client if client is not None and client.blocks else None
 
 
 _impersonating = _Impersonating()
 
 
 class Impersonation:
-    """The ``with`` block ``SecurityContextBase.impersonate()`` returns (see there)."""
+    """The ``with`` block ``SecurityContextBase.impersonate()`` returns (see there).
+
+    The blocks on one context open on one thread share one ``_Client``: the first makes
+    the impersonation, the last to end (in whatever order they end: a generator or a
+    task suspended in one) reverts it. Only the thread that entered a block can end it.
+    """
 
     # Class defaults, not slots: the finalizer reads them on an object an interrupt left
     # half made.
     _context: SecurityContextBase | None = None
     _entered = False
-    _nested = False
-    _pin: Pin | None = None
+    _client: _Client | None = None  # while this block is open
 
     def __init__(self, context: SecurityContextBase) -> None:
         self._context = context
@@ -328,31 +355,31 @@ class Impersonation:
         context = self._context
         assert context is not None  # set by __init__
         here = _impersonating
-        outer = None if here.active is None else here.active()
-        if outer is not None and outer._pin is not None:  # this thread impersonates
-            if outer._context is not context:
+        current = here.current()
+        if current is not None:  # this thread impersonates already
+            if current.context is not context:
                 raise RuntimeError(
                     "this thread already impersonates the client of another context; "
                     "end that block first (a revert would return to the service's "
                     "identity, not to the outer client's)"
                 )
-            self._nested = True  # nested on one context: the outermost block reverts
-            here.depth += 1
+            current.blocks, self._client = current.blocks + 1, current  # one line: see exit
             return
-        _handle, pin = context._pin()  # the context outlives the block, even if closed
-        self._pin = pin
+        client = _Client(context, here.thread)
+        _handle, client.pin = context._pin()  # the context outlives the block, even if closed
+        self._client = client  # before the call: an interrupt after it finds what to revert
         try:
             context._call("ImpersonateSecurityContext")
+            here.client = weakref.ref(client)
         except (SspiError, ValueError):  # failed, or not made (closed meanwhile)
-            self._pin = None
-            pin.release()  # nothing to revert
+            self._client = None
+            client.pin.release()  # nothing to revert
             raise
         except BaseException:  # interrupted after the call: it may have succeeded
-            _revert_quietly(context, pin)
-            self._pin = None
-            pin.release()
+            self._client = None
+            _revert_quietly(context, client.pin)
+            client.pin.release()
             raise
-        here.active, here.depth = weakref.ref(self), 1
 
     def __exit__(
         self,
@@ -360,16 +387,25 @@ class Impersonation:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        here = _impersonating
-        if self._nested:
-            here.depth -= 1
+        client = self._client
+        if client is None:
             return
-        pin = self._pin
-        if pin is None:
+        if client.thread is not _impersonating.thread:
+            raise RuntimeError(
+                "this impersonate() block is ending on another thread than the one that "
+                "entered it (a generator or coroutine suspended inside it and resumed "
+                "elsewhere): a revert here would end this thread's impersonation, not that "
+                "one's, so nothing was reverted and the entering thread still runs as the "
+                "client until its other blocks end. Do not suspend inside impersonate()"
+            )
+        if client.blocks > 1:  # another block on this context is open here: still the client
+            # One line: an interrupt lands before it or after it, never between the two.
+            client.blocks, self._client = client.blocks - 1, None
             return
-        here.active, here.depth = None, 0
-        context = self._context
-        assert context is not None  # entered, so made
+        _impersonating.client = None  # this thread's one client (no call: no interrupt)
+        pin = client.pin
+        assert pin is not None  # set before the impersonation
+        context = client.context
         try:
             # On the pinned handle: the context may have been closed inside the block (or
             # collected with it); it is deleted after this, by the pin's release.
@@ -380,7 +416,9 @@ class Impersonation:
             _revert_quietly(context, pin)
             raise
         finally:
-            self._pin = None
+            # Until here the block is still open: an interrupt before the try leaves it to
+            # the finalizer, which reverts.
+            client.blocks, client.pin, self._client = 0, None, None
             pin.release()
 
     def __del__(self) -> None:
@@ -396,10 +434,20 @@ class Impersonation:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        elif self._pin is not None:  # abandoned inside the block (an interrupt): end it
-            pin, self._pin = self._pin, None
-            _revert_quietly(context, pin)
-            pin.release()
+            return
+        client, self._client = self._client, None
+        if client is None:
+            return
+        # Abandoned inside the block (an interrupt skipped its exit, or a generator was
+        # collected): end it. A revert acts on the calling thread, so it is made only on
+        # the thread that entered; elsewhere it would end this thread's own impersonation.
+        client.blocks -= 1
+        if client.blocks or client.pin is None:
+            return
+        pin, client.pin = client.pin, None
+        if client.thread is _impersonating.thread:
+            _revert_quietly(client.context, pin)
+        pin.release()
 
 
 def _revert_quietly(context: SecurityContextBase, pin: Pin) -> None:
