@@ -724,3 +724,44 @@ def test_protecting_a_message_before_the_handshake_is_done_is_refused_plainly(
         assert last is not None
         server.step(last)
         assert server.decrypt(client.encrypt(b"after")) == b"after"
+
+
+def _sign_only_frame(client: SecurityContext, data: bytes) -> bytes:
+    """A WinRM frame whose data was signed, not encrypted (a peer dropping encryption)."""
+    from sspi_import import BufferType, IovBuffer
+
+    result = client.wrap_iov(
+        [IovBuffer(BufferType.TOKEN), IovBuffer(BufferType.DATA, data)], encrypt=False
+    )
+    token, body = (bytes(buffer.data) for buffer in result.buffers)  # type: ignore[arg-type]
+    return len(token).to_bytes(4, "little") + token + body
+
+
+@pytest.mark.parametrize("method", ["decrypt", "decrypt_in_place"])
+def test_a_sign_only_winrm_frame_is_refused_as_unwrap_refuses_it(
+    sspi_fake: FakeSspi, method: str
+) -> None:
+    """The WinRM layout relies on encryption as much as wrap does: a peer cannot drop it
+    silently on a context that negotiated confidentiality."""
+    client, server = sspi_import.loopback("NTLM")
+    with client, server:
+        frame = _sign_only_frame(client, b"clear on the wire")
+        assert b"clear on the wire" in frame
+        buffer = bytearray(frame)
+        opening: Callable[[], object] = (
+            (lambda: server.decrypt(frame))
+            if method == "decrypt"
+            else (lambda: server.decrypt_in_place(buffer))
+        )
+        with pytest.raises(sspi_import.UnencryptedMessageError):
+            opening()
+        if method == "decrypt_in_place":
+            assert b"clear on the wire" not in buffer  # wiped, as for any refused message
+        allowed = _sign_only_frame(client, b"allowed")
+        if method == "decrypt":
+            assert server.decrypt(allowed, allow_unencrypted=True) == b"allowed"
+        else:
+            with server.decrypt_in_place(bytearray(allowed), allow_unencrypted=True) as plain:
+                assert bytes(plain) == b"allowed"
+        with pytest.raises(TypeError, match="allow_unencrypted"):
+            server.decrypt(allowed, allow_unencrypted="yes")  # type: ignore[arg-type]

@@ -508,7 +508,7 @@ class MessageProtection(OwnedHandle[SecHandle]):
         ctypes.memmove(base, message, len(message))
         return len(message)
 
-    def decrypt(self, data: Blob) -> bytes:
+    def decrypt(self, data: Blob, *, allow_unencrypted: bool = False) -> bytes:
         """Decrypt a WinRM-layout message (``encrypt``, pyspnego's ``wrap_winrm``).
 
         Raises ``ValueError``, before SSPI sees the message, for a message too short
@@ -519,8 +519,12 @@ class MessageProtection(OwnedHandle[SecHandle]):
         sealing state; open it with ``unwrap``. Raises the provider's error
         (``MessageAlteredError`` on tampering) when SSPI rejects the message.
         ``data`` is not changed; to decrypt a writable buffer where it is, without a
-        copy, use ``decrypt_in_place``.
+        copy, use ``decrypt_in_place``. A message signed but not encrypted is refused on
+        a context that negotiated confidentiality, as by ``unwrap`` (see there), unless
+        ``allow_unencrypted=True``.
         """
+        if allow_unencrypted is not False:
+            allow_unencrypted = boolean(allow_unencrypted, "allow_unencrypted")
         source, length = copyable(data, "message")
         trailer = self._trailer(source, length)
         start = _PREFIX + trailer
@@ -535,7 +539,7 @@ class MessageProtection(OwnedHandle[SecHandle]):
             ciphertext = fresh_copy(address + start, body_size)
             fresh = None if token is None or ciphertext is None else (*token, *ciphertext)
         if fresh is None:  # too short to be new objects, or not CPython
-            return self._decrypt_copy(source)
+            return self._decrypt_copy(source, allow_unencrypted)
         _token, token_at, body, body_at = fresh
         desc = self._desc or self._descriptor()
         fields = (trailer, _TOKEN, token_at, body_size, _DATA, body_at)
@@ -544,6 +548,8 @@ class MessageProtection(OwnedHandle[SecHandle]):
                 self._lib.DecryptMessage_bare, _DECRYPT, desc.pointer, 0, desc.ulong,
                 desc.fills[2], fields, desc.read_out[2], desc.memory,
             )  # fmt: skip
+            if opened[6] & _NO_ENCRYPT and not allow_unencrypted and self._confidential():
+                raise UnencryptedMessageError(opened[6])  # its plaintext is wiped below
             d_len, d_at = _data_place(opened)
             if d_at == body_at and d_len == body_size:
                 return body
@@ -554,15 +560,17 @@ class MessageProtection(OwnedHandle[SecHandle]):
         ctypes.memset(body_at, 0, body_size)  # decrypted in place: plaintext
         return plain
 
-    def _decrypt_copy(self, message: Any) -> bytes:
+    def _decrypt_copy(self, message: Any, allow_unencrypted: bool) -> bytes:
         work = bytearray(message)
         try:
-            with self.decrypt_in_place(work) as plain:
+            with self.decrypt_in_place(work, allow_unencrypted=allow_unencrypted) as plain:
                 return bytes(plain)
         finally:
             work[:] = bytes(len(work))  # decrypted in place: plaintext
 
-    def decrypt_in_place(self, buffer: WritableBlob) -> memoryview:
+    def decrypt_in_place(
+        self, buffer: WritableBlob, *, allow_unencrypted: bool = False
+    ) -> memoryview:
         """Decrypt the message in ``buffer`` where it is; return a view of the plaintext.
 
         ``buffer`` is a writable buffer (``bytearray``, writable ``memoryview``, ``mmap``)
@@ -574,10 +582,14 @@ class MessageProtection(OwnedHandle[SecHandle]):
         they are. If SSPI rejects the message, the ciphertext part of ``buffer`` is
         zeroed (it may hold partly decrypted bytes) and the error is raised.
 
-        Raises ``TypeError`` for a read-only buffer (``bytes``: use ``decrypt``),
+        A message signed but not encrypted is refused as by ``decrypt``, unless
+        ``allow_unencrypted=True``. Raises ``TypeError`` for a read-only buffer
+        (``bytes``: use ``decrypt``),
         ``ValueError`` for a message too short for its own layout or whose declared
         trailer length cannot be right for this context (as ``decrypt``).
         """
+        if allow_unencrypted is not False:
+            allow_unencrypted = boolean(allow_unencrypted, "allow_unencrypted")
         view, base, length = writable(buffer, "message")
         trailer = self._trailer(view, length)
         start = _PREFIX + trailer
@@ -589,6 +601,8 @@ class MessageProtection(OwnedHandle[SecHandle]):
                 self._lib.DecryptMessage_bare, _DECRYPT, desc.pointer, 0, desc.ulong,
                 desc.fills[2], fields, desc.read_out[2], desc.memory,
             )  # fmt: skip
+            if opened[6] & _NO_ENCRYPT and not allow_unencrypted and self._confidential():
+                raise UnencryptedMessageError(opened[6])  # its plaintext is wiped below
             d_len, d_at = _data_place(opened)
             if d_len and not base <= d_at <= base + length - d_len:
                 # The provider put the plaintext elsewhere: bring it into the buffer.
