@@ -135,3 +135,13 @@ def test_explain_needs_a_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert status == 2
     assert "CODE" in err
     assert out == ""
+
+
+@pytest.mark.parametrize("text", ["\u0661\u0662\u0663", "\uff11\uff12\uff13", "9" * 5000])
+def test_digits_of_other_scripts_and_huge_numbers_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    """They crashed with a traceback (a ValueError raised while suggesting a hex code)."""
+    status, doc = run_json(capsys, "explain", text)
+    assert status == 2
+    assert doc["codes"][0]["valid"] is False

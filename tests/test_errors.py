@@ -170,7 +170,21 @@ def test_explain_suggests_the_hex_code_digits_without_0x_were() -> None:
     assert "Did you mean" not in sspi_import.explain(80090306)  # an int was meant as given
 
 
-@pytest.mark.parametrize("garbage", ["", "hello", "0xZZ", "SEC_E_NOPE", "1e5", "0x1_0000_0000"])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "",
+        "hello",
+        "0xZZ",
+        "SEC_E_NOPE",
+        "1e5",
+        "0x1_0000_0000",
+        "\u0661\u0662\u0663",  # Arabic-Indic digits: int() takes them, a status is ASCII
+        "\uff11\uff12\uff13",  # fullwidth digits
+        "9" * 5000,  # beyond int()'s digit limit: said as a size, not CPython's advice
+        "0x" + "f" * 3000,
+    ],
+)
 def test_explain_garbage_raises_value_error(garbage: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - message varies by form
         sspi_import.explain(garbage)
@@ -348,3 +362,15 @@ def test_every_call_advice_names_a_status_and_a_declared_function() -> None:
 def test_explain_refuses_a_function_that_is_no_name(bad: object) -> None:
     with pytest.raises(TypeError, match="function must be a str"):
         sspi_import.explain("SEC_E_INVALID_TOKEN", bad)  # type: ignore[arg-type]
+
+
+def test_digits_of_other_scripts_are_no_status_code() -> None:
+    """int() reads them; a status code is written in ASCII. They read as an unknown code
+    (status_info) and, in explain, as a hex code nobody wrote."""
+    for text in ("\u0661\u0662\u0663", "\uff11\uff12\uff13"):
+        with pytest.raises(ValueError, match="give a number"):
+            sspi_import.status_info(text)
+        with pytest.raises(ValueError, match="give a number"):
+            sspi_import.explain(text)
+    with pytest.raises(ValueError, match="not a 32-bit status code"):
+        sspi_import.status_info("9" * 5000)

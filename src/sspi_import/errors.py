@@ -134,10 +134,14 @@ def _lookup(code: int | str) -> tuple[int, StatusInfo | None]:
             if info is None:
                 raise ValueError(f"{text!r} is not a SEC_E_/SEC_I_ name in winerror.h")
             return info.status, info
-        if re.fullmatch(r"[+-]?\d+", text):
+        # ASCII digits only (\d and int() take any script's), and no more than a 32-bit
+        # code can have: int() of thousands of digits fails with CPython's own advice.
+        if re.fullmatch(r"[+-]?[0-9]{1,20}", text):
             code = int(text, 10)  # int(x, 0) would refuse a leading zero
-        elif re.fullmatch(r"[+-]?0[xX][0-9a-fA-F]+", text):
+        elif re.fullmatch(r"[+-]?0[xX][0-9a-fA-F]{1,16}", text):
             code = int(text, 16)
+        elif re.fullmatch(r"[+-]?(?:[0-9]+|0[xX][0-9a-fA-F]+)", text):
+            raise ValueError(f"{text[:24]}... is not a 32-bit status code (signed or unsigned)")
         else:
             raise ValueError(
                 f"{code!r} is not a status code: give a number (0x80090306, -2146893050) "
@@ -187,7 +191,7 @@ def explain(code: int | str, function: str | None = None) -> str:
     return f"{text} {advice}" if advice else text
 
 
-_DECIMAL = re.compile(r"\s*\+?\d{1,8}\s*")
+_DECIMAL = re.compile(r"\s*\+?[0-9]{1,8}\s*")
 """Digits only, at most 8: a number that could be a hex code written without ``0x``."""
 
 
