@@ -167,3 +167,37 @@ def test_a_received_copy_with_a_bad_package_pulls_nothing(fake: FakeSspi) -> Non
             ImportedContext.from_exported(received, package=123)  # type: ignore[arg-type]
         assert fake.calls("DuplicateHandle") == 0
         received.close()
+
+
+def test_flags_of_the_other_kind_are_a_type_error_and_an_int_subclass_is_an_int(
+    fake: FakeSspi,
+) -> None:
+    """ExportFlags.DELETE_OLD and RequestFlags.MUTUAL_AUTH are both 2: a mix-up must not
+    pass as the other request. A valid value of an int subclass exports; before, any
+    such value was refused as if it asked for TO_KERNEL."""
+    import enum
+
+    class Plain(int):
+        pass
+
+    class Mine(enum.IntEnum):
+        ONE = 1
+
+    client, server = sspi_import.loopback("NTLM")
+    with client, server:
+        with pytest.raises(TypeError, match="not RequestFlags"):
+            # an int to the type checker (ExportFlags | int): refused when run
+            sspi_import.export_context(server, sspi_import.RequestFlags.MUTUAL_AUTH)
+        with pytest.raises(TypeError, match="not Mine"):
+            sspi_import.export_context(server, Mine.ONE)
+        with sspi_import.export_context(server, Plain(0)) as exported:
+            assert exported.blob
+        with (
+            sspi_import.Credentials.acquire("NTLM", "outbound") as credentials,
+            pytest.raises(TypeError, match="not ExportFlags"),
+        ):
+            sspi_import.SecurityContext.initiator(
+                credentials,
+                "host/x",
+                ExportFlags.DELETE_OLD,  # an int to the type checker: refused when run
+            )

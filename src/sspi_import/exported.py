@@ -75,15 +75,20 @@ def check_export_flags(flags: object) -> int:
         value: int | None = _VALID_FLAGS.get(flags)
         if value is not None:  # the usual call: one look-up
             return value
+    if isinstance(flags, enum.Enum) and not isinstance(flags, ExportFlags):
+        # RequestFlags.MUTUAL_AUTH is 2, as DELETE_OLD is: a mix-up, not a request.
+        raise TypeError(f"export flags are ExportFlags, not {type(flags).__name__}")
     number = integer(flags, "flags (ExportFlags)")
     if number < 0 or number & ~(_ALLOWED_FLAGS | C.SECPKG_CONTEXT_EXPORT_TO_KERNEL):
         raise ValueError(
             f"unknown export flags {number:#x}: use ExportFlags.NONE, RESET_NEW, DELETE_OLD"
         )
-    raise ValueError(
-        "SECPKG_CONTEXT_EXPORT_TO_KERNEL is for kernel-mode callers only; "
-        "a user-mode process cannot export to the kernel"
-    )
+    if number & C.SECPKG_CONTEXT_EXPORT_TO_KERNEL:
+        raise ValueError(
+            "SECPKG_CONTEXT_EXPORT_TO_KERNEL is for kernel-mode callers only; "
+            "a user-mode process cannot export to the kernel"
+        )
+    return number  # an int of another type (an int subclass): its value is valid
 
 
 def check_token(token: object) -> int | None:

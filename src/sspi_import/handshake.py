@@ -215,6 +215,9 @@ ACCEPTOR_FLAGS: Final = RequestFlags(sum(flag for flag, _, asc, _ in _FLAG_BITS 
 
 
 def _check_flags(flags: object) -> int:
+    if isinstance(flags, enum.Enum) and not isinstance(flags, RequestFlags):
+        # ExportFlags.DELETE_OLD is 2, as MUTUAL_AUTH is: a mix-up, not a request.
+        raise TypeError(f"request flags are RequestFlags, not {type(flags).__name__}")
     value = integer(flags, "flags (RequestFlags)")
     if value < 0 or value & ~_ALL_FLAGS:
         raise ValueError(f"unknown request flags {value:#x}: combine RequestFlags members")
