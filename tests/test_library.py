@@ -51,8 +51,18 @@ def test_bad_env_path_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
 ) -> None:
     monkeypatch.setenv(library.ENV_VAR, str(tmp_path / "missing.so"))
-    with pytest.raises(sspi_import.SspiUnavailableError, match="cannot load the SSPI library"):
+    with pytest.raises(
+        sspi_import.SspiUnavailableError, match="cannot load the SSPI library"
+    ) as info:
         sspi_import.export_context((1, 2))
+    # It names the variable as the source, and does not tell the user to set it.
+    assert f"which the environment variable {library.ENV_VAR} names" in str(info.value)
+    assert f"set the environment variable {library.ENV_VAR}=" not in str(info.value)
+
+
+def test_a_nul_in_a_library_path_is_said_as_such(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(sspi_import.SspiUnavailableError, match="embedded null byte"):
+        sspi_import.use_library(str(tmp_path) + "/a\0b.so")
 
 
 def test_use_library_bad_path_fails_at_once(tmp_path: pathlib.Path) -> None:

@@ -106,6 +106,7 @@ like: sspi_import.PyCtxtHandleLike = Pywin32Like()
 path: Library = "/usr/lib/libsspi.so"
 faults: FaultInjector = faults_factory(FakeSspi())
 over_path = faults_factory(path)
+again = sspi_import.Credentials.acquire("NTLM", sspi_import.Credentials.acquire("NTLM").usage)
 """
 
 

@@ -239,7 +239,7 @@ class Credentials(OwnedHandle[SecHandle]):
     _expiry: int
     _package: str
     _packages: str | None  # the Negotiate package list, as passed
-    _usage: str
+    _usage: Usage
 
     def __init__(self) -> None:
         raise TypeError("use Credentials.acquire(package, usage, identity)")
@@ -349,7 +349,7 @@ class Credentials(OwnedHandle[SecHandle]):
         return None if listed is None else tuple(listed.split(","))
 
     @property
-    def usage(self) -> str:
+    def usage(self) -> Usage:
         """``"outbound"``, ``"inbound"`` or ``"both"``."""
         return self._usage
 

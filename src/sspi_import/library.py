@@ -130,7 +130,13 @@ def load(library: object, description: str | None = None) -> Api:
             raise TypeError("the library path must be a non-empty str or os.PathLike")
         try:
             source: Any = open_dll(path)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            if description is not None and ENV_VAR in description:
+                raise SspiUnavailableError(
+                    f"cannot load the SSPI library {path!r}, which the environment variable "
+                    f"{ENV_VAR} names: {exc}. Correct {ENV_VAR} (an SSPI-compatible "
+                    "library's path), or unset it to use the default"
+                ) from None
             raise SspiUnavailableError(
                 f"cannot load the SSPI library {path!r}: {exc}. Check the path; " + _HOW_TO
             ) from None
