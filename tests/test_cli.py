@@ -247,3 +247,17 @@ def test_a_failing_stdout_is_reported_in_one_line(
 def test_json_is_one_document(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "explain", "SEC_E_OK", "--json")
     assert json.loads(out)["codes"][0]["symbol"] == "SEC_E_OK"
+
+
+@pytest.mark.parametrize(
+    ("closed", "args", "status"),
+    [("stdout", ["explain", "0x80090306"], 0), ("stderr", ["explain", "bogus", "--json"], 2)],
+)
+def test_a_closed_standard_stream_is_written_to_nowhere(
+    monkeypatch: pytest.MonkeyPatch, closed: str, args: list[str], status: int
+) -> None:
+    """A shell's '>&-' leaves sys.stdout (or stderr) None: that crashed with a traceback."""
+    from sspi_import.cli import _main
+
+    monkeypatch.setattr(sys, closed, None)
+    assert _main.main(args) == status

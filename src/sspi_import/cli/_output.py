@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import sys
 import textwrap
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 PROG = "sspi-import"
 WIDTH = 80
@@ -83,8 +84,18 @@ class SafeText:
             raise OutputError(self.name, exc) from exc
 
 
-def safe(stream: TextIO | SafeText) -> SafeText:
-    """``stream`` wrapped in ``SafeText`` (once)."""
+class _Nowhere(io.TextIOBase):
+    """A standard stream that is missing (closed by the shell: ``>&-``; pythonw.exe)."""
+
+    def write(self, text: str) -> int:
+        """Take ``text`` and keep nothing."""
+        return len(text)
+
+
+def safe(stream: TextIO | SafeText | None) -> SafeText:
+    """``stream`` wrapped in ``SafeText`` (once); a missing one (``None``) takes nothing."""
+    if stream is None:
+        return SafeText(cast(TextIO, _Nowhere()))
     return stream if isinstance(stream, SafeText) else SafeText(stream)
 
 
