@@ -53,7 +53,7 @@ def test_wrap_is_token_then_data(pair: Pair, size: int) -> None:
     opened = client.unwrap_iov(
         [IovBuffer(BufferType.TOKEN, again[:trailer]), IovBuffer(BufferType.DATA, again[trailer:])]
     )
-    assert bytes(opened.buffers[1].data) == data  # type: ignore[arg-type]
+    assert bytes(opened.buffers[1].data) == data
     assert opened.qop == 0
     assert opened.encrypted
 
@@ -119,13 +119,13 @@ def sign_only_round_trip(client: SecurityContext, server: SecurityContext) -> bo
         [IovBuffer(BufferType.TOKEN), IovBuffer(BufferType.DATA, data)], encrypt=False
     )
     assert not wrapped.encrypted  # what was asked for
-    token, wire = (bytes(b.data) for b in wrapped.buffers)  # type: ignore[arg-type]
+    token, wire = (bytes(b.data) for b in wrapped.buffers)
     assert len(token) <= token_size
     opened = server.unwrap_iov(
         [IovBuffer(BufferType.TOKEN, token), IovBuffer(BufferType.DATA, wire)],
         allow_unencrypted=True,
     )
-    assert bytes(opened.buffers[1].data) == data  # type: ignore[arg-type]
+    assert bytes(opened.buffers[1].data) == data
     assert opened.encrypted == (wire != data), f"QOP 0x{opened.qop:08X} for what was sent"
     assert (wire == data) == in_clear  # the package is consistent from one message to the next
     return in_clear
@@ -158,14 +158,14 @@ def test_sign_only_is_refused_where_confidentiality_was_negotiated(fake_pair: Pa
         [IovBuffer(BufferType.TOKEN), IovBuffer(BufferType.DATA, b"iov clear")], encrypt=False
     )
     assert not result.encrypted
-    token, data = (bytes(b.data) for b in result.buffers)  # type: ignore[arg-type]
+    token, data = (bytes(b.data) for b in result.buffers)
     assert data == b"iov clear"
     with pytest.raises(UnencryptedMessageError):
         server.unwrap_iov([IovBuffer(BufferType.TOKEN, token), IovBuffer(BufferType.DATA, data)])
     again = client.wrap_iov(
         [IovBuffer(BufferType.TOKEN), IovBuffer(BufferType.DATA, b"iov clear")], encrypt=False
     )
-    token, data = (bytes(b.data) for b in again.buffers)  # type: ignore[arg-type]
+    token, data = (bytes(b.data) for b in again.buffers)
     opened = server.unwrap_iov(
         [IovBuffer(BufferType.TOKEN, token), IovBuffer(BufferType.DATA, data)],
         allow_unencrypted=True,
@@ -198,7 +198,7 @@ def test_wrap_iov_works_in_the_callers_buffer(pair: Pair) -> None:
     out_token, out_body = result.buffers
     assert isinstance(out_body.data, memoryview)
     assert out_body.data.obj is body
-    assert bytes(out_token.data) == bytes(token)[: len(out_token.data)]  # type: ignore[arg-type]
+    assert bytes(out_token.data) == bytes(token)[: len(out_token.data)]
     opened = server.unwrap_iov(
         [IovBuffer(BufferType.TOKEN, token), IovBuffer(BufferType.DATA, body)]
     )
@@ -226,7 +226,7 @@ def test_readonly_with_checksum_is_signed_not_encrypted(fake_pair: Pair) -> None
             IovBuffer(BufferType.TOKEN),
         ]
     )
-    sent = [bytes(b.data) for b in result.buffers]  # type: ignore[arg-type]
+    sent = [bytes(b.data) for b in result.buffers]
     assert sent[0] == header
     assert sent[1] != b"stub data"
     opened = server.unwrap_iov(
@@ -236,7 +236,7 @@ def test_readonly_with_checksum_is_signed_not_encrypted(fake_pair: Pair) -> None
             IovBuffer(BufferType.TOKEN, sent[2]),
         ]
     )
-    assert bytes(opened.buffers[1].data) == b"stub data"  # type: ignore[arg-type]
+    assert bytes(opened.buffers[1].data) == b"stub data"
     changed = client.wrap_iov(
         [
             IovBuffer(BufferType.READONLY_WITH_CHECKSUM, header),
@@ -244,7 +244,7 @@ def test_readonly_with_checksum_is_signed_not_encrypted(fake_pair: Pair) -> None
             IovBuffer(BufferType.TOKEN),
         ]
     )
-    parts = [bytes(b.data) for b in changed.buffers]  # type: ignore[arg-type]
+    parts = [bytes(b.data) for b in changed.buffers]
     with pytest.raises(sspi_import.MessageAlteredError):
         server.unwrap_iov(
             [
@@ -274,7 +274,7 @@ def test_reprs_show_no_bytes() -> None:
     text = repr(IovBuffer(BufferType.DATA, b"password=hunter2"))
     assert "hunter2" not in text
     assert "16 bytes" in text
-    result = sspi_import.IovResult((IovBuffer(BufferType.DATA, b"hunter2"),), 0)
+    result = sspi_import.IovResult((sspi_import.IovOutput(BufferType.DATA, b"hunter2"),), 0)
     assert "hunter2" not in repr(result)
 
 

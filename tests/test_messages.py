@@ -733,7 +733,7 @@ def _sign_only_frame(client: SecurityContext, data: bytes) -> bytes:
     result = client.wrap_iov(
         [IovBuffer(BufferType.TOKEN), IovBuffer(BufferType.DATA, data)], encrypt=False
     )
-    token, body = (bytes(buffer.data) for buffer in result.buffers)  # type: ignore[arg-type]
+    token, body = (bytes(buffer.data) for buffer in result.buffers)
     return len(token).to_bytes(4, "little") + token + body
 
 

@@ -107,6 +107,10 @@ path: Library = "/usr/lib/libsspi.so"
 faults: FaultInjector = faults_factory(FakeSspi())
 over_path = faults_factory(path)
 again = sspi_import.Credentials.acquire("NTLM", sspi_import.Credentials.acquire("NTLM").usage)
+data = sspi_import.IovBuffer(sspi_import.BufferType.DATA, b"x")
+iov = ctx.wrap_iov([sspi_import.IovBuffer(sspi_import.BufferType.TOKEN), data])
+sent = bytes(iov.buffers[0].data) + bytes(iov.buffers[1].data)
+sealed_size: int = len(iov.buffers[1].data)
 """
 
 

@@ -73,7 +73,7 @@ from .exported import ExportedContext
 from .handoff import ExportFlags, ImportedContext, export_context
 from .handshake import RequestFlags, SecurityContext, loopback
 from .library import SspiLibrary, find_sspi_rs, library_description, use_library
-from .messages import BufferType, IovBuffer, IovResult
+from .messages import BufferType, IovBuffer, IovOutput, IovResult
 from .processes import HasPid, start_python_child
 
 __version__ = "0.1.0"
@@ -106,6 +106,7 @@ __all__ = [
     "InvalidParameterError",
     "InvalidTokenError",
     "IovBuffer",
+    "IovOutput",
     "IovResult",
     "KdcInvalidRequestError",
     "KdcUnableToReferError",

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BufferType",
     "IovBuffer",
+    "IovOutput",
     "IovResult",
     "MessageProtection",
     "UnencryptedMessageError",
@@ -199,10 +200,25 @@ class IovBuffer:
         return f"IovBuffer({self.type.name}, {size!r} bytes)"
 
 
+class IovOutput(IovBuffer):
+    """An ``IovBuffer`` of ``IovResult.buffers``: its ``data`` is what the provider left.
+
+    A ``memoryview`` of the caller's writable buffer where the bytes lie there, else
+    ``bytes``: never a size or ``None``, so ``bytes(out.data)`` and ``len(out.data)``
+    type-check as they run.
+    """
+
+    __slots__ = ()
+    data: bytes | memoryview
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (IovOutput, (self.type, self.data))
+
+
 class IovResult(NamedTuple):
     """What ``wrap_iov``/``unwrap_iov`` return: the buffers as the provider left them."""
 
-    buffers: tuple[IovBuffer, ...]
+    buffers: tuple[IovOutput, ...]
     """One per input buffer, in order, with the type and bytes the provider reported."""
     qop: int
     """The QOP: the one used (``wrap_iov``) or the one ``DecryptMessage`` reported."""
@@ -840,7 +856,7 @@ class MessageProtection(OwnedHandle[SecHandle]):
                     raise UnencryptedMessageError(qop)
             left = desc.read(len(items))
             out = tuple(
-                IovBuffer(
+                IovOutput(
                     _known_type(left[3 * i + 1], item.type),
                     _result(left[3 * i], left[3 * i + 2], regions, function),
                 )
@@ -873,7 +889,7 @@ def _known_type(value: int, given: BufferType) -> BufferType:
 
 def _result(
     length: int, at: int, regions: list[tuple[int, int, memoryview | None]], function: str
-) -> Blob:
+) -> bytes | memoryview:
     """What the provider left in one buffer: a view of the caller's buffer, or a copy."""
     if not length:
         return b""
