@@ -432,3 +432,21 @@ def test_a_failure_with_advice_of_its_own_call_gets_that_advice() -> None:
     assert text.count("SEC_E_INTERNAL_ERROR from AcceptSecurityContext:") == 1
     assert "sspi-rs's Negotiate acceptor fails this way" in text
     assert "For what to do: sspi-import explain SEC_E_LOGON_DENIED" in text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("selftest", "--fake", "--package", ""),
+        ("selftest", "--fake", "--target", " "),
+        ("packages", "--library", ""),
+    ],
+)
+def test_an_empty_argument_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    """Exit status 2, as cli.md says for a bad argument: not a failed step (1)."""
+    status, out, err = run(capsys, *argv)
+    assert status == 2
+    assert "must not be empty" in err
+    assert not out

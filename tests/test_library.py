@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -192,3 +194,18 @@ def test_kernel32_prototypes_save_the_last_error(monkeypatch: pytest.MonkeyPatch
         "CloseHandle", functions.BOOL, (functions.HANDLE,), handle="token", kernel32=True
     )
     assert asked == [(str(functions.BOOL), {"use_last_error": True})]
+
+
+def test_a_library_at_a_path_that_is_not_utf8_loads_and_says_what_it_lacks(
+    stub: Stub, tmp_path: pathlib.Path
+) -> None:
+    """POSIX file names are bytes: ctypes's error for a missing symbol quotes the path and
+    cannot decode it (UnicodeDecodeError escaped from every lookup of a missing export)."""
+    odd = tmp_path / os.fsdecode(b"\xff-sspi.so")
+    shutil.copyfile(stub.path, odd)
+    sspi_import.use_library(odd)
+    try:
+        assert not library.api().has("EnumerateSecurityPackagesW")  # the stub lacks it
+        assert library.api().has("DeleteSecurityContext")
+    finally:
+        sspi_import.use_library(None)

@@ -141,7 +141,8 @@ def _lookup(code: int | str) -> tuple[int, StatusInfo | None]:
         elif re.fullmatch(r"[+-]?0[xX][0-9a-fA-F]{1,16}", text):
             code = int(text, 16)
         elif re.fullmatch(r"[+-]?(?:[0-9]+|0[xX][0-9a-fA-F]+)", text):
-            raise ValueError(f"{text[:24]}... is not a 32-bit status code (signed or unsigned)")
+            shown = text if len(text) <= 24 else text[:24] + "..."
+            raise ValueError(f"{shown} is not a 32-bit status code (signed or unsigned)")
         else:
             raise ValueError(
                 f"{code!r} is not a status code: give a number (0x80090306, -2146893050) "

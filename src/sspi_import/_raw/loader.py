@@ -30,7 +30,12 @@ def open_dll(name: str) -> Any:
 
 
 def provides_addresses(source: object) -> bool:
-    """Whether ``source`` is a provider object (``sspi_function_address(name)``)."""
+    """Whether ``source`` is a provider object (``sspi_function_address(name)``).
+
+    A loaded library is not asked: ``getattr`` on it looks the name up as a symbol.
+    """
+    if isinstance(source, ctypes.CDLL):
+        return False
     return callable(getattr(source, "sspi_function_address", None))
 
 
@@ -42,8 +47,8 @@ def bind(proto: Proto, source: Any) -> Any:
     else:
         try:
             fn = proto.functype((proto.symbol, source))
-        except AttributeError:
-            return None
+        except (AttributeError, UnicodeDecodeError):  # missing (the error names the path,
+            return None  # which need not decode)
     if fn is not None:
         fn.__name__ = proto.symbol
     return fn

@@ -187,12 +187,20 @@ def _c_stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def non_empty(text: str) -> str:
+    """An argument that must say something: empty is a usage error (exit status 2)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def add_provider_options(parser: argparse.ArgumentParser, sspi_rs_help: str = "") -> None:
     """``--library``, ``--fake`` and (with help text) ``--sspi-rs``, mutually exclusive."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--library",
         metavar="PATH",
+        type=non_empty,
         help="an SSPI-compatible library to use instead of secur32 (or $SSPI_IMPORT_LIBRARY)",
     )
     group.add_argument(

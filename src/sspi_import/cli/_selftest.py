@@ -45,6 +45,7 @@ from ._provider import (
     add_provider_options,
     choose_provider,
     installed,
+    non_empty,
 )
 
 if TYPE_CHECKING:
@@ -449,9 +450,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_provider_options(
         parser, "use sspi-rs from the sspilib wheel (a demo identity unless --user is given)"
     )
-    parser.add_argument("--package", default="NTLM", help="security package (default: NTLM)")
     parser.add_argument(
-        "--target", default="host/localhost", help="target name (SPN) (default: host/localhost)"
+        "--package", default="NTLM", type=non_empty, help="security package (default: NTLM)"
+    )
+    parser.add_argument(
+        "--target",
+        default="host/localhost",
+        type=non_empty,
+        help="target name (SPN) (default: host/localhost)",
     )
     parser.add_argument(
         "--user",
