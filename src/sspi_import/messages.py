@@ -359,6 +359,15 @@ class MessageProtection(OwnedHandle[SecHandle]):
         except SspiError:
             return True  # fail closed: refuse what may be a downgrade
 
+    def _refuse_unencrypted(self, qop: int, allow: bool) -> None:
+        """Refuse a sign-only message the caller did not allow, if confidentiality was on.
+
+        Raises ``UnencryptedMessageError(qop)``. Called only when ``qop`` says sign-only
+        (``qop & _NO_ENCRYPT``): opening an encrypted message pays a test, not a call.
+        """
+        if not allow and self._confidential():
+            raise UnencryptedMessageError(qop)
+
     def _refuse_closed(self) -> None:
         """Fail early, before plaintext is copied; the call itself checks again, locked."""
         if self._handle is None:
@@ -564,8 +573,8 @@ class MessageProtection(OwnedHandle[SecHandle]):
                 self._lib.DecryptMessage_bare, _DECRYPT, desc.pointer, 0, desc.ulong,
                 desc.fills[2], fields, desc.read_out[2], desc.memory,
             )  # fmt: skip
-            if opened[6] & _NO_ENCRYPT and not allow_unencrypted and self._confidential():
-                raise UnencryptedMessageError(opened[6])  # its plaintext is wiped below
+            if opened[6] & _NO_ENCRYPT:  # its plaintext is wiped below if refused
+                self._refuse_unencrypted(opened[6], allow_unencrypted)
             d_len, d_at = _data_place(opened)
             if d_at == body_at and d_len == body_size:
                 return body
@@ -617,8 +626,8 @@ class MessageProtection(OwnedHandle[SecHandle]):
                 self._lib.DecryptMessage_bare, _DECRYPT, desc.pointer, 0, desc.ulong,
                 desc.fills[2], fields, desc.read_out[2], desc.memory,
             )  # fmt: skip
-            if opened[6] & _NO_ENCRYPT and not allow_unencrypted and self._confidential():
-                raise UnencryptedMessageError(opened[6])  # its plaintext is wiped below
+            if opened[6] & _NO_ENCRYPT:  # its plaintext is wiped below if refused
+                self._refuse_unencrypted(opened[6], allow_unencrypted)
             d_len, d_at = _data_place(opened)
             if d_len and not base <= d_at <= base + length - d_len:
                 # The provider put the plaintext elsewhere: bring it into the buffer.
@@ -727,8 +736,8 @@ class MessageProtection(OwnedHandle[SecHandle]):
                 desc.memory,
             )  # fmt: skip
             qop = opened[6]
-            if qop & _NO_ENCRYPT and not allow and self._confidential():
-                raise UnencryptedMessageError(qop)
+            if qop & _NO_ENCRYPT:
+                self._refuse_unencrypted(qop, allow)
             d_len, d_at = _data_place(opened)
             if not d_len:
                 return b""
@@ -852,8 +861,8 @@ class MessageProtection(OwnedHandle[SecHandle]):
                     self._lib.DecryptMessage_bare, _DECRYPT, desc.pointer, seq_no, desc.ulong,
                     desc.fill, counted, desc.out, desc.memory,
                 )  # fmt: skip
-                if qop & _NO_ENCRYPT and not allow_unencrypted and self._confidential():
-                    raise UnencryptedMessageError(qop)
+                if qop & _NO_ENCRYPT:
+                    self._refuse_unencrypted(qop, allow_unencrypted)
             left = desc.read(len(items))
             out = tuple(
                 IovOutput(
